@@ -1,0 +1,112 @@
+"""The target catalog: which databases and clusters the broker fronts, and how it reaches them.
+
+A YAML file in the repository (path from ``BROKER_CATALOG_PATH``), validated at start-up: a
+target whose engine is not registered, or whose credential source is unknown, stops the broker
+before the first request instead of failing at it. The catalog never holds a credential, only
+where the credential lives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from broker.problems import NotFound
+
+TARGET_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class CatalogError(ValueError):
+    """The catalog file is invalid; the message names the file and the offending field."""
+
+
+class KeyVaultCredential(BaseModel):
+    """A Key Vault secret; its value is engine-specific (e.g. JSON with username/password)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    source: Literal["key-vault"] = "key-vault"
+    secret: str = Field(pattern=r"^[0-9a-zA-Z-]{1,127}$")
+
+
+class ManagedIdentityCredential(BaseModel):
+    """The broker's managed identity, exchanged for an access token for ``scope``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    source: Literal["managed-identity"]
+    scope: str
+    username: str = ""
+
+
+Credential = KeyVaultCredential | ManagedIdentityCredential
+
+
+class MaskingOverrides(BaseModel):
+    """Per-target masking rules added to the built-in ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    columns: tuple[str, ...] = ()
+    column_patterns: tuple[str, ...] = ()
+    keep_columns: tuple[str, ...] = ()
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=TARGET_NAME)
+    engine: str
+    description: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    read_only: bool = True
+    """The credential is a read-only role: writes can never succeed, approval or not."""
+    credential: Credential = Field(discriminator="source")
+    connection: dict[str, Any] = Field(default_factory=dict)
+    masking: MaskingOverrides = MaskingOverrides()
+
+    def public_view(self) -> dict[str, Any]:
+        """What an agent may learn about a target (no hosts, no secret names)."""
+        return {"name": self.name, "engine": self.engine, "description": self.description,
+                "labels": dict(self.labels), "read_only": self.read_only}
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    targets: dict[str, Target]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_targets(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("targets"), dict):
+            data = dict(data)
+            data["targets"] = {
+                name: ({"name": name, **spec} if isinstance(spec, dict) else spec)
+                for name, spec in data["targets"].items()
+            }
+        return data
+
+    def get(self, name: str) -> Target:
+        target = self.targets.get(name)
+        if target is None:
+            raise NotFound(f"No target named {name!r} is registered with the broker.",
+                           code="unknown_target",
+                           remedy="List the targets you may use with GET /api/targets.")
+        return target
+
+    def check_engines(self, known: set[str]) -> None:
+        unknown = sorted({t.engine for t in self.targets.values()} - known)
+        if unknown:
+            raise CatalogError(f"catalog names engines with no implementation: {', '.join(unknown)} "
+                               f"(known: {', '.join(sorted(known))})")
+
+
+def load_catalog(path: Path) -> Catalog:
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise CatalogError(f"{path}: cannot read the catalog: {exc}") from exc
+    try:
+        return Catalog.model_validate(raw)
+    except ValidationError as exc:
+        raise CatalogError(f"{path}: invalid catalog:\n{exc}") from exc

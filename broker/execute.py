@@ -1,0 +1,234 @@
+"""The execute path: decide, journal the intent, run with the broker's credential, mask, journal
+the outcome, answer. The order is the invariant: nothing runs before its intent is durable, and
+nothing is answered before its (masked) outcome is durable.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from broker.catalog import Catalog, Target
+from broker.guard import Classification
+from broker.identity import Principal
+from broker.journal import Event, JournalRecord, JournalWriter
+from broker.masking import Masker, MaskingRules
+from broker.policy import Decision, Policy
+from broker.problems import BadRequest, BrokerError, CommandFailed, Forbidden
+from broker.secrets import CredentialResolver
+from broker.targets import Command, ExecutionLimits, ResultSet, TargetEngine
+
+MAX_SQL_CHARS = 100_000
+
+
+class ExecuteBody(BaseModel):
+    """The JSON an agent posts to ``/api/execute``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    target: str = Field(min_length=1, max_length=63)
+    sql: str | None = Field(default=None, min_length=1, max_length=MAX_SQL_CHARS)
+    kubectl: list[str] | None = Field(default=None, min_length=1, max_length=64)
+    manifest: dict[str, Any] | list[dict[str, Any]] | None = None
+    reason: str = Field(default="", max_length=500)
+    ticket: str = Field(default="", max_length=100)
+
+    @model_validator(mode="after")
+    def _one_command(self) -> ExecuteBody:
+        if (self.sql is None) == (self.kubectl is None):
+            raise ValueError("send exactly one of 'sql' or 'kubectl'")
+        if self.manifest is not None and self.kubectl is None:
+            raise ValueError("'manifest' goes with a 'kubectl' command")
+        return self
+
+    def command(self) -> Command:
+        if self.sql is not None:
+            return Command("sql", sql=self.sql)
+        return Command("kubectl", argv=tuple(self.kubectl or ()), manifest=self.manifest)
+
+    @classmethod
+    def parse(cls, data: Any) -> ExecuteBody:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
+                        for e in exc.errors()]
+            raise BadRequest("The request body does not match the execute contract.",
+                             code="invalid_request", extra={"errors": problems}) from exc
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Where a call came from, as the journal records it."""
+
+    client_ip: str = ""
+    forwarded_for: str = ""
+    user_agent: str = ""
+    http_request_id: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"ip": self.client_ip, "forwarded_for": self.forwarded_for, "user_agent": self.user_agent,
+                "http_request_id": self.http_request_id}
+
+
+@dataclass
+class ExecuteResult:
+    """What the agent receives for a command that ran (already masked)."""
+
+    request_id: str
+    record_id: str
+    target: str
+    result: ResultSet
+    masked: dict[str, int]
+    duration_ms: float
+    classification: Classification
+    decision: Decision
+    status: Literal["done"] = "done"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.result
+        body: dict[str, Any] = {
+            "status": self.status,
+            "request_id": self.request_id,
+            "record_id": self.record_id,
+            "target": self.target,
+            "columns": [{"name": c.name, "type": c.type} for c in r.columns],
+            "rows": r.rows,
+            "row_count": r.row_count,
+            "truncated": r.truncated,
+            "masked": self.masked,
+            "command_status": r.status,
+            "duration_ms": round(self.duration_ms, 2),
+            "risk": self.classification.risk.value,
+            "decision": {"effect": self.decision.effect, "rule_id": self.decision.rule_id,
+                         "policy_version": self.decision.policy_version},
+        }
+        if r.affected is not None:
+            body["affected_rows"] = r.affected
+        if r.document is not None:
+            body["document"] = r.document
+        if r.text is not None:
+            body["text"] = r.text
+        return body
+
+
+class MaskerSource:
+    """The masker keyed by the current masking key (a Key Vault secret, rotated by version)."""
+
+    def __init__(self, credentials: CredentialResolver, secret_name: str) -> None:
+        from broker.catalog import KeyVaultCredential
+
+        self._credential = KeyVaultCredential(secret=secret_name)
+        self._credentials = credentials
+        self._cached: tuple[str, Masker] | None = None
+
+    def get(self) -> Masker:
+        secret = self._credentials.resolve(self._credential)
+        cached = self._cached
+        if cached is None or cached[0] != secret.version:
+            cached = (secret.version, Masker(secret.value.encode("utf-8")))
+            self._cached = cached
+        return cached[1]
+
+
+class ExecuteService:
+    def __init__(self, *, catalog: Catalog, policy: Policy, engines: dict[str, TargetEngine],
+                 credentials: CredentialResolver, masker: MaskerSource, journal: JournalWriter) -> None:
+        self._catalog = catalog
+        self._policy = policy
+        self._engines = engines
+        self._credentials = credentials
+        self._masker = masker
+        self._journal = journal
+
+    @property
+    def masker(self) -> MaskerSource:
+        return self._masker
+
+    # --- the two halves, usable separately (the approval workflow runs the second later) ---
+    def evaluate(self, principal: Principal, body: ExecuteBody) -> tuple[Target, Command, Classification, Decision]:
+        target = self._catalog.get(body.target)
+        engine = self._engines[target.engine]
+        command = body.command()
+        if command.language != engine.language:
+            raise BadRequest(f"Target {target.name} is a {target.engine} target; send "
+                             f"'{engine.language}', not '{command.language}'.", code="unsupported_command")
+        classification = engine.classify(command)
+        decision = self._policy.decide(principal, target, classification)
+        return target, command, classification, decision
+
+    def execute(self, principal: Principal, body: ExecuteBody, ctx: CallContext) -> ExecuteResult:
+        request_id = str(uuid.uuid4())
+        base = {"request_id": request_id, "principal": principal.describe(), "client": ctx.to_dict(),
+                "reason": body.reason}
+        try:
+            target, command, classification, decision = self.evaluate(principal, body)
+        except BrokerError as refusal:
+            self._journal.write(JournalRecord(event=Event.EXECUTE_DENIED, target=body.target,
+                                              command=body.command().canonical(),
+                                              outcome={"status": "refused", "code": refusal.code}, **base))
+            raise
+        record = {**base, "target": target.name, "command": command.canonical(),
+                  "command_digest": command.digest, "classification": classification.to_dict(),
+                  "decision": decision.to_dict()}
+        if decision.effect != "allow":
+            code = "policy_denied" if decision.effect == "deny" else "approval_required"
+            self._journal.write(JournalRecord(event=Event.EXECUTE_DENIED,
+                                              outcome={"status": "refused", "code": code}, **record))
+            raise Forbidden(
+                f"Policy does not allow this {classification.risk.value} command on {target.name}: "
+                f"{decision.reason}.", code=code, remedy=decision.remedy,
+                extra={"risk": classification.risk.value, "risk_reason": classification.reason,
+                       "rule_id": decision.rule_id, "policy_version": decision.policy_version})
+        return self.run(principal, target, command, classification, decision, record)
+
+    def run(self, principal: Principal, target: Target, command: Command, classification: Classification,
+            decision: Decision, record: dict[str, Any]) -> ExecuteResult:
+        """Journal the intent, run once, mask, journal the outcome. Raises BrokerError on refusal."""
+        intent_id = self._journal.write(JournalRecord(event=Event.EXECUTE_INTENT, **record))
+        started = time.perf_counter()
+        outcome_base = {**record, "outcome": {"intent": intent_id}}
+        try:
+            masker = self._masker.get()
+            secret = self._credentials.resolve(target.credential)
+            limits = ExecutionLimits(decision.limits.max_rows, decision.limits.max_bytes,
+                                     decision.limits.statement_timeout_ms)
+            engine = self._engines[target.engine]
+            read_only = classification.read_only or target.read_only
+            result = engine.execute(target, command, secret, limits, read_only=read_only)
+            rules = MaskingRules(target.masking.columns, target.masking.column_patterns,
+                                 target.masking.keep_columns)
+            masked = masker.mask_table([c.name for c in result.columns], result.rows, rules)
+            result.rows = masked.rows
+        except BrokerError as failure:
+            failure = _masked_failure(failure, self._masker)
+            elapsed = (time.perf_counter() - started) * 1000
+            outcome_base["outcome"] = {"intent": intent_id, "status": "error", "code": failure.code,
+                                       "detail": failure.detail, "duration_ms": round(elapsed, 2)}
+            self._journal.write(JournalRecord(event=Event.EXECUTE_OUTCOME, **outcome_base))
+            raise failure from None
+        elapsed = (time.perf_counter() - started) * 1000
+        response = {"columns": [c.name for c in result.columns], "rows": result.rows}
+        outcome_base["outcome"] = {"intent": intent_id, "status": "ok", "rows": result.row_count,
+                                   "bytes": result.bytes, "truncated": result.truncated,
+                                   "masked": masked.counts, "command_status": result.status,
+                                   "affected": result.affected, "duration_ms": round(elapsed, 2)}
+        outcome_id = self._journal.write(JournalRecord(event=Event.EXECUTE_OUTCOME, response=response,
+                                                       **outcome_base))
+        return ExecuteResult(record["request_id"], outcome_id, target.name, result, masked.counts, elapsed,
+                             classification, decision)
+
+
+def _masked_failure(failure: BrokerError, masker: MaskerSource) -> BrokerError:
+    """A target's error message can quote row data (a duplicate key, a bad value): mask it too."""
+    if isinstance(failure, CommandFailed):
+        try:
+            failure.detail = masker.get().mask_text(failure.detail)
+        except BrokerError:
+            failure.detail = "The target refused the command (its message could not be masked)."
+        failure.args = (failure.detail,)
+    return failure

@@ -1,0 +1,57 @@
+"""Risk classification of commands, fail closed: anything not positively a plain read is not a read.
+
+One module per command language (``sql``, later ``kubernetes``) behind one result type,
+``Classification``. The policy decides on the ``risk`` class; people read the ``reason`` on the
+approval page. Unparsable, unknown or ambiguous input is the highest risk, never a read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Risk(StrEnum):
+    """Risk classes, in increasing severity (``severity`` gives the order)."""
+
+    READ = "read"
+    READ_SECRET = "read-secret"
+    WRITE = "write"
+    SCHEMA = "schema"
+    EXEC = "exec"
+    PRIVILEGE = "privilege"
+    DESTRUCTIVE = "destructive"
+    ADMIN = "admin"
+    UNKNOWN = "unknown"
+
+    @property
+    def severity(self) -> int:
+        return _ORDER.index(self)
+
+
+_ORDER = list(Risk)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What a command is, as far as the broker can prove it."""
+
+    risk: Risk
+    reason: str
+    language: str  # "sql" | "kubernetes"
+    statement: str = ""  # e.g. "SELECT", "DELETE", "get pods"
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def read_only(self) -> bool:
+        return self.risk is Risk.READ
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"risk": self.risk.value, "read_only": self.read_only, "reason": self.reason,
+                "language": self.language, "statement": self.statement, **self.details}
+
+
+def riskiest(*items: Classification) -> Classification:
+    """The most cautious of several answers (used when two parsers disagree)."""
+    return max(items, key=lambda c: c.risk.severity)

@@ -1,0 +1,79 @@
+"""The composition root: builds the broker's long-lived parts once per process from ``Settings``.
+
+Loading validates the catalog and policy, so a bad file fails start-up (the first request in
+a cold Functions worker) with a precise message rather than misbehaving later.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from azure.core.credentials import TokenCredential
+
+from broker.catalog import Catalog, load_catalog
+from broker.execute import ExecuteService, MaskerSource
+from broker.identity import TokenValidator
+from broker.journal import JournalReader, JournalStorage, JournalWriter
+from broker.policy import Policy
+from broker.secrets import CredentialResolver, KeyVaultSecretStore
+from broker.settings import Settings, get_settings
+from broker.targets import ENGINES, TargetEngine, create_engine
+
+
+def azure_credential() -> TokenCredential:
+    """The broker's own identity: the Function app's managed identity in Azure."""
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+
+@dataclass
+class Broker:
+    settings: Settings
+    validator: TokenValidator
+    catalog: Catalog
+    policy: Policy
+    engines: dict[str, TargetEngine]
+    credentials: CredentialResolver
+    journal_storage: JournalStorage
+    journal: JournalWriter
+    journal_reader: JournalReader
+    execute: ExecuteService
+
+    @classmethod
+    def from_settings(cls, settings: Settings, credential: TokenCredential | None = None) -> Broker:
+        catalog = load_catalog(settings.catalog_path)
+        catalog.check_engines(set(ENGINES))
+        policy = Policy.load(settings.policy_path)
+        credential = credential or azure_credential()
+        secrets = KeyVaultSecretStore(settings.key_vault_url, credential,
+                                      ttl_seconds=settings.secret_cache_ttl_seconds)
+        credentials = CredentialResolver(secrets, credential)
+        engines = {name: create_engine(name) for name in {t.engine for t in catalog.targets.values()}}
+        storage = JournalStorage.from_settings(settings, credential)
+        journal = JournalWriter(storage)
+        service = ExecuteService(catalog=catalog, policy=policy, engines=engines, credentials=credentials,
+                                 masker=MaskerSource(credentials, settings.masking_key_secret), journal=journal)
+        return cls(settings, TokenValidator(settings), catalog, policy, engines, credentials, storage, journal,
+                   JournalReader(storage), service)
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            engine.close()
+        self.journal.close()
+        self.journal_storage.close()
+
+
+_broker: Broker | None = None
+_lock = threading.Lock()
+
+
+def get_broker() -> Broker:
+    """The process-wide broker, built on first use (cold start) and reused by every invocation."""
+    global _broker
+    if _broker is None:
+        with _lock:
+            if _broker is None:
+                _broker = Broker.from_settings(get_settings())
+    return _broker

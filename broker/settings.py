@@ -1,0 +1,105 @@
+"""The broker's configuration: the one place that reads environment variables.
+
+In Azure these are Function app settings; locally the dev stack sets them. Every other module
+receives a ``Settings`` (or the part of it that it needs) instead of reading ``os.environ``,
+so tests construct ``Settings(...)`` directly.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """Typed broker settings; env names are the field names upper-cased with ``BROKER_``."""
+
+    model_config = SettingsConfigDict(env_prefix="BROKER_", extra="ignore", frozen=True)
+
+    # --- identity (Entra ID or any OIDC issuer that signs RS256/ES256) ---
+    authority: str = "https://login.microsoftonline.com"
+    """v2 issuer base: tokens carry ``{authority}/{tenant}/v2.0``."""
+    v1_authority: str = "https://sts.windows.net"
+    """v1 issuer base: tokens carry ``{v1_authority}/{tenant}/``."""
+    allowed_tenants: CommaList = ()
+    audiences: CommaList = ()
+    jwks_uri: str = ""
+    """Defaults to ``{authority}/common/discovery/v2.0/keys`` (Entra's key set)."""
+    token_leeway_seconds: int = 60
+    jwks_min_refresh_seconds: float = 30.0
+    jwks_max_age_seconds: float = 3600.0
+
+    # --- configuration files ---
+    catalog_path: Path = Path("config/catalog.yaml")
+    policy_path: Path = Path("config/policy.yaml")
+
+    # --- target credentials ---
+    key_vault_url: str = ""
+    secret_cache_ttl_seconds: float = 300.0
+
+    # --- journal storage: a connection string (Azurite) or endpoints reached by managed identity ---
+    storage_connection_string: SecretStr = SecretStr("")
+    table_endpoint: str = ""
+    blob_endpoint: str = ""
+    journal_table: str = "journal"
+    journal_container: str = "journal"
+
+    # --- request limits ---
+    max_body_bytes: int = 256 * 1024
+    default_max_rows: int = 1000
+    default_max_bytes: int = 1024 * 1024
+    default_statement_timeout_ms: int = 5000
+
+    # --- masking ---
+    masking_key_secret: str = "masking-key"
+    """Key Vault secret holding the key of the masked values' keyed hash."""
+
+    # --- durable task hub ---
+    task_hub: str = "brokerhub"
+
+    public_base_url: str = ""
+    """How agents and approvers reach the broker (links in 202 responses and emails)."""
+
+    @field_validator("allowed_tenants", "audiences", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split(value)
+
+    @property
+    def effective_jwks_uri(self) -> str:
+        return self.jwks_uri or f"{self.authority.rstrip('/')}/common/discovery/v2.0/keys"
+
+    def issuers(self) -> dict[str, str]:
+        """Accepted issuer string -> tenant id, in both Entra formats."""
+        accepted: dict[str, str] = {}
+        for tenant in self.allowed_tenants:
+            accepted[f"{self.authority.rstrip('/')}/{tenant}/v2.0"] = tenant
+            accepted[f"{self.v1_authority.rstrip('/')}/{tenant}/"] = tenant
+        return accepted
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
+
+
+class ClientSettings(BaseSettings):
+    """The agent-side CLI's settings (``BROKER_URL``, ``BROKER_TOKEN``); empty means "the dev stack"."""
+
+    model_config = SettingsConfigDict(env_prefix="BROKER_", extra="ignore", frozen=True)
+    url: str = ""
+    token: SecretStr = SecretStr("")
+    dev_state_dir: Path = Path(".broker/dev")

@@ -1,0 +1,86 @@
+"""The one small interface every target engine implements, and the shapes it returns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from broker.catalog import Target
+from broker.guard import Classification
+from broker.secrets import SecretValue
+
+
+@dataclass(frozen=True)
+class Command:
+    """What the agent asked to run, exactly; ``digest`` binds approvals to it."""
+
+    language: str  # "sql" | "kubectl"
+    sql: str = ""
+    argv: tuple[str, ...] = ()
+    manifest: Any = None
+
+    def canonical(self) -> dict[str, Any]:
+        if self.language == "sql":
+            return {"language": "sql", "sql": self.sql}
+        body: dict[str, Any] = {"language": self.language, "argv": list(self.argv)}
+        if self.manifest is not None:
+            body["manifest"] = self.manifest
+        return body
+
+    @property
+    def digest(self) -> str:
+        data = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
+
+    def display(self) -> str:
+        return self.sql if self.language == "sql" else " ".join(self.argv)
+
+
+@dataclass(frozen=True)
+class ExecutionLimits:
+    max_rows: int = 1000
+    max_bytes: int = 1024 * 1024
+    timeout_ms: int = 5000
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+
+
+@dataclass
+class ResultSet:
+    """A command's result before masking. Tabular (``columns``/``rows``), or a document, or text."""
+
+    columns: list[Column] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+    truncated: bool = False
+    status: str = ""  # the target's own summary, e.g. "SELECT 5" or "DELETE 1"
+    affected: int | None = None
+    document: Any = None
+    text: str | None = None
+    bytes: int = 0
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
+
+
+class TargetEngine(Protocol):
+    """One engine per protocol. Engines are long-lived and thread-safe (they pool connections)."""
+
+    language: str  # the command language this engine accepts
+    dialect: str  # the guard's dialect name
+
+    def classify(self, command: Command) -> Classification: ...
+
+    def execute(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
+                *, read_only: bool) -> ResultSet: ...
+
+    def check(self, target: Target, secret: SecretValue) -> None:
+        """Raise if the target cannot be reached with this credential (health)."""
+
+    def close(self) -> None: ...

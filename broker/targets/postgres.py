@@ -1,0 +1,183 @@
+"""PostgreSQL through psycopg 3: one statement per round trip, reads in a read-only transaction.
+
+The second wall behind the classifier: a read runs in ``BEGIN READ ONLY`` with a local
+``statement_timeout``, so a write that slipped past the guard is refused by PostgreSQL itself.
+The extended query protocol (always used by psycopg 3) refuses more than one statement.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from broker.catalog import Target
+from broker.guard import Classification
+from broker.guard.sql import classify_sql
+from broker.problems import CommandFailed, TimedOut, Unavailable
+from broker.secrets import SecretValue
+from broker.targets._render import to_json_value
+from broker.targets.base import Column, Command, ExecutionLimits, ResultSet
+
+_CONNECT_KEYS = ("host", "port", "dbname", "database", "sslmode", "sslrootcert", "application_name",
+                 "connect_timeout", "target_session_attrs")
+
+
+class PostgresEngine:
+    language = "sql"
+    dialect = "postgres"
+
+    def __init__(self, *, pool_max_size: int = 4, connect_timeout: float = 5.0) -> None:
+        self._pools: dict[tuple[str, str], ConnectionPool] = {}
+        self._lock = threading.Lock()
+        self._pool_max = pool_max_size
+        self._connect_timeout = connect_timeout
+
+    def classify(self, command: Command) -> Classification:
+        return classify_sql(command.sql, self.dialect)
+
+    # --- connections ---
+    def _conninfo(self, target: Target, secret: SecretValue) -> dict[str, Any]:
+        conn = target.connection
+        params: dict[str, Any] = {k: conn[k] for k in _CONNECT_KEYS if k in conn}
+        if "database" in params:
+            params["dbname"] = params.pop("database")
+        params.setdefault("application_name", "agent-access-broker")
+        params.setdefault("connect_timeout", int(self._connect_timeout))
+        credential = _parse_credential(secret.value)
+        params["user"] = credential.get("username") or conn.get("username", "")
+        params["password"] = credential["password"]
+        return params
+
+    def _pool(self, target: Target, secret: SecretValue) -> ConnectionPool:
+        key = (target.name, secret.version or str(hash(secret.value)))
+        pool = self._pools.get(key)
+        if pool is not None:
+            return pool
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                for old_key in [k for k in self._pools if k[0] == target.name]:
+                    self._pools.pop(old_key).close(timeout=0)  # credential rotated
+                pool = ConnectionPool(kwargs=self._conninfo(target, secret), min_size=0,
+                                      max_size=self._pool_max, open=True, timeout=self._connect_timeout,
+                                      max_idle=300, check=ConnectionPool.check_connection,
+                                      name=f"broker-{target.name}")
+                self._pools[key] = pool
+            return pool
+
+    def check(self, target: Target, secret: SecretValue) -> None:
+        try:
+            with self._pool(target, secret).connection() as conn:
+                conn.execute("SELECT 1")
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+
+    # --- execution ---
+    def execute(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
+                *, read_only: bool) -> ResultSet:
+        try:
+            with self._pool(target, secret).connection() as conn:
+                conn.read_only = read_only
+                try:
+                    with conn.transaction():
+                        conn.execute(
+                            "SELECT set_config('statement_timeout', %s, true),"
+                            " set_config('lock_timeout', %s, true),"
+                            " set_config('idle_in_transaction_session_timeout', %s, true)",
+                            (str(limits.timeout_ms), str(limits.timeout_ms), str(limits.timeout_ms * 2)),
+                        )
+                        return self._run(conn, command.sql, limits, read_only)
+                finally:
+                    conn.read_only = False
+        except pg_errors.QueryCanceled as exc:
+            raise TimedOut(f"The statement ran longer than {limits.timeout_ms} ms and was cancelled.",
+                           code="statement_timeout") from exc
+        except pg_errors.ReadOnlySqlTransaction as exc:
+            raise CommandFailed("The database refused a write inside a read-only transaction.",
+                                code="read_only_violation", extra={"sqlstate": exc.sqlstate}) from exc
+        except (pg_errors.InvalidPassword, pg_errors.InvalidAuthorizationSpecification) as exc:
+            raise Unavailable(f"The broker's credential for {target.name} was refused.",
+                              code="target_auth_failed") from exc
+        except PoolTimeout as exc:
+            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+        except psycopg.OperationalError as exc:
+            if exc.sqlstate is None:
+                raise Unavailable(f"Target {target.name} is unreachable.",
+                                  code="target_unavailable") from exc
+            raise _command_failed(exc) from exc
+        except psycopg.Error as exc:
+            raise _command_failed(exc) from exc
+
+    def _run(self, conn: psycopg.Connection, sql: str, limits: ExecutionLimits, read_only: bool) -> ResultSet:
+        with conn.cursor() as cur:
+            if read_only:
+                # Streamed, so a capped read stops at the cap instead of pulling every row.
+                stream = cur.stream(sql, size=min(limits.max_rows + 1, 500))
+                try:
+                    result = _collect(stream, limits)
+                finally:
+                    stream.close()  # cancels the rest of a capped read
+            else:
+                # A write runs to completion; only its returned rows are capped.
+                cur.execute(sql)
+                result = _collect(iter(cur.fetchmany(limits.max_rows + 1)) if cur.description else iter(()),
+                                  limits)
+            if cur.description:
+                result.columns = [Column(d.name, _type_name(conn, d.type_code)) for d in cur.description]
+            result.status = cur.statusmessage or ""
+            if not cur.description and cur.rowcount >= 0:
+                result.affected = cur.rowcount
+        return result
+
+    def close(self) -> None:
+        with self._lock:
+            for pool in self._pools.values():
+                pool.close(timeout=1)
+            self._pools.clear()
+
+
+def _collect(rows: Iterator[Any], limits: ExecutionLimits) -> ResultSet:
+    result = ResultSet()
+    size = 0
+    for row in rows:
+        if len(result.rows) >= limits.max_rows:
+            result.truncated = True
+            break
+        rendered = [to_json_value(v) for v in row]
+        size += len(json.dumps(rendered, ensure_ascii=False, default=str))
+        if size > limits.max_bytes:
+            result.truncated = True
+            break
+        result.rows.append(rendered)
+    result.bytes = size
+    return result
+
+
+def _parse_credential(value: str) -> dict[str, str]:
+    """A secret is JSON ``{"username": ..., "password": ...}``, or a bare password."""
+    text = value.strip()
+    if text.startswith("{"):
+        data = json.loads(text)
+        if not isinstance(data, dict) or "password" not in data:
+            raise Unavailable("The target's credential secret is malformed.", code="secret_malformed")
+        return {k: str(v) for k, v in data.items()}
+    return {"password": value}
+
+
+def _type_name(conn: psycopg.Connection, oid: int) -> str:
+    info = conn.adapters.types.get(oid)
+    return info.name if info else f"oid:{oid}"
+
+
+def _command_failed(exc: psycopg.Error) -> CommandFailed:
+    diag = exc.diag
+    # The server's message can quote row values (e.g. a duplicate key); the caller masks it.
+    message = (diag.message_primary or str(exc)).strip()
+    return CommandFailed(f"PostgreSQL refused the command: {message}", code="query_failed",
+                         extra={"sqlstate": exc.sqlstate or ""})

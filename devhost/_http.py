@@ -1,0 +1,112 @@
+"""A small threaded HTTP(S) server for the stand-ins: routes by method and path regex."""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    match: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+    def encode(self) -> bytes:
+        if self.body is None:
+            return b""
+        if isinstance(self.body, bytes):
+            return self.body
+        if isinstance(self.body, str):
+            return self.body.encode()
+        return json.dumps(self.body).encode()
+
+
+Route = tuple[str, re.Pattern[str], Callable[[Request], Response]]
+
+
+class StandInServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, host: str, port: int, routes: list[Route], tls: ssl.SSLContext | None = None) -> None:
+        self.routes = routes
+        super().__init__((host, port), _Handler)
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+        self.scheme = "https" if tls else "http"
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def start_background(self) -> StandInServer:
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True, name=type(self).__name__)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: StandInServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _dispatch(self) -> None:
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        request = Request(self.command, split.path, dict(parse_qsl(split.query)),
+                          {k.lower(): v for k, v in self.headers.items()}, body)
+        response = Response(404, {"error": {"code": "NotFound", "message": "no such endpoint"}})
+        for method, pattern, handler in self.server.routes:
+            m = pattern.fullmatch(split.path)
+            if m and method == self.command:
+                request.match = m.groupdict()
+                try:
+                    response = handler(request)
+                except Exception as exc:  # a stand-in reports its own bugs as 500s
+                    response = Response(500, {"error": {"code": "InternalError", "message": str(exc)}})
+                break
+        payload = response.encode()
+        self.send_response(response.status)
+        if payload or response.status != 204:
+            self.send_header("Content-Type", response.content_type)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch

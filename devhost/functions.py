@@ -1,0 +1,96 @@
+"""An index of the functions an app registered, as the Functions host would see them."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+
+_ROUTE_PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?(\?)?\}")
+_CONSTRAINTS = {"guid": r"[0-9a-fA-F-]{36}", "int": r"-?\d+", "alpha": r"[A-Za-z]+"}
+
+
+@dataclass
+class HttpRoute:
+    name: str
+    pattern: re.Pattern[str]
+    methods: frozenset[str]
+    function: Callable[..., Any]
+    trigger_param: str
+    bindings: list[Any] = field(default_factory=list)
+
+
+def route_regex(template: str) -> re.Pattern[str]:
+    """Compile a Functions route template (``items/{id:guid}``, ``files/{*path}``, ``{x?}``)."""
+    out, pos = "", 0
+    for m in _ROUTE_PARAM.finditer(template):
+        out += re.escape(template[pos:m.start()])
+        star, name, constraint, optional = m.groups()
+        body = ".*" if star else _CONSTRAINTS.get(constraint or "", r"[^/]+")
+        if optional:
+            if out.endswith("/"):
+                out = out[:-1] + f"(?:/(?P<{name}>{body}))?"
+            else:
+                out += f"(?P<{name}>{body})?"
+        else:
+            out += f"(?P<{name}>{body})"
+        pos = m.end()
+    out += re.escape(template[pos:])
+    return re.compile(f"^{out}$", re.IGNORECASE)
+
+
+def route_prefix(app_root: Path) -> str:
+    host = app_root / "host.json"
+    if host.exists():
+        prefix = json.loads(host.read_text()).get("extensions", {}).get("http", {}).get("routePrefix", "api")
+        return prefix.strip("/")
+    return "api"
+
+
+class FunctionIndex:
+    """Loads the app module and indexes its functions by trigger type."""
+
+    def __init__(self, module: str = "function_app", app_attr: str = "app") -> None:
+        mod = importlib.import_module(module)
+        self.app = getattr(mod, app_attr)
+        self.root = Path(inspect.getfile(mod)).resolve().parent
+        self.prefix = route_prefix(self.root)
+        self.http: list[HttpRoute] = []
+        self.by_name: dict[str, Any] = {}
+        self.by_trigger: dict[str, list[Any]] = {}
+        for fn in self.app.get_functions():
+            trigger = fn.get_trigger()
+            self.by_name[fn.get_function_name()] = fn
+            self.by_trigger.setdefault(trigger.get_binding_name(), []).append(fn)
+            if trigger.get_binding_name() == "httpTrigger":
+                route = trigger.route or fn.get_function_name()
+                methods = frozenset(str(getattr(m, "value", m)).upper() for m in (trigger.methods or [])) \
+                    or frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
+                full = f"{self.prefix}/{route}" if self.prefix else route
+                self.http.append(HttpRoute(fn.get_function_name(), route_regex(full.strip("/")), methods,
+                                           fn.get_user_function(), trigger.name, fn.get_bindings()))
+
+    def match(self, method: str, path: str) -> tuple[HttpRoute | None, dict[str, str], bool]:
+        """(route, route params, path matched but method not allowed)."""
+        path = path.strip("/")
+        wrong_method = False
+        for route in self.http:
+            m = route.pattern.match(path)
+            if m:
+                if method.upper() in route.methods:
+                    return route, {k: v for k, v in m.groupdict().items() if v is not None}, False
+                wrong_method = True
+        return None, {}, wrong_method
+
+
+def make_request(method: str, url: str, headers: dict[str, str], params: dict[str, str],
+                 route_params: dict[str, str], body: bytes) -> func.HttpRequest:
+    return func.HttpRequest(method=method.upper(), url=url, headers=headers, params=params,
+                            route_params=route_params, body=body)

@@ -1,0 +1,152 @@
+"""The devhost HTTP front end: routes requests to the app's HTTP functions with real
+``func.HttpRequest`` objects, as the Functions host does (route prefix, templates, methods)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+
+from devhost.functions import FunctionIndex, HttpRoute, make_request
+
+log = logging.getLogger("devhost")
+
+MAX_BODY = 100 * 1024 * 1024  # the Functions host's default request size limit
+BindingProvider = Callable[[Any, func.HttpRequest], Any]
+
+
+class AsyncRunner:
+    """One event loop thread for async functions (the durable client's are async)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="devhost-async", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Any, timeout: float = 300) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+
+
+class FunctionsHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], index: FunctionIndex,
+                 providers: dict[str, BindingProvider] | None = None,
+                 extra_routes: dict[str, Callable[[BaseHTTPRequestHandler], bool]] | None = None) -> None:
+        self.index = index
+        self.providers = dict(providers or {})
+        self.extra_routes = dict(extra_routes or {})
+        self.runner = AsyncRunner()
+        super().__init__(address, _Handler)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def invoke(self, route: HttpRoute, request: func.HttpRequest) -> func.HttpResponse:
+        kwargs: dict[str, Any] = {}
+        params = inspect.signature(route.function).parameters
+        for binding in route.bindings:
+            if binding.name == "$return" or binding.name not in params:
+                continue
+            if binding.name == route.trigger_param:
+                kwargs[binding.name] = request
+            else:
+                provider = self.providers.get(binding.get_binding_name())
+                if provider is None:
+                    raise RuntimeError(f"devhost cannot provide a {binding.get_binding_name()} binding")
+                kwargs[binding.name] = provider(binding, request)
+        if "context" in params and "context" not in kwargs:
+            kwargs["context"] = None
+        result = route.function(**kwargs)
+        if inspect.isawaitable(result):
+            result = self.runner.run(result)
+        return result
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.runner.stop()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FunctionsHttpServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s - %s", self.address_string(), format % args)
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _problem(self, status: int, code: str, detail: str) -> None:
+        body = json.dumps({"title": detail, "status": status, "code": code, "detail": detail}).encode()
+        self._send(status, body, {"Content-Type": "application/problem+json"})
+
+    def _dispatch(self) -> None:
+        split = urlsplit(self.path)
+        for prefix, handler in self.server.extra_routes.items():
+            if split.path.startswith(prefix) and handler(self):
+                return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self.close_connection = True
+            self._problem(413, "body_too_large", "The request body exceeds the host's limit.")
+            return
+        body = self.rfile.read(length) if length else b""
+        route, route_params, wrong_method = self.server.index.match(self.command, split.path)
+        if route is None:
+            if wrong_method:
+                self._problem(405, "method_not_allowed", f"{self.command} is not allowed here.")
+            else:
+                self._problem(404, "not_found", "No function serves this path.")
+            return
+        host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        # Like Azure's front end: append the peer address, so the last hop is the trusted one.
+        prior = headers.get("x-forwarded-for")
+        headers["x-forwarded-for"] = f"{prior}, {self.client_address[0]}" if prior else self.client_address[0]
+        request = make_request(self.command, f"http://{host}{self.path}", headers,
+                               dict(parse_qsl(split.query, keep_blank_values=True)), route_params, body)
+        try:
+            response = self.server.invoke(route, request)
+        except Exception:
+            log.exception("function %s failed", route.name)
+            self._problem(500, "function_failed", f"Function {route.name} raised an exception.")
+            return
+        if response is None:
+            self._send(204, b"", {})
+            return
+        out_headers = dict(response.headers)
+        if response.mimetype and "content-type" not in {k.lower() for k in out_headers}:
+            charset = f"; charset={response.charset}" if response.charset else ""
+            out_headers["Content-Type"] = f"{response.mimetype}{charset}"
+        self._send(response.status_code, response.get_body() or b"", out_headers)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
+
+
+def serve(host: str = "127.0.0.1", port: int = 7071, module: str = "function_app",
+          providers: dict[str, BindingProvider] | None = None) -> FunctionsHttpServer:
+    """Create the server (not yet serving): call ``serve_forever`` on it."""
+    return FunctionsHttpServer((host, port), FunctionIndex(module), providers)

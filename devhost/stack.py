@@ -1,0 +1,250 @@
+"""The local stack: Azurite, embedded PostgreSQL with demo data, the OIDC issuer (and managed
+identity endpoint), the Key Vault stand-in, and the devhost serving ``function_app.py``.
+
+``DevStack`` is used by ``python -m broker dev`` and by the end-to-end tests (with free ports and
+a temporary state folder). Everything it starts listens on 127.0.0.1 and is stopped by ``stop``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from azure.keyvault.secrets import SecretClient
+
+from devhost._http import StandInServer
+from devhost.azurite import Azurite
+from devhost.certs import DevCertificates
+from devhost.credentials import DevIdentityCredential
+from devhost.demo import seed_demo
+from devhost.identities import AUDIENCE, BROKER_APP_ID, DEV_TENANT, IDENTITIES
+from devhost.keyvault import KeyVaultStandIn, keyvault_server
+from devhost.oidc import DevIssuer, issuer_server
+from devhost.postgres import EmbeddedPostgres
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_SECRET = "demo-postgres-agent"
+MASKING_SECRET = "masking-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Ports:
+    devhost: int = 7071
+    issuer: int = 7081
+    keyvault: int = 7443
+    blob: int = 10000
+    queue: int = 10001
+    table: int = 10002
+    postgres: int = 54329
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(**{name: free_port() for name in cls.__dataclass_fields__})
+
+    def busy(self) -> list[str]:
+        taken = []
+        for name, port in asdict(self).items():
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    taken.append(f"{name}:{port}")
+        return taken
+
+
+class DevStack:
+    def __init__(self, state_dir: Path, ports: Ports | None = None, *, log_statements: bool = False,
+                 policy_path: Path | None = None, quiet: bool = False) -> None:
+        self.state_dir = state_dir.resolve()
+        self.ports = ports or Ports()
+        self.log_statements = log_statements
+        self.policy_path = policy_path or REPO_ROOT / "config" / "dev" / "policy.yaml"
+        self.quiet = quiet
+        self.issuer_server: StandInServer | None = None
+        self.issuer: DevIssuer | None = None
+        self.keyvault_server: StandInServer | None = None
+        self.keyvault: KeyVaultStandIn | None = None
+        self.certs: DevCertificates | None = None
+        self.azurite: Azurite | None = None
+        self.postgres: EmbeddedPostgres | None = None
+        self.devhost: subprocess.Popen[bytes] | None = None
+        self.env: dict[str, str] = {}
+
+    # --- lifecycle ---
+    def start(self, *, devhost: bool = True) -> DevStack:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.start_support()
+            if devhost:
+                self.start_devhost()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_support(self) -> None:
+        """Everything but the devhost: emulators, stand-ins, demo data, secrets, config files."""
+        self.certs = DevCertificates(self.state_dir)
+        self.start_issuer()
+        self.start_keyvault()
+        self.azurite = Azurite(REPO_ROOT, self.state_dir / "azurite", self.ports.blob, self.ports.queue,
+                               self.ports.table).start()
+        self.postgres = EmbeddedPostgres(self.state_dir / "postgres", self.ports.postgres,
+                                         log_statements=self.log_statements).start()
+        agent_password = self._seed_secrets()
+        seed_demo(self.postgres, agent_password)
+        self._write_catalog()
+        self.env = self.broker_env()
+        (self.state_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2))
+
+    def start_issuer(self) -> None:
+        self.issuer_server, self.issuer = issuer_server(self.state_dir, self.ports.issuer)
+        self.issuer_server.start_background()
+
+    def start_keyvault(self) -> None:
+        assert self.issuer and self.certs
+        self.keyvault_server, self.keyvault = keyvault_server(
+            self.state_dir, self.certs.server_context(), jwks_uri=self.issuer.jwks_uri,
+            authority=self.issuer.authority, tenant=DEV_TENANT, readers={IDENTITIES["broker"].object_id},
+            writers={IDENTITIES["operator"].object_id}, port=self.ports.keyvault)
+        self.keyvault_server.start_background()
+
+    def stop_keyvault(self) -> None:
+        if self.keyvault_server:
+            self.keyvault_server.stop()
+            self.keyvault_server = None
+
+    def _seed_secrets(self) -> str:
+        """Seed Key Vault through the real SecretClient as the dev operator; keep existing values."""
+        assert self.issuer and self.keyvault_server and self.certs
+        client = SecretClient(self.keyvault_server.base_url, DevIdentityCredential(self.issuer, "operator"),
+                              connection_verify=str(self.certs.bundle_path))
+        store = self.keyvault.store if self.keyvault else None
+        existing = store.get(DEMO_SECRET, None) if store else None
+        if existing:
+            password = json.loads(existing["value"])["password"]
+        else:
+            password = secrets.token_urlsafe(18)
+            client.set_secret(DEMO_SECRET, json.dumps({"username": "broker_agent", "password": password}),
+                              content_type="application/json")
+        if not (store and store.get(MASKING_SECRET, None)):
+            client.set_secret(MASKING_SECRET, secrets.token_urlsafe(32))
+        client.close()
+        return password
+
+    def _write_catalog(self) -> None:
+        catalog = {"targets": {"demo-postgres": {
+            "engine": "postgres",
+            "description": "Demo customers and orders (PostgreSQL, local)",
+            "labels": {"env": "dev", "data": "pii"},
+            "read_only": False,
+            "credential": {"source": "key-vault", "secret": DEMO_SECRET},
+            "connection": {"host": "127.0.0.1", "port": self.ports.postgres, "database": "demo",
+                           "sslmode": "disable"},
+        }}}
+        (self.state_dir / "catalog.yaml").write_text(
+            "# Generated by the dev stack (ports are this run's).\n" + yaml.safe_dump(catalog, sort_keys=False))
+
+    def broker_env(self) -> dict[str, str]:
+        """The Function app settings the devhost runs with."""
+        assert self.issuer and self.issuer_server and self.keyvault_server and self.azurite and self.certs
+        return {
+            "BROKER_AUTHORITY": self.issuer.authority,
+            "BROKER_V1_AUTHORITY": self.issuer.v1_authority,
+            "BROKER_JWKS_URI": self.issuer.jwks_uri,
+            "BROKER_ALLOWED_TENANTS": DEV_TENANT,
+            "BROKER_AUDIENCES": f"{AUDIENCE},{BROKER_APP_ID}",
+            "BROKER_CATALOG_PATH": str(self.state_dir / "catalog.yaml"),
+            "BROKER_POLICY_PATH": str(self.policy_path),
+            "BROKER_KEY_VAULT_URL": self.keyvault_server.base_url,
+            "BROKER_STORAGE_CONNECTION_STRING": self.azurite.connection_string,
+            "BROKER_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.ports.devhost}",
+            "BROKER_TASK_HUB": "devhub",
+            "AzureWebJobsStorage": self.azurite.connection_string,
+            "IDENTITY_ENDPOINT": f"{self.issuer_server.base_url}/msi/token",
+            "IDENTITY_HEADER": self.issuer.managed_identity_secret,
+            "REQUESTS_CA_BUNDLE": str(self.certs.bundle_path),
+            "SSL_CERT_FILE": str(self.certs.bundle_path),
+        }
+
+    def start_devhost(self, extra_env: dict[str, str] | None = None, timeout: float = 30.0) -> None:
+        env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
+        log = open(self.state_dir / "devhost.log", "ab")  # noqa: SIM115 - lives as long as the process
+        self.devhost = subprocess.Popen(
+            [sys.executable, "-m", "devhost", "serve", "--port", str(self.ports.devhost)],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.devhost.poll() is not None:
+                raise RuntimeError(f"devhost exited; see {self.state_dir / 'devhost.log'}")
+            try:
+                httpx.get(f"{self.base_url}/api/health", timeout=5)
+                return
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("devhost did not answer /api/health") from None
+                time.sleep(0.1)
+
+    def stop_devhost(self) -> None:
+        if self.devhost and self.devhost.poll() is None:
+            self.devhost.terminate()
+            try:
+                self.devhost.wait(10)
+            except subprocess.TimeoutExpired:
+                self.devhost.kill()
+                self.devhost.wait(5)
+        self.devhost = None
+
+    def stop(self) -> None:
+        self.stop_devhost()
+        if self.postgres:
+            self.postgres.stop()
+        if self.azurite:
+            self.azurite.stop()
+        self.stop_keyvault()
+        if self.issuer_server:
+            self.issuer_server.stop()
+            self.issuer_server = None
+
+    # --- what is where ---
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.devhost}"
+
+    def token(self, identity: str = "devin", **kwargs: Any) -> str:
+        assert self.issuer
+        return self.issuer.token(identity, **kwargs)
+
+    def describe(self) -> dict[str, Any]:
+        assert self.issuer_server and self.keyvault_server and self.azurite and self.postgres
+        return {
+            "broker_url": self.base_url,
+            "issuer_url": self.issuer_server.base_url,
+            "key_vault_url": self.keyvault_server.base_url,
+            "azurite": {k: f"http://127.0.0.1:{v}" for k, v in self.azurite.ports.items()},
+            "postgres": f"postgresql://127.0.0.1:{self.ports.postgres}/demo",
+            "storage_connection_string": self.azurite.connection_string,
+            "state_dir": str(self.state_dir),
+            "ca_bundle": str(self.certs.bundle_path) if self.certs else "",
+            "tenant": DEV_TENANT,
+            "audience": AUDIENCE,
+            "pids": {"devhost": self.devhost.pid if self.devhost else None,
+                     "azurite": self.azurite.process.pid if self.azurite.process else None,
+                     "stack": os.getpid()},
+        }
