@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from broker.catalog import Target
 from broker.guard import Classification
@@ -31,6 +31,16 @@ class Limits(BaseModel):
     max_rows: int = Field(default=1000, ge=1, le=100_000)
     max_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
+
+
+class ApprovalRequirement(BaseModel):
+    """Who must approve, how many, and how long they have (then: default deny)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    groups: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ("Broker.Approver",)
+    quorum: int = Field(default=1, ge=1, le=10)
+    timeout_seconds: int = Field(default=900, ge=30, le=7 * 24 * 3600)
 
 
 class Match(BaseModel):
@@ -67,6 +77,15 @@ class Rule(BaseModel):
     when: Match = Match()
     effect: Effect
     limits: Limits | None = None
+    approval: ApprovalRequirement | None = None
+
+    @model_validator(mode="after")
+    def _approval_goes_with_approve(self) -> Rule:
+        if self.effect == "approve" and self.approval is None:
+            raise ValueError(f"rule {self.id}: effect 'approve' needs an 'approval' block")
+        if self.effect != "approve" and self.approval is not None:
+            raise ValueError(f"rule {self.id}: 'approval' only goes with effect 'approve'")
+        return self
 
 
 class PolicyDocument(BaseModel):
@@ -85,7 +104,7 @@ class Decision:
     limits: Limits
     trace: tuple[str, ...] = ()
     remedy: str | None = None
-    approval: dict[str, Any] | None = field(default=None)
+    approval: ApprovalRequirement | None = field(default=None)
 
     def to_dict(self) -> dict[str, Any]:
         return {"effect": self.effect, "rule_id": self.rule_id, "reason": self.reason,
@@ -127,4 +146,5 @@ class Policy:
         limits = chosen.limits or self.document.defaults
         reason = chosen.description or f"rule {chosen.id} ({chosen.effect})"
         remedy = None if chosen.effect != "deny" else "This command is denied by policy; no grant can lift it."
-        return Decision(chosen.effect, chosen.id, reason, self.version, limits, tuple(trace), remedy)
+        return Decision(chosen.effect, chosen.id, reason, self.version, limits, tuple(trace), remedy,
+                        chosen.approval)
