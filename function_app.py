@@ -3,8 +3,15 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from broker.api import execute, health
+from broker.api import approvals, execute, grants, health, requests
+from broker.workflows import approval as approval_workflow
+from broker.workflows import grants as grant_workflow
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(execute.bp)
 app.register_functions(health.bp)
+app.register_functions(requests.bp)
+app.register_functions(approvals.bp)
+app.register_functions(grants.bp)
+app.register_functions(approval_workflow.bp)
+app.register_functions(grant_workflow.bp)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -17,7 +18,7 @@ from broker.guard import Classification
 from broker.identity import Principal
 from broker.journal import Event, JournalRecord, JournalWriter
 from broker.masking import Masker, MaskingRules
-from broker.policy import Decision, Policy
+from broker.policy import Decision, Grant, Policy
 from broker.problems import BadRequest, BrokerError, CommandFailed, Forbidden
 from broker.secrets import CredentialResolver
 from broker.targets import Command, ExecutionLimits, ResultSet, TargetEngine
@@ -116,6 +117,24 @@ class ExecuteResult:
         return body
 
 
+@dataclass(frozen=True)
+class ApprovalNeeded:
+    """The policy wants a human: what the approval workflow needs to hold the command for them."""
+
+    request_id: str
+    principal: Principal
+    target: Target
+    command: Command
+    classification: Classification
+    decision: Decision
+    body: ExecuteBody
+    record: dict[str, Any]
+
+
+GrantLookup = Callable[[str, str], Sequence[Grant]]
+"""(principal key, target name) -> the caller's active grants on that target."""
+
+
 class MaskerSource:
     """The masker keyed by the current masking key (a Key Vault secret, rotated by version)."""
 
@@ -137,8 +156,10 @@ class MaskerSource:
 
 class ExecuteService:
     def __init__(self, *, catalog: Catalog, policy: Policy, engines: dict[str, TargetEngine],
-                 credentials: CredentialResolver, masker: MaskerSource, journal: JournalWriter) -> None:
+                 credentials: CredentialResolver, masker: MaskerSource, journal: JournalWriter,
+                 grants: GrantLookup | None = None) -> None:
         self._catalog = catalog
+        self._grants = grants
         self._policy = policy
         self._engines = engines
         self._credentials = credentials
@@ -159,9 +180,16 @@ class ExecuteService:
                              f"'{engine.language}', not '{command.language}'.", code="unsupported_command")
         classification = engine.classify(command)
         decision = self._policy.decide(principal, target, classification)
+        if self._grants is not None and decision.effect != "allow" and not (
+                decision.effect == "deny" and decision.rule_id):
+            # Only a command the rules would not allow outright costs a grant lookup.
+            grants = self._grants(principal.key, target.name)
+            if grants:
+                decision = self._policy.decide(principal, target, classification, grants=grants)
         return target, command, classification, decision
 
-    def execute(self, principal: Principal, body: ExecuteBody, ctx: CallContext) -> ExecuteResult:
+    def execute(self, principal: Principal, body: ExecuteBody, ctx: CallContext) -> ExecuteResult | ApprovalNeeded:
+        """Run an allowed command now; a command that needs approval comes back as ``ApprovalNeeded``."""
         request_id = str(uuid.uuid4())
         base = {"request_id": request_id, "principal": principal.describe(), "client": ctx.to_dict(),
                 "reason": body.reason}
@@ -175,6 +203,8 @@ class ExecuteService:
         record = {**base, "target": target.name, "command": command.canonical(),
                   "command_digest": command.digest, "classification": classification.to_dict(),
                   "decision": decision.to_dict()}
+        if decision.effect == "approve" and decision.approval is not None:
+            return ApprovalNeeded(request_id, principal, target, command, classification, decision, body, record)
         if decision.effect != "allow":
             code = "policy_denied" if decision.effect == "deny" else "approval_required"
             self._journal.write(JournalRecord(event=Event.EXECUTE_DENIED,
@@ -185,6 +215,30 @@ class ExecuteService:
                 extra={"risk": classification.risk.value, "risk_reason": classification.reason,
                        "rule_id": decision.rule_id, "policy_version": decision.policy_version})
         return self.run(principal, target, command, classification, decision, record)
+
+    def run_approved(self, requester: Principal, target_name: str, command: Command, digest: str,
+                     request_id: str, approvals: list[dict[str, Any]], reason: str = "") -> ExecuteResult:
+        """Run a command that people approved: the exact one (digest), under today's policy.
+
+        The policy is asked again: a rule that now denies wins over an old approval; the
+        classification is recomputed from the stored text, never taken from the request.
+        """
+        if command.digest != digest:
+            raise Forbidden("The stored command does not match the approved digest; it will not run.",
+                            code="digest_mismatch")
+        target = self._catalog.get(target_name)
+        engine = self._engines[target.engine]
+        classification = engine.classify(command)
+        decision = self._policy.decide(requester, target, classification)
+        record = {"request_id": request_id, "principal": requester.describe(), "reason": reason,
+                  "target": target.name, "command": command.canonical(), "command_digest": digest,
+                  "classification": classification.to_dict(),
+                  "decision": {**decision.to_dict(), "approved_by": approvals}}
+        if decision.effect == "deny":
+            self._journal.write(JournalRecord(event=Event.EXECUTE_DENIED,
+                                              outcome={"status": "refused", "code": "policy_denied"}, **record))
+            raise Forbidden(f"The policy now denies this command: {decision.reason}.", code="policy_denied")
+        return self.run(requester, target, command, classification, decision, record)
 
     def run(self, principal: Principal, target: Target, command: Command, classification: Classification,
             decision: Decision, record: dict[str, Any]) -> ExecuteResult:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from azure.core.credentials import TokenCredential
 
+from broker.approvals.wiring import ApprovalParts, build_approvals
 from broker.catalog import Catalog, load_catalog
 from broker.execute import ExecuteService, MaskerSource
 from broker.identity import TokenValidator
@@ -40,6 +41,7 @@ class Broker:
     journal: JournalWriter
     journal_reader: JournalReader
     execute: ExecuteService
+    approvals: ApprovalParts
 
     @classmethod
     def from_settings(cls, settings: Settings, credential: TokenCredential | None = None) -> Broker:
@@ -53,16 +55,20 @@ class Broker:
         engines = {name: create_engine(name) for name in {t.engine for t in catalog.targets.values()}}
         storage = JournalStorage.from_settings(settings, credential)
         journal = JournalWriter(storage)
+        approvals = build_approvals(settings, credential=credential, credentials=credentials, journal=journal,
+                                    catalog=catalog, policy=policy)
         service = ExecuteService(catalog=catalog, policy=policy, engines=engines, credentials=credentials,
-                                 masker=MaskerSource(credentials, settings.masking_key_secret), journal=journal)
+                                 masker=MaskerSource(credentials, settings.masking_key_secret), journal=journal,
+                                 grants=approvals.grants.store.active)
         return cls(settings, TokenValidator(settings), catalog, policy, engines, credentials, storage, journal,
-                   JournalReader(storage), service)
+                   JournalReader(storage), service, approvals)
 
     def close(self) -> None:
         for engine in self.engines.values():
             engine.close()
         self.journal.close()
         self.journal_storage.close()
+        self.approvals.close()
 
 
 _broker: Broker | None = None

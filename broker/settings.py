@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -71,6 +71,42 @@ class Settings(BaseSettings):
 
     public_base_url: str = ""
     """How agents and approvers reach the broker (links in 202 responses and emails)."""
+
+    # --- approvals and just-in-time grants ---
+    approvals_table: str = "approvals"
+    """Approval requests, their decisions and the used tokens (one partition per request)."""
+    grants_table: str = "grants"
+    """Just-in-time grants (one partition per grantee), read by the execute path."""
+    results_container: str = "approval-results"
+    """Masked results of approved commands too large to keep in the request's Table row."""
+    approvers_path: Path = Path("config/approvers.yaml")
+    """Who may approve: people with their Entra ids, emails, groups and roles."""
+    approval_signing_secret: str = "approval-signing-key"
+    """Key Vault secret holding the HMAC key that signs approval links and form nonces."""
+    approval_hmac_secret: str = "approval-hmac-key"
+    """Key Vault secret shared with an automation (Logic App) that signs decision bodies."""
+    approval_hmac_window_seconds: int = 300
+    """How old (or how far in the future) a signed automation decision may be."""
+    approval_automation_role: str = "Broker.Approver"
+    """App role an automation's Entra token needs to post a decision on behalf of an approver."""
+    approval_form_seconds: int = 1800
+    """How long an opened approval page's form stays valid (its CSRF nonce)."""
+
+    # --- notification (approval emails) ---
+    mail_transport: Literal["smtp", "acs", "none"] = "none"
+    """``acs`` (Azure Communication Services Email) in Azure, ``smtp`` locally, ``none`` to send nothing."""
+    mail_sender: str = "broker@localhost"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    acs_endpoint: str = ""
+    """``https://<resource>.communication.azure.com``, reached with the broker's managed identity."""
+    acs_connection_string: SecretStr = SecretStr("")
+    """Alternative to ``acs_endpoint``: an ACS connection string (keep it in Key Vault references)."""
+    logic_app_url_secret: str = ""
+    """Key Vault secret holding a Logic App HTTP trigger URL; when set, approvers are asked through it."""
 
     @field_validator("allowed_tenants", "audiences", mode="before")
     @classmethod

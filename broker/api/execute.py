@@ -1,12 +1,13 @@
-"""``POST /api/execute``: the agent's one endpoint."""
+"""``POST /api/execute``: the agent's one endpoint. 200 with the result, or 202 while people decide."""
 
 from __future__ import annotations
 
 import azure.durable_functions as df
 import azure.functions as func
 
+from broker.api._durable import APPROVAL_ORCHESTRATOR, blocking, durable_route, start_workflow
 from broker.api._http import authenticated, call_context, json_response, read_json
-from broker.execute import ExecuteBody
+from broker.execute import ApprovalNeeded, ExecuteBody
 from broker.identity import Principal
 from broker.runtime import Broker
 
@@ -14,11 +15,17 @@ bp = df.Blueprint()
 
 
 @bp.route(route="execute", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-@authenticated
-def execute(req: func.HttpRequest, broker: Broker, principal: Principal) -> func.HttpResponse:
+@bp.durable_client_input(client_name="client")
+@durable_route()
+async def execute(req: func.HttpRequest, client: df.DurableOrchestrationClient, broker: Broker,
+                  principal: Principal) -> func.HttpResponse:
     body = ExecuteBody.parse(read_json(req, broker.settings.max_body_bytes))
-    result = broker.execute.execute(principal, body, call_context(req))
-    return json_response(result.to_dict())
+    ctx = call_context(req)
+    outcome = await blocking(broker.execute.execute, principal, body, ctx)
+    if not isinstance(outcome, ApprovalNeeded):
+        return json_response(outcome.to_dict())
+    request = await blocking(broker.approvals.approvals.hold_command, outcome, ctx)
+    return await start_workflow(client, broker, request, APPROVAL_ORCHESTRATOR)
 
 
 @bp.route(route="targets", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

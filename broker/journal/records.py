@@ -25,6 +25,20 @@ class Event:
     EXECUTE_DENIED = "execute.denied"  # refused before running (policy, unknown target, bad input)
     EXECUTE_PENDING = "execute.pending"  # waiting for a human approval
 
+    # approvals: one request (a command or a grant) waiting for people
+    APPROVAL_NOTIFIED = "approval.notified"  # the approvers were asked (mail / Logic App)
+    APPROVAL_DECIDED = "approval.decided"  # one approver's verdict, accepted and counted
+    APPROVAL_REFUSED = "approval.refused"  # a decision attempt refused (forged, replayed, self, late...)
+    APPROVAL_APPROVED = "approval.approved"  # quorum reached
+    APPROVAL_DENIED = "approval.denied"  # an approver denied: the request ends
+    APPROVAL_EXPIRED = "approval.expired"  # nobody decided in time: default deny, nothing ran
+    APPROVAL_FAILED = "approval.failed"  # the wait could not go on (e.g. nobody could be notified)
+
+    # just-in-time grants
+    GRANT_REQUESTED = "grant.requested"  # waiting for approval
+    GRANT_ACTIVATED = "grant.activated"  # approved: the execute path honours it until it ends
+    GRANT_REVOKED = "grant.revoked"  # ended, at its expiry or early by an approver or the grantee
+
 
 def new_record_id(now: float | None = None) -> str:
     """Time-sortable id: 12 hex digits of milliseconds, then 10 random hex digits."""

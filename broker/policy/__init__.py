@@ -8,7 +8,9 @@ wins over any allow.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from broker.catalog import Target
 from broker.guard import Classification
 from broker.identity import Principal
+from broker.policy.grants import COVERS, LEVEL_RISK, Grant, GrantLevel, GrantPolicy
+
+__all__ = ["COVERS", "LEVEL_RISK", "ApprovalRequirement", "Decision", "Grant", "GrantLevel", "GrantPolicy",
+           "Limits", "Policy", "PolicyError"]
 
 Effect = Literal["allow", "deny", "approve"]
 
@@ -93,6 +99,7 @@ class PolicyDocument(BaseModel):
     version: Literal[1] = 1
     defaults: Limits = Limits()
     rules: tuple[Rule, ...] = ()
+    grants: GrantPolicy = GrantPolicy()
 
 
 @dataclass(frozen=True)
@@ -129,7 +136,21 @@ class Policy:
             raise PolicyError(f"{path}: invalid policy:\n{exc}") from exc
         return cls(document, "sha256:" + hashlib.sha256(data).hexdigest()[:16])
 
-    def decide(self, principal: Principal, target: Target, cls: Classification) -> Decision:
+    def decide(self, principal: Principal, target: Target, cls: Classification,
+               grants: Sequence[Grant] = (), now: datetime | None = None) -> Decision:
+        """The rules' decision; an active grant covering the risk turns approve / no-rule into allow."""
+        decision = self._decide_rules(principal, target, cls)
+        if decision.effect == "allow" or not grants or (decision.effect == "deny" and decision.rule_id):
+            return decision
+        grant = next((g for g in grants if g.covers(principal.key, target.name, cls.risk, now)), None)
+        if grant is None:
+            return decision
+        return Decision("allow", f"grant:{grant.grant_id}",
+                        f"just-in-time {grant.level} grant until {grant.expires_at.isoformat(timespec='seconds')}",
+                        self.version, decision.limits,
+                        (*decision.trace, f"grant {grant.grant_id}: covers {cls.risk.value}"))
+
+    def _decide_rules(self, principal: Principal, target: Target, cls: Classification) -> Decision:
         trace: list[str] = []
         matched: list[Rule] = []
         for rule in self.document.rules:

@@ -1,0 +1,199 @@
+"""The approval workflow's domain steps: hold a request, ask the approvers, record the outcome,
+run the approved command exactly once, and show the requester where things stand.
+
+Called by the HTTP functions (hold, status) and by the workflow activities (notify, conclude,
+run). Every transition is an ETag-guarded status change in the request store and a journal
+record; nothing here waits or keeps time itself (the orchestrator does).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from broker.approvals.directory import ApproverDirectory
+from broker.approvals.requests import ApprovalRequest, RequestStore
+from broker.approvals.tokens import ApprovalTokens
+from broker.execute import ApprovalNeeded, CallContext, ExecuteService
+from broker.identity import Principal
+from broker.journal import Event, JournalRecord, JournalWriter
+from broker.notify import ApprovalAsk, Notifier
+from broker.policy import ApprovalRequirement
+from broker.problems import BrokerError, Conflict, Forbidden
+from broker.targets import Command
+
+AUDITOR_ROLE = "Broker.Auditor"
+
+
+def principal_from_record(data: dict[str, Any]) -> Principal:
+    """The requester as journaled at request time (roles and groups as they were then)."""
+    return Principal(tenant_id=data["tenant_id"], object_id=data["object_id"], app_id=data.get("app_id", ""),
+                     display_name=data.get("display_name", ""), kind=data.get("kind", "user"),
+                     roles=frozenset(data.get("roles", [])), groups=frozenset(data.get("groups", [])))
+
+
+class ApprovalService:
+    def __init__(self, *, store: RequestStore, directory: ApproverDirectory, tokens: ApprovalTokens,
+                 journal: JournalWriter, notifier: Notifier, public_base_url: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.directory = directory
+        self.tokens = tokens
+        self._journal = journal
+        self._notifier = notifier
+        self._base = public_base_url.rstrip("/")
+        self._clock = clock
+
+    def status_url(self, request_id: str) -> str:
+        return f"{self._base}/api/requests/{request_id}"
+
+    # --- holding a request ---
+    def hold_command(self, needed: ApprovalNeeded, ctx: CallContext) -> ApprovalRequest:
+        """Persist the exact command for the approvers and journal ``execute.pending``."""
+        requirement = needed.decision.approval or ApprovalRequirement()
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        request = ApprovalRequest(
+            request_id=needed.request_id, kind="command", status="pending", requester=needed.principal.describe(),
+            target=needed.target.name, command_digest=needed.command.digest,
+            requirement=requirement.model_dump(mode="json"),
+            expires_at=datetime.fromtimestamp(int(self._clock()) + requirement.timeout_seconds, UTC), created_at=now,
+            command=needed.command.canonical(), classification=needed.classification.to_dict(),
+            decision=needed.decision.to_dict(), reason=needed.body.reason, ticket=needed.body.ticket)
+        return self.hold(request, Event.EXECUTE_PENDING, {**needed.record, "client": ctx.to_dict()})
+
+    def hold(self, request: ApprovalRequest, event: str, record: dict[str, Any]) -> ApprovalRequest:
+        """Refuse up front when nobody could ever reach the quorum; else store and journal it."""
+        requirement = ApprovalRequirement(**request.requirement)
+        approvers = self.directory.eligible(requirement, request.requester_key)
+        if len(approvers) < requirement.quorum:
+            refusal = Forbidden(
+                f"This needs {requirement.quorum} approval(s) from {list(requirement.groups) or 'approvers'}, "
+                f"but only {len(approvers)} eligible approver(s) other than you are configured.",
+                code="no_approvers", remedy="Ask an operator to add approvers (BROKER_APPROVERS_PATH).")
+            self._journal.write(JournalRecord(event=Event.EXECUTE_DENIED if request.kind == "command" else event,
+                                              outcome={"status": "refused", "code": refusal.code}, **record))
+            raise refusal
+        self.store.create(request)
+        self._journal.write(JournalRecord(event=event, outcome={
+            "status": "pending", "expires_at": request.expires_at.isoformat(), "quorum": requirement.quorum,
+            "approvers": [a.name for a in approvers]}, **record))
+        return request
+
+    def abandon(self, request_id: str, error: BrokerError) -> None:
+        """The orchestration could not start: the request ends as failed, nothing will run."""
+        request = self.store.transition(request_id, {"pending"}, "failed", ended_at=_now(),
+                                        error={"code": error.code, "detail": error.detail})
+        self._write(Event.APPROVAL_FAILED, request, {"status": "failed", "code": error.code})
+
+    # --- workflow activities ---
+    def notify(self, request_id: str) -> dict[str, Any]:
+        request = self.store.get(request_id)
+        if request.status != "pending":
+            return {"sent": 0, "status": request.status}
+        requirement = ApprovalRequirement(**request.requirement)
+        asks = []
+        for approver in self.directory.eligible(requirement, request.requester_key):
+            token = self.tokens.issue(request_id, approver.key, approver.name, request.command_digest,
+                                      request.expires_at)
+            asks.append(ApprovalAsk(approver, request, f"{self._base}/api/approvals/{request_id}?t={token}",
+                                    f"{self._base}/api/approvals/{request_id}/decision"))
+        self._notifier.ask(asks)
+        self._write(Event.APPROVAL_NOTIFIED, request, {
+            "status": "sent", "channel": self._notifier.channel,
+            "approvers": [{"name": a.approver.name, "id": a.approver.key} for a in asks]})
+        return {"sent": len(asks), "status": "pending"}
+
+    def conclude(self, request_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
+        """Record how the wait ended. Idempotent: a re-delivered activity finds it already done."""
+        status = outcome["status"]
+        approvals = list(outcome.get("approvals", []))
+        changes: dict[str, Any] = {"approved_by": approvals}
+        if status != "approved":
+            changes.update(ended_at=_now(), ended_by=outcome.get("denied_by", {}),
+                           error={"code": outcome["error"]} if outcome.get("error") else {})
+        try:
+            request = self.store.transition(request_id, {"pending"}, status, **changes)
+        except BrokerError:
+            current = self.store.get(request_id)
+            if current.status == status or status != "approved":
+                return {"status": current.status}
+            raise
+        event = {"approved": Event.APPROVAL_APPROVED, "denied": Event.APPROVAL_DENIED,
+                 "expired": Event.APPROVAL_EXPIRED}.get(status, Event.APPROVAL_FAILED)
+        self._write(event, request, {"status": status, "approvals": approvals,
+                                     "denied_by": outcome.get("denied_by"), "code": outcome.get("error")})
+        return {"status": status}
+
+    def run(self, request_id: str, execute: ExecuteService) -> dict[str, Any]:
+        """Run the approved command once: approved -> running is the one-way gate."""
+        try:
+            request = self.store.transition(request_id, {"approved"}, "running")
+        except (Conflict, BrokerError):
+            current = self.store.get(request_id)
+            if current.status == "running":
+                # An earlier attempt died mid-run: it may have run. Never run twice; report it.
+                self.store.transition(request_id, {"running"}, "failed", ended_at=_now(), error={
+                    "code": "interrupted", "detail": "The run was interrupted; it is not repeated (run once)."})
+                return {"status": "failed", "code": "interrupted"}
+            return {"status": current.status}
+        command = Command(request.command["language"], sql=request.command.get("sql", ""),
+                          argv=tuple(request.command.get("argv", ())), manifest=request.command.get("manifest"))
+        try:
+            result = execute.run_approved(principal_from_record(request.requester), request.target, command,
+                                          request.command_digest, request_id, request.approved_by, request.reason)
+        except BrokerError as failure:
+            self.store.transition(request_id, {"running"}, "failed", ended_at=_now(),
+                                  error={"code": failure.code, "detail": failure.detail, "status": failure.status})
+            return {"status": "failed", "code": failure.code}
+        ref = self.store.store_result(request_id, result.to_dict())
+        self.store.transition(request_id, {"running"}, "done", ended_at=_now(), result_ref=ref)
+        return {"status": "done", "record_id": result.record_id}
+
+    # --- reading ---
+    def visible_request(self, request_id: str, principal: Principal) -> ApprovalRequest:
+        request = self.store.get(request_id)
+        if principal.key != request.requester_key and AUDITOR_ROLE not in principal.roles:
+            raise Forbidden("Only the identity that made this request (or an auditor) may see it.",
+                            code="not_requester")
+        return request
+
+    def status(self, request_id: str, principal: Principal) -> dict[str, Any]:
+        r = self.visible_request(request_id, principal)
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        body: dict[str, Any] = {
+            "request_id": r.request_id, "kind": r.kind, "status": r.status, "target": r.target,
+            "status_url": self.status_url(r.request_id), "created_at": r.created_at.isoformat(),
+            "expires_at": r.expires_at.isoformat(), "quorum": r.quorum,
+            "risk": r.classification.get("risk"), "command_digest": r.command_digest, "reason": r.reason,
+            "decisions": [{"approver": d.name, "approver_id": d.approver, "verdict": d.verdict, "via": d.via,
+                           "at": d.at} for d in self.store.decisions(r.request_id)],
+        }
+        if r.status == "pending":
+            body["seconds_left"] = max(0, int((r.expires_at - now).total_seconds()))
+        if r.kind == "command":
+            body["command"] = r.command
+        if r.grant:
+            body["grant"] = r.grant
+        if r.ended_by:
+            body["ended_by"] = r.ended_by
+        if r.ended_at:
+            body["ended_at"] = r.ended_at
+        if r.error:
+            body["error"] = r.error
+        if r.status == "done":
+            body["result"] = self.store.load_result(r.request_id)
+        return body
+
+    def _write(self, event: str, request: ApprovalRequest, outcome: dict[str, Any],
+               principal: dict[str, Any] | None = None) -> str:
+        return self._journal.write(JournalRecord(
+            event=event, request_id=request.request_id, principal=principal or request.requester,
+            target=request.target, command=request.command, command_digest=request.command_digest,
+            classification=request.classification, decision=request.decision, reason=request.reason,
+            outcome={k: v for k, v in outcome.items() if v is not None}))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

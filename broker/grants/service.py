@@ -1,0 +1,172 @@
+"""Just-in-time grants: request (held for approval like a command), activate, end, revoke early.
+
+The grant's approvers and its longest duration come from the policy: a grant of ``level`` on a
+target is judged like a command of that risk by the requester. If the rules already allow it,
+no grant is needed; if a deny rule matches, no grant can lift it; if they require approval,
+that approval requirement is the grant's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from broker.approvals import ApprovalRequest, ApprovalService
+from broker.approvals.directory import ApproverDirectory
+from broker.catalog import Catalog
+from broker.execute import CallContext
+from broker.grants.store import GrantRecord, GrantStore
+from broker.guard import Classification
+from broker.identity import Principal
+from broker.journal import Event, JournalRecord, JournalWriter
+from broker.policy import LEVEL_RISK, ApprovalRequirement, Policy
+from broker.problems import BadRequest, Conflict, Forbidden
+
+
+class GrantBody(BaseModel):
+    """``POST /api/grants``: ``duration`` is ISO 8601 (``PT30M``, ``PT2H``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    target: str = Field(min_length=1, max_length=63)
+    level: Literal["read", "write"]
+    duration: timedelta
+    reason: str = Field(min_length=1, max_length=500)
+    ticket: str = Field(default="", max_length=100)
+
+    @classmethod
+    def parse(cls, data: Any) -> GrantBody:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
+                        for e in exc.errors()]
+            raise BadRequest("The request body does not match the grant contract.", code="invalid_request",
+                             extra={"errors": problems}) from exc
+
+
+def iso_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return "PT" + (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + (
+        f"{secs}S" if secs or not (hours or minutes) else "")
+
+
+class GrantService:
+    def __init__(self, *, catalog: Catalog, policy: Policy, store: GrantStore, approvals: ApprovalService,
+                 directory: ApproverDirectory, journal: JournalWriter, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self._catalog = catalog
+        self._policy = policy
+        self._approvals = approvals
+        self._directory = directory
+        self._journal = journal
+        self._clock = clock
+
+    def request(self, principal: Principal, body: GrantBody, ctx: CallContext) -> ApprovalRequest:
+        target = self._catalog.get(body.target)
+        cap = self._policy.document.grants.max_duration
+        if body.duration <= timedelta(0) or body.duration > cap:
+            raise BadRequest(f"A grant lasts between 1 s and {iso_duration(cap)} (the policy's maximum).",
+                             code="invalid_duration", extra={"max_duration": iso_duration(cap)})
+        risk = LEVEL_RISK[body.level]
+        classification = Classification(risk=risk, reason=f"a just-in-time {body.level} grant", language="grant",
+                                         statement=f"GRANT {body.level.upper()}")
+        decision = self._policy.decide(principal, target, classification)
+        request_id = str(uuid.uuid4())
+        terms = {"grant": {"target": target.name, "level": body.level,
+                           "duration_seconds": int(body.duration.total_seconds())}}
+        digest = "sha256:" + hashlib.sha256(json.dumps(terms, sort_keys=True).encode()).hexdigest()
+        record = {"request_id": request_id, "principal": principal.describe(), "client": ctx.to_dict(),
+                  "reason": body.reason, "target": target.name, "command": terms, "command_digest": digest,
+                  "classification": classification.to_dict(), "decision": decision.to_dict()}
+        if decision.effect != "approve" or decision.approval is None:
+            code, refusal = ("grant_not_needed", Conflict(
+                f"The policy already allows {body.level} on {target.name} for you; no grant is needed.",
+                code="grant_not_needed")) if decision.effect == "allow" else ("policy_denied", Forbidden(
+                    f"No grant can give {body.level} on {target.name}: {decision.reason}.", code="policy_denied",
+                    remedy=decision.remedy))
+            self._journal.write(JournalRecord(event=Event.GRANT_REQUESTED,
+                                              outcome={"status": "refused", "code": code}, **record))
+            raise refusal
+        requirement: ApprovalRequirement = decision.approval
+        now = int(self._clock())
+        request = ApprovalRequest(
+            request_id=request_id, kind="grant", status="pending", requester=principal.describe(),
+            target=target.name, command_digest=digest, requirement=requirement.model_dump(mode="json"),
+            expires_at=datetime.fromtimestamp(now + requirement.timeout_seconds, UTC),
+            created_at=datetime.fromtimestamp(now, UTC), command=terms, classification=classification.to_dict(),
+            decision=decision.to_dict(), reason=body.reason, ticket=body.ticket,
+            grant={"level": body.level, "duration": iso_duration(body.duration),
+                   "duration_seconds": int(body.duration.total_seconds())})
+        self._approvals.hold(request, Event.GRANT_REQUESTED, record)
+        self.store.create(GrantRecord(request_id, principal.key, target.name, body.level,
+                                      int(body.duration.total_seconds()), body.reason))
+        return request
+
+    # --- workflow activities ---
+    def conclude_unapproved(self, request_id: str, status: str) -> None:
+        """The approval failed (denied, expired): the pending grant row follows."""
+        request = self._approvals.store.get(request_id)
+        self.store.transition(request.requester_key, request_id, {"pending"}, status,
+                              ended_at=datetime.now(UTC))
+
+    def activate(self, request_id: str, expires_at: datetime) -> dict[str, Any]:
+        held = self._approvals.store.get(request_id)
+        request = self._approvals.store.transition(request_id, {"approved"}, "active",
+                                                   grant={**held.grant, "expires_at": expires_at.isoformat()})
+        record = self.store.transition(request.requester_key, request_id, {"pending"}, "active",
+                                       activated_at=datetime.now(UTC), expires_at=expires_at,
+                                       approved_by=request.approved_by)
+        if record is None:
+            return {"status": "gone"}
+        self._write(Event.GRANT_ACTIVATED, request, {"status": "active", "expires_at": expires_at.isoformat(),
+                                                     "approved_by": request.approved_by})
+        return {"status": "active", "expires_at": expires_at.isoformat()}
+
+    def end(self, request_id: str, how: Literal["expired", "revoked"], by: dict[str, Any]) -> dict[str, Any]:
+        """End an active grant (idempotent: an early revoke already ended it)."""
+        request = self._approvals.store.get(request_id)
+        ended_by = {"how": how, **by}
+        record = self.store.transition(request.requester_key, request_id, {"active"}, "revoked",
+                                       ended_at=datetime.now(UTC), ended_by=ended_by)
+        if record is None:
+            return {"status": "revoked", "already": True}
+        request = self._approvals.store.transition(request_id, {"active"}, "revoked",
+                                                   ended_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                                                   ended_by=ended_by)
+        self._write(Event.GRANT_REVOKED, request, {"status": "revoked", "how": how, "by": by})
+        return {"status": "revoked"}
+
+    def revoke(self, request_id: str, principal: Principal) -> dict[str, Any]:
+        """Early revoke, by an approver for the grant's requirement or by the grantee."""
+        request = self._approvals.store.get(request_id)
+        if request.kind != "grant":
+            raise BadRequest(f"{request_id} is not a grant.", code="not_a_grant")
+        requirement = ApprovalRequirement(**request.requirement)
+        grantee = principal.key == request.requester_key
+        approver = self._directory.is_eligible(principal.key, requirement, request.requester_key)
+        if not (grantee or approver):
+            raise Forbidden("Only an approver of this grant, or its grantee, may revoke it.", code="not_an_approver")
+        if request.status != "active":
+            raise Conflict(f"The grant is {request.status}, not active.", code="not_active",
+                           extra={"request_status": request.status})
+        by = {"id": principal.key, "name": principal.display_name, "as": "grantee" if grantee else "approver"}
+        return self.end(request_id, "revoked", by)
+
+    def list_for(self, principal: Principal) -> list[dict[str, Any]]:
+        return [g.to_dict() for g in self.store.list_for(principal.key)]
+
+    def _write(self, event: str, request: ApprovalRequest, outcome: dict[str, Any]) -> None:
+        self._journal.write(JournalRecord(event=event, request_id=request.request_id, principal=request.requester,
+                                          target=request.target, command=request.command,
+                                          command_digest=request.command_digest, reason=request.reason,
+                                          classification=request.classification, outcome=outcome))
+

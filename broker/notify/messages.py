@@ -1,0 +1,54 @@
+"""Approval email bodies: plain text and HTML from Jinja2 templates (HTML autoescaped: the
+command, the reason and even names are written by others and may carry markup)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from broker.notify.base import ApprovalAsk, Email
+
+EMAIL_COMMAND_CHARS = 2000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+@lru_cache(maxsize=1)
+def _env() -> Environment:
+    return Environment(loader=PackageLoader("broker.notify", "templates"),
+                       autoescape=select_autoescape(["html.j2"], default_for_string=True, default=True),
+                       undefined=StrictUndefined, keep_trailing_newline=True)
+
+
+def one_line(text: str, limit: int) -> str:
+    """For headers and summaries: no control characters (no header injection), bounded length."""
+    text = _CONTROL.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def summary(ask: ApprovalAsk) -> dict[str, object]:
+    r = ask.request
+    command = r.command_text()
+    now = datetime.now(UTC)
+    minutes = max(0, int((r.expires_at - now).total_seconds() // 60))
+    what = (f"{r.grant.get('level', '?')} access to {r.target} for {r.grant.get('duration', '')}"
+            if r.kind == "grant" else f"{r.classification.get('statement') or 'a command'} on {r.target}")
+    return {
+        "approver": ask.approver.name, "requester": r.requester.get("display_name") or r.requester_key,
+        "requester_id": r.requester_key, "requester_kind": r.requester.get("kind", ""), "target": r.target,
+        "kind": r.kind, "what": what, "risk": r.classification.get("risk", ""),
+        "risk_reason": r.classification.get("reason", ""), "reason": r.reason, "ticket": r.ticket,
+        "command": command[:EMAIL_COMMAND_CHARS], "command_truncated": len(command) > EMAIL_COMMAND_CHARS,
+        "quorum": r.quorum, "expires_at": r.expires_at.strftime("%Y-%m-%d %H:%M UTC"), "minutes_left": minutes,
+        "link": ask.link, "request_id": r.request_id,
+    }
+
+
+def approval_email(ask: ApprovalAsk, *, product: str = "Agent access broker") -> Email:
+    values = {**summary(ask), "product": product}
+    subject = one_line(f"Approval needed: {values['what']} requested by {values['requester']}", 150)
+    return Email(to=ask.approver.email, to_name=one_line(ask.approver.name, 100), subject=subject,
+                 text=_env().get_template("approval.txt.j2").render(**values),
+                 html=_env().get_template("approval.html.j2").render(**values))

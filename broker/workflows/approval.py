@@ -1,0 +1,64 @@
+"""Command approval: notify the approvers, wait for decisions against the deadline, then run the
+exact approved command once, or record the denial / expiry (default deny: nothing runs).
+
+    approval_orchestrator(request)
+      -> approval_notify            (activity, retried: mail / Logic App)
+      -> wait_for_decisions          (external events "decision" raced against the deadline timer)
+      -> approval_conclude           (activity: status + journal)
+      -> approval_run                (activity, once: execute + mask + journal + store the result)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.durable_functions as df
+
+from broker.runtime import get_broker
+from broker.workflows._wait import NOTIFY_RETRY, parse_deadline, wait_for_decisions
+
+bp = df.Blueprint()
+
+
+@bp.orchestration_trigger(context_name="context")
+def approval_orchestrator(context: df.DurableOrchestrationContext) -> Any:
+    """A pure generator: it is replayed from its history, so it does no I/O of its own."""
+    params = context.get_input()
+    request_id = params["request_id"]
+    try:
+        yield context.call_activity_with_retry("approval_notify", NOTIFY_RETRY, request_id)
+    except Exception:
+        yield context.call_activity("approval_conclude", {"request_id": request_id, "status": "failed",
+                                                          "error": "notify_failed"})
+        return "failed"
+    outcome = yield from wait_for_decisions(context, int(params["quorum"]), parse_deadline(params["deadline"]))
+    context.set_custom_status({"status": outcome["status"]})
+    yield context.call_activity("approval_conclude", {"request_id": request_id, **outcome})
+    if outcome["status"] != "approved":
+        return outcome["status"]
+    context.set_custom_status({"status": "running"})
+    ran = yield context.call_activity("approval_run", request_id)
+    context.set_custom_status({"status": ran["status"]})
+    return ran["status"]
+
+
+
+@bp.activity_trigger(input_name="request_id", activity="approval_notify")
+def approval_notify(request_id: str) -> dict[str, Any]:
+    return get_broker().approvals.approvals.notify(request_id)
+
+
+@bp.activity_trigger(input_name="outcome", activity="approval_conclude")
+def approval_conclude(outcome: dict[str, Any]) -> dict[str, Any]:
+    broker = get_broker()
+    concluded = broker.approvals.approvals.conclude(outcome["request_id"], outcome)
+    request = broker.approvals.approvals.store.get(outcome["request_id"])
+    if request.kind == "grant" and concluded["status"] in ("denied", "expired", "failed"):
+        broker.approvals.grants.conclude_unapproved(request.request_id, concluded["status"])
+    return concluded
+
+
+@bp.activity_trigger(input_name="request_id", activity="approval_run")
+def approval_run(request_id: str) -> dict[str, Any]:
+    broker = get_broker()
+    return broker.approvals.approvals.run(request_id, broker.execute)

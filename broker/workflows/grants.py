@@ -1,0 +1,64 @@
+"""Just-in-time grant: the same approval wait, then an active grant that a durable timer ends at
+its expiry (or a "revoke" event ends early), every step journaled.
+
+    grant_orchestrator(request)
+      -> approval_notify, wait_for_decisions, approval_conclude   (as for commands)
+      -> grant_activate(expires_at)                                (active: the execute path honours it)
+      -> timer(expires_at)  |  event "revoke"
+      -> grant_end                                                 (revoked)
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from broker.runtime import get_broker
+from broker.workflows._wait import NOTIFY_RETRY, REVOKE_EVENT, parse_deadline, wait_for_decisions
+
+bp = df.Blueprint()
+
+
+@bp.orchestration_trigger(context_name="context")
+def grant_orchestrator(context: df.DurableOrchestrationContext) -> Any:
+    params = context.get_input()
+    request_id = params["request_id"]
+    try:
+        yield context.call_activity_with_retry("approval_notify", NOTIFY_RETRY, request_id)
+    except Exception:
+        yield context.call_activity("approval_conclude", {"request_id": request_id, "status": "failed",
+                                                          "error": "notify_failed"})
+        return "failed"
+    outcome = yield from wait_for_decisions(context, int(params["quorum"]), parse_deadline(params["deadline"]))
+    yield context.call_activity("approval_conclude", {"request_id": request_id, **outcome})
+    if outcome["status"] != "approved":
+        return outcome["status"]
+    # The grant's clock starts at approval, from the orchestration's replay-safe time.
+    expires_at = context.current_utc_datetime + timedelta(seconds=int(params["duration_seconds"]))
+    yield context.call_activity("grant_activate", {"request_id": request_id, "expires_at": expires_at.isoformat()})
+    context.set_custom_status({"status": "active", "expires_at": expires_at.isoformat()})
+    timer = context.create_timer(expires_at)
+    revoke = context.wait_for_external_event(REVOKE_EVENT)
+    winner = yield context.task_any([timer, revoke])
+    if winner is timer:
+        ending = {"request_id": request_id, "how": "expired", "by": {"id": "timer", "name": "expiry"}}
+    else:
+        timer.cancel()
+        by = revoke.result if isinstance(revoke.result, dict) else {}
+        ending = {"request_id": request_id, "how": "revoked", "by": {"id": str(by.get("by", "")), "name": ""}}
+    yield context.call_activity("grant_end", ending)
+    context.set_custom_status({"status": "revoked"})
+    return "revoked"
+
+
+
+@bp.activity_trigger(input_name="payload", activity="grant_activate")
+def grant_activate(payload: dict[str, Any]) -> dict[str, Any]:
+    return get_broker().approvals.grants.activate(payload["request_id"], parse_deadline(payload["expires_at"]))
+
+
+@bp.activity_trigger(input_name="payload", activity="grant_end")
+def grant_end(payload: dict[str, Any]) -> dict[str, Any]:
+    return get_broker().approvals.grants.end(payload["request_id"], payload["how"], payload["by"])
