@@ -1,0 +1,197 @@
+"""The orchestrators, replayed through the Durable Functions SDK's own entry point with histories
+built here, episode by episode, as the host would feed them."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from tests.workflows.history import START, History, actions, replay
+
+APPROVAL = "approval_orchestrator"
+GRANT = "grant_orchestrator"
+DEADLINE = START + timedelta(minutes=15)
+
+
+def approve(who: str, name: str = "") -> dict:
+    return {"approver": who, "name": name or who, "verdict": "approve", "via": "link"}
+
+
+def deny(who: str) -> dict:
+    return {"approver": who, "name": who, "verdict": "deny", "via": "link"}
+
+
+def activity_calls(state: dict) -> list[tuple[str, object]]:
+    return [(a["functionName"], json.loads(a["input"])) for a in actions(state) if "functionName" in a]
+
+
+def waiting(quorum: int = 1, kind: str = APPROVAL, **extra: object) -> History:
+    """A history up to the wait: notified, deadline timer created (task ids 0 and 1)."""
+    payload = {"request_id": "req-1", "quorum": quorum, "deadline": DEADLINE.isoformat(), **extra}
+    h = History(kind, payload)
+    h.scheduled(0, "approval_notify", "req-1").episode().later(1).completed(0, {"sent": 2})
+    return h.timer_created(1, DEADLINE)
+
+
+def test_first_episode_only_notifies():
+    state = replay(APPROVAL, History(APPROVAL, {"request_id": "req-1", "quorum": 1,
+                                                "deadline": DEADLINE.isoformat()}))
+    assert not state["isDone"]
+    assert activity_calls(state) == [("approval_notify", "req-1")]
+
+
+def test_waits_for_a_decision_against_the_deadline_timer():
+    h = History(APPROVAL, {"request_id": "req-1", "quorum": 1, "deadline": DEADLINE.isoformat()})
+    h.scheduled(0, "approval_notify", "req-1").episode().completed(0, {"sent": 2})
+    state = replay(APPROVAL, h)
+    kinds = [a.get("actionType") for a in actions(state)]
+    assert {"actionType": 6, "externalEventName": "decision", "reason": "ExternalEvent"} in actions(state)
+    timers = [a for a in actions(state) if a.get("actionType") == 5]
+    assert timers == [{"actionType": 5, "fireAt": "2025-01-01T12:15:00.000000Z", "isCanceled": False}]
+    assert 11 in kinds  # WhenAny: the decision raced against the timer
+    assert state["customStatus"] == {"status": "pending", "approvals": 0, "quorum": 1}
+
+
+def test_approved_command_runs_once_then_done():
+    h = waiting().episode().later(30).raised("decision", approve("t/ada"))
+    state = replay(APPROVAL, h)
+    assert activity_calls(state)[-1] == ("approval_conclude", {
+        "request_id": "req-1", "status": "approved", "approvals": [{"approver": "t/ada", "name": "t/ada",
+                                                                    "via": "link"}]})
+    assert [a for a in actions(state) if a.get("actionType") == 5][0]["isCanceled"] is True
+    h.scheduled(2, "approval_conclude").episode().completed(2, {"status": "approved"})
+    state = replay(APPROVAL, h)
+    assert activity_calls(state)[-1] == ("approval_run", "req-1")
+    h.scheduled(3, "approval_run", "req-1").episode().completed(3, {"status": "done", "record_id": "x"})
+    state = replay(APPROVAL, h)
+    assert state["isDone"] and state["output"] == "done"
+    assert [name for name, _ in activity_calls(state)].count("approval_run") == 1
+
+
+def test_a_denial_ends_it_and_nothing_runs():
+    h = waiting().episode().raised("decision", deny("t/bo"))
+    state = replay(APPROVAL, h)
+    assert activity_calls(state)[-1][1]["status"] == "denied"
+    assert activity_calls(state)[-1][1]["denied_by"]["approver"] == "t/bo"
+    h.scheduled(2, "approval_conclude").episode().completed(2, {"status": "denied"})
+    state = replay(APPROVAL, h)
+    assert state["isDone"] and state["output"] == "denied"
+    assert "approval_run" not in [name for name, _ in activity_calls(state)]
+
+
+def test_timeout_expires_and_nothing_runs():
+    h = waiting().episode().at(DEADLINE).timer_fired(1, DEADLINE)
+    state = replay(APPROVAL, h)
+    assert activity_calls(state)[-1] == ("approval_conclude", {"request_id": "req-1", "status": "expired",
+                                                               "approvals": []})
+    h.scheduled(2, "approval_conclude").episode().completed(2, {"status": "expired"})
+    state = replay(APPROVAL, h)
+    assert state["isDone"] and state["output"] == "expired"
+    assert "approval_run" not in [name for name, _ in activity_calls(state)]
+
+
+def test_quorum_counts_distinct_approvers():
+    h = waiting(quorum=2).episode().raised("decision", approve("t/ada"))
+    state = replay(APPROVAL, h)
+    assert not state["isDone"]
+    assert "approval_conclude" not in [n for n, _ in activity_calls(state)]
+    assert state["customStatus"]["approvals"] == 1
+    h.episode().raised("decision", approve("t/ada"))  # the same approver again does not count
+    state = replay(APPROVAL, h)
+    assert "approval_conclude" not in [n for n, _ in activity_calls(state)]
+    assert state["customStatus"]["approvals"] == 1
+    h.episode().raised("decision", approve("t/bo"))
+    state = replay(APPROVAL, h)
+    conclude = activity_calls(state)[-1]
+    assert conclude[0] == "approval_conclude" and conclude[1]["status"] == "approved"
+    assert [a["approver"] for a in conclude[1]["approvals"]] == ["t/ada", "t/bo"]
+
+
+def test_one_denial_beats_earlier_approvals():
+    h = waiting(quorum=2).episode().raised("decision", approve("t/ada")).episode().raised("decision", deny("t/bo"))
+    state = replay(APPROVAL, h)
+    assert activity_calls(state)[-1][1]["status"] == "denied"
+
+
+def test_events_that_arrive_in_one_batch_are_all_seen():
+    h = waiting(quorum=2).episode().raised("decision", approve("t/ada")).raised("decision", approve("t/bo"))
+    state = replay(APPROVAL, h)
+    assert activity_calls(state)[-1][1]["status"] == "approved"
+
+
+@pytest.mark.parametrize("event", [{"verdict": "approve"}, {"approver": "t/x", "verdict": "maybe"}, "approve", None])
+def test_malformed_decisions_are_ignored(event):
+    state = replay(APPROVAL, waiting().episode().raised("decision", event))
+    assert not state["isDone"]
+    assert "approval_conclude" not in [n for n, _ in activity_calls(state)]
+
+
+def test_notify_failing_after_its_retries_ends_the_request_as_failed():
+    h = History(APPROVAL, {"request_id": "req-1", "quorum": 1, "deadline": DEADLINE.isoformat()})
+    h.scheduled(0, "approval_notify", "req-1").episode().failed(0, "smtp down")
+    task = 1
+    for _ in range(2):  # two retries: a retry timer, then the next attempt
+        fire = h.now + timedelta(seconds=2)
+        h.timer_created(task, fire).episode().at(fire).timer_fired(task, fire)
+        h.scheduled(task + 1, "approval_notify", "req-1").episode().failed(task + 1, "smtp down")
+        task += 2
+    fire = h.now + timedelta(seconds=2)  # DTFx waits one more retry interval before giving up
+    h.timer_created(task, fire).episode().at(fire).timer_fired(task, fire)
+    state = replay(APPROVAL, h)
+    assert activity_calls(state)[-1] == ("approval_conclude", {"request_id": "req-1", "status": "failed",
+                                                               "error": "notify_failed"})
+
+
+# --- grants ---
+
+def approved_grant(duration: int = 1800) -> tuple[History, object]:
+    h = waiting(kind=GRANT, duration_seconds=duration).episode().later(60).raised("decision", approve("t/ada"))
+    approved_at = h.now
+    h.scheduled(2, "approval_conclude").episode().completed(2, {"status": "approved"})
+    return h, approved_at
+
+
+def test_grant_activates_with_expiry_from_approval_time():
+    h, approved_at = approved_grant(1800)
+    state = replay(GRANT, h)
+    name, payload = activity_calls(state)[-1]
+    assert name == "grant_activate"
+    assert payload["expires_at"] == (approved_at + timedelta(seconds=1800)).isoformat()
+
+
+def test_grant_timer_ends_it_at_expiry():
+    h, approved_at = approved_grant(1800)
+    expires = approved_at + timedelta(seconds=1800)
+    h.scheduled(3, "grant_activate").episode().completed(3, {"status": "active"})
+    state = replay(GRANT, h)
+    timers = [a for a in actions(state) if a.get("actionType") == 5]
+    assert timers[-1]["fireAt"] == expires.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert {"actionType": 6, "externalEventName": "revoke", "reason": "ExternalEvent"} in actions(state)
+    assert state["customStatus"]["status"] == "active"
+    h.timer_created(4, expires).episode().at(expires).timer_fired(4, expires)
+    state = replay(GRANT, h)
+    assert activity_calls(state)[-1] == ("grant_end", {"request_id": "req-1", "how": "expired",
+                                                       "by": {"id": "timer", "name": "expiry"}})
+    h.scheduled(5, "grant_end").episode().completed(5, {"status": "revoked"})
+    state = replay(GRANT, h)
+    assert state["isDone"] and state["output"] == "revoked"
+
+
+def test_grant_revoked_early_cancels_the_timer():
+    h, approved_at = approved_grant(3600)
+    h.scheduled(3, "grant_activate").episode().completed(3, {"status": "active"})
+    h.timer_created(4, approved_at + timedelta(hours=1)).episode().later(120).raised("revoke", {"by": "t/bo"})
+    state = replay(GRANT, h)
+    assert activity_calls(state)[-1] == ("grant_end", {"request_id": "req-1", "how": "revoked",
+                                                       "by": {"id": "t/bo", "name": ""}})
+    assert [a for a in actions(state) if a.get("actionType") == 5][-1]["isCanceled"] is True
+
+
+def test_denied_grant_never_activates():
+    h = waiting(kind=GRANT, duration_seconds=600).episode().raised("decision", deny("t/bo"))
+    h.scheduled(2, "approval_conclude").episode().completed(2, {"status": "denied"})
+    state = replay(GRANT, h)
+    assert state["isDone"] and state["output"] == "denied"
+    assert "grant_activate" not in [n for n, _ in activity_calls(state)]
