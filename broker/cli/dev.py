@@ -51,6 +51,7 @@ dev stack ready in {time.monotonic() - started:.1f}s
   Azurite         blob {d['azurite']['blob']}  queue {d['azurite']['queue']}  table {d['azurite']['table']}
   PostgreSQL      {d['postgres']}   (target demo-postgres)
   state           {d['state_dir']}   logs: devhost.log, postgres/server.log
+  mail            {d['mail_dir']}   (approval emails as .eml; SMTP {d['smtp']})
 
 try it (in another shell):
   python -m broker exec --target demo-postgres --sql "SELECT * FROM customers LIMIT 5"

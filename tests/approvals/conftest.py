@@ -1,0 +1,126 @@
+"""Approvals on real storage: one Azurite for this package, fresh tables per test."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from azure.data.tables import TableClient
+from azure.storage.blob import ContainerClient
+
+from broker.approvals import ApprovalRequest, ApprovalService, ApprovalTokens, ApproverDirectory, RequestStore
+from broker.approvals.decisions import DecisionDesk
+from broker.approvals.directory import Approver
+from broker.execute import CallContext
+from broker.journal import JournalReader, JournalStorage, JournalWriter
+from broker.notify.email import SilentNotifier
+from broker.secrets import SecretValue
+from devhost.azurite import Azurite
+from devhost.stack import REPO_ROOT, free_port
+
+TENANT = "8f0d5c1e-0000-4000-8000-000000000de0"
+REQUESTER = f"{TENANT}/11111111-1111-4111-8111-111111111111"
+ADA = Approver(tenant_id=TENANT, object_id="22222222-2222-4222-8222-222222222222", name="Ada Approver",
+               email="ada@dev.example", groups=("dba-approvers",))
+BO = Approver(tenant_id=TENANT, object_id="33333333-3333-4333-8333-333333333333", name="Bo Approver",
+              email="bo@dev.example", groups=("dba-approvers",))
+CY = Approver(tenant_id=TENANT, object_id="44444444-4444-4444-8444-444444444444", name="Cy Other",
+              email="cy@dev.example", groups=("other-team",))
+CTX = CallContext(client_ip="127.0.0.1", user_agent="pytest")
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    server = Azurite(REPO_ROOT, tmp_path_factory.mktemp("azurite"), free_port(), free_port(), free_port()).start()
+    yield server
+    server.stop()
+
+
+class StaticKey:
+    """A signing key held in memory (the Key Vault path is tested in the end-to-end suite)."""
+
+    def __init__(self, value: str | None = None, version: str = "v1") -> None:
+        self.secret = SecretValue(value or secrets.token_urlsafe(32), version)
+
+    def __call__(self) -> SecretValue:
+        return self.secret
+
+
+@dataclass
+class Parts:
+    store: RequestStore
+    tokens: ApprovalTokens
+    directory: ApproverDirectory
+    journal: JournalWriter
+    reader: JournalReader
+    service: ApprovalService
+    desk: DecisionDesk
+    conn: str
+    suffix: str
+
+    def events(self, request_id: str) -> list[tuple[str, str, str]]:
+        return sorted((r.event, r.outcome.get("status", ""), r.outcome.get("code", ""))
+                      for r in self.reader.by_request(request_id))
+
+    def refusals(self, request_id: str) -> list[str]:
+        return [r.outcome["code"] for r in self.reader.by_request(request_id) if r.event == "approval.refused"]
+
+
+@pytest.fixture
+def parts(azurite: Azurite) -> Iterator[Parts]:
+    conn = azurite.connection_string
+    suffix = uuid.uuid4().hex[:8]
+    store = RequestStore(TableClient.from_connection_string(conn, f"approvals{suffix}"),
+                         ContainerClient.from_connection_string(conn, f"results{suffix}"))
+    storage = JournalStorage(TableClient.from_connection_string(conn, f"journal{suffix}"),
+                             ContainerClient.from_connection_string(conn, f"journal{suffix}"))
+    journal = JournalWriter(storage)
+    tokens = ApprovalTokens(StaticKey())
+    directory = ApproverDirectory((ADA, BO, CY))
+    service = ApprovalService(store=store, directory=directory, tokens=tokens, journal=journal,
+                              notifier=SilentNotifier(), public_base_url="http://127.0.0.1:7071")
+    desk = DecisionDesk(store=store, directory=directory, tokens=tokens, journal=journal)
+    yield Parts(store, tokens, directory, journal, JournalReader(storage), service, desk, conn, suffix)
+    journal.close()
+
+
+def held_request(parts: Parts, *, quorum: int = 1, sql: str = "DELETE FROM customers WHERE id = 3",
+                 timeout: int = 900, groups: tuple[str, ...] = ("dba-approvers",)) -> ApprovalRequest:
+    from broker.targets import Command
+
+    command = Command("sql", sql=sql)
+    request = ApprovalRequest(
+        request_id=str(uuid.uuid4()), kind="command", status="pending",
+        requester={"tenant_id": TENANT, "object_id": REQUESTER.split("/")[1], "display_name": "Devin (dev agent)",
+                   "kind": "app", "roles": ["Broker.Caller"], "groups": ["agents"]},
+        target="demo-postgres", command_digest=command.digest,
+        requirement={"groups": list(groups), "roles": ["Broker.Approver"], "quorum": quorum,
+                     "timeout_seconds": timeout},
+        expires_at=datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=timeout), command=command.canonical(),
+        classification={"risk": "write", "reason": "DELETE changes rows", "statement": "DELETE"},
+        decision={"effect": "approve", "rule_id": "dba-approve-demo-writes"}, reason="INC-42 remove test customer")
+    parts.service.hold(request, "execute.pending", {"request_id": request.request_id,
+                                                    "principal": request.requester, "target": request.target})
+    return request
+
+
+def link(parts: Parts, request: ApprovalRequest, approver: Approver = ADA, *, digest: str | None = None,
+         expires_at: datetime | None = None, request_id: str | None = None) -> str:
+    return parts.tokens.issue(request_id or request.request_id, approver.key, approver.name,
+                              digest or request.command_digest, expires_at or request.expires_at)
+
+
+def form_for(parts: Parts, request: ApprovalRequest, token: str, verdict: str = "approve") -> tuple[dict, str]:
+    """What a browser posts after opening the page: the form fields and the nonce cookie."""
+    view = parts.desk.view(request.request_id, token, CTX)
+    return {"t": token, "nonce": view.nonce, "verdict": verdict}, view.nonce
+
+
+def write_yaml(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
