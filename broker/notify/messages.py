@@ -18,7 +18,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 @lru_cache(maxsize=1)
 def _env() -> Environment:
     return Environment(loader=PackageLoader("broker.notify", "templates"),
-                       autoescape=select_autoescape(["html.j2"], default_for_string=True, default=True),
+                       autoescape=select_autoescape(["html.j2"], default_for_string=True, default=False),
                        undefined=StrictUndefined, keep_trailing_newline=True)
 
 
