@@ -55,7 +55,17 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(**{name: free_port() for name in cls.__dataclass_fields__})
+        """Distinct free ports (all held open while picking, so none is handed out twice)."""
+        sockets = []
+        try:
+            for _ in cls.__dataclass_fields__:
+                s = socket.socket()
+                s.bind(("127.0.0.1", 0))
+                sockets.append(s)
+            return cls(*(s.getsockname()[1] for s in sockets))
+        finally:
+            for s in sockets:
+                s.close()
 
     def busy(self) -> list[str]:
         taken = []
@@ -104,6 +114,7 @@ class DevStack:
             self.start_support()
             if devhost:
                 self.start_devhost()
+            (self.state_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2))
         except BaseException:
             self.stop()
             raise
@@ -123,7 +134,6 @@ class DevStack:
         self._write_catalog()
         self._create_journal_storage()
         self.env = self.broker_env()
-        (self.state_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2))
 
     def start_issuer(self) -> None:
         self.issuer_server, self.issuer = issuer_server(self.state_dir, self.ports.issuer)

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devhost.postgres import _alive
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -104,6 +106,7 @@ def test_the_dev_command_starts_the_stack_serves_the_readme_example_and_stops_ev
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
     assert proc.returncode == 0
+    assert len(pids) == 3  # devhost, postgres, azurite
     for pid in pids:  # nothing the stack started is left running
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        assert not _alive(pid), pid
     assert not (state / "stack.json").exists()
