@@ -139,3 +139,4 @@ class ClientSettings(BaseSettings):
     url: str = ""
     token: SecretStr = SecretStr("")
     dev_state_dir: Path = Path(".broker/dev")
+    """Where ``python -m broker dev`` keeps its state and ``stack.json`` (``BROKER_DEV_STATE_DIR``)."""
