@@ -120,6 +120,8 @@ class GrantService:
 
     def activate(self, request_id: str, expires_at: datetime) -> dict[str, Any]:
         held = self._approvals.store.get(request_id)
+        if held.status == "active":  # a re-delivered activity: it is already open
+            return {"status": "active", "expires_at": held.grant.get("expires_at")}
         request = self._approvals.store.transition(request_id, {"approved"}, "active",
                                                    grant={**held.grant, "expires_at": expires_at.isoformat()})
         record = self.store.transition(request.requester_key, request_id, {"pending"}, "active",
