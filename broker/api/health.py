@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
@@ -68,3 +69,13 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
             _cache = (now, _run_checks())
         body = _cache[1]
     return json_response(body, status=200 if body["status"] != "unhealthy" else 503)
+
+
+_OPENAPI = Path(__file__).with_name("openapi.yaml")
+
+
+@bp.route(route="openapi.yaml", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    """The API's OpenAPI document, so agents and tools can discover the contract."""
+    return func.HttpResponse(_OPENAPI.read_bytes(), mimetype="application/yaml",
+                             headers={"Cache-Control": "public, max-age=300"})
