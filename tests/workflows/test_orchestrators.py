@@ -60,7 +60,7 @@ def test_approved_command_runs_once_then_done():
     assert activity_calls(state)[-1] == ("approval_conclude", {
         "request_id": "req-1", "status": "approved", "approvals": [{"approver": "t/ada", "name": "t/ada",
                                                                     "via": "link"}]})
-    assert [a for a in actions(state) if a.get("actionType") == 5][0]["isCanceled"] is True
+    assert next(a for a in actions(state) if a.get("actionType") == 5)["isCanceled"] is True
     h.scheduled(2, "approval_conclude").episode().completed(2, {"status": "approved"})
     state = replay(APPROVAL, h)
     assert activity_calls(state)[-1] == ("approval_run", "req-1")
