@@ -104,3 +104,13 @@ class ClientSettings(BaseSettings):
     token: SecretStr = SecretStr("")
     dev_state_dir: Path = Path(".broker/dev")
     """Where ``python -m broker dev`` keeps its state and ``stack.json`` (``BROKER_DEV_STATE_DIR``)."""
+
+
+class TelemetrySettings(BaseSettings):
+    """OpenTelemetry export to Application Insights (``broker/telemetry.py``), under the standard
+    Azure names: the platform sets ``APPLICATIONINSIGHTS_CONNECTION_STRING``; ``AZURE_CLIENT_ID``
+    is the user-assigned identity that authenticates ingestion (local auth is off)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+    applicationinsights_connection_string: SecretStr = SecretStr("")
+    azure_client_id: str = ""
