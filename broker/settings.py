@@ -15,6 +15,8 @@ from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+APP_ROOT = Path(__file__).resolve().parent.parent
+"""Where function_app.py lives; relative file settings resolve against it, not the working dir."""
 
 
 def _split(value: object) -> object:
@@ -71,6 +73,11 @@ class Settings(BaseSettings):
 
     public_base_url: str = ""
     """How agents and approvers reach the broker (links in 202 responses and emails)."""
+
+    @field_validator("catalog_path", "policy_path")
+    @classmethod
+    def _from_app_root(cls, value: Path) -> Path:
+        return value if value.is_absolute() else APP_ROOT / value
 
     @field_validator("allowed_tenants", "audiences", mode="before")
     @classmethod
