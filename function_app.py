@@ -4,9 +4,11 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from broker.api import approvals, execute, grants, health, requests
+from broker.telemetry import configure_telemetry
 from broker.workflows import approval as approval_workflow
 from broker.workflows import grants as grant_workflow
 
+configure_telemetry()
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(execute.bp)
 app.register_functions(health.bp)

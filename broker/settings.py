@@ -15,6 +15,8 @@ from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+APP_ROOT = Path(__file__).resolve().parent.parent
+"""Where function_app.py lives; relative file settings resolve against it, not the working dir."""
 
 
 def _split(value: object) -> object:
@@ -108,6 +110,11 @@ class Settings(BaseSettings):
     logic_app_url_secret: str = ""
     """Key Vault secret holding a Logic App HTTP trigger URL; when set, approvers are asked through it."""
 
+    @field_validator("catalog_path", "policy_path", "approvers_path")
+    @classmethod
+    def _from_app_root(cls, value: Path) -> Path:
+        return value if value.is_absolute() else APP_ROOT / value
+
     @field_validator("allowed_tenants", "audiences", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -140,3 +147,13 @@ class ClientSettings(BaseSettings):
     token: SecretStr = SecretStr("")
     dev_state_dir: Path = Path(".broker/dev")
     """Where ``python -m broker dev`` keeps its state and ``stack.json`` (``BROKER_DEV_STATE_DIR``)."""
+
+
+class TelemetrySettings(BaseSettings):
+    """OpenTelemetry export to Application Insights (``broker/telemetry.py``), under the standard
+    Azure names: the platform sets ``APPLICATIONINSIGHTS_CONNECTION_STRING``; ``AZURE_CLIENT_ID``
+    is the user-assigned identity that authenticates ingestion (local auth is off)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+    applicationinsights_connection_string: SecretStr = SecretStr("")
+    azure_client_id: str = ""
