@@ -1,6 +1,9 @@
 """``exec``: the agent-side client. Sends one command to ``POST /api/execute`` and prints the
-(masked) result as a table, or the refusal with its code and remedy. ``--json`` prints the
-broker's JSON as is, for tools."""
+(masked) result as a table, or the refusal with its code and remedy. A command that needs
+approval waits (spinner and time left) until an approver decides, then prints the result;
+``--no-wait`` prints the request id and status URL instead. ``--json`` prints JSON for tools.
+
+Exit codes: 0 done, 1 refused/error, 3 denied, 4 expired (nobody approved), 5 failed."""
 
 from __future__ import annotations
 
@@ -10,18 +13,22 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("exec", help="run a command through the broker (agent side)", description=__doc__)
+    p = sub.add_parser("exec", help="run a command through the broker (agent side)", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", required=True, help="target name from the catalog, e.g. demo-postgres")
     p.add_argument("--sql", required=True, help="one SQL statement")
     p.add_argument("--reason", default="", help="why (journaled; shown to approvers)")
     p.add_argument("--ticket", default="", help="ticket or incident id (journaled)")
     p.add_argument("--json", action="store_true", help="print the broker's JSON response")
+    p.add_argument("--no-wait", action="store_true",
+                   help="when approval is needed, print the request id and status URL and exit")
     p.add_argument("--identity", default="devin", help="dev identity to use when BROKER_TOKEN is unset")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from broker.cli._client import BrokerClient, ClientError, fail
+    from broker.cli._wait import EXIT_CODES, ended, wait
 
     body = {"target": args.target, "sql": args.sql}
     if args.reason:
@@ -30,7 +37,25 @@ def run(args: argparse.Namespace) -> int:
         body["ticket"] = args.ticket
     try:
         client = BrokerClient.from_env(args.identity)
-        _, result = client.request("POST", "/api/execute", json=body)
+        code, result = client.request("POST", "/api/execute", json=body)
+        if code == 202:
+            pending = {k: result.get(k) for k in ("status", "request_id", "status_url", "expires_at")}
+            if args.no_wait:
+                print(json.dumps(pending, indent=2) if args.json else
+                      f"pending approval: request {pending['request_id']}\n"
+                      f"status: {pending['status_url']}\nexpires: {pending['expires_at']}")
+                return 0
+            if not args.json:
+                print(f"approval needed ({result.get('risk')} on {result.get('target')}): request "
+                      f"{result['request_id']}, expires {result['expires_at']}", flush=True)
+            status = wait(client, result["request_id"])
+            if args.json:
+                print(json.dumps(status, indent=2, ensure_ascii=False))
+            else:
+                print(ended(status))
+                if status.get("status") == "done" and status.get("result"):
+                    print(render_result(status["result"]))
+            return EXIT_CODES.get(status.get("status", ""), 1)
     except ClientError as error:
         return fail(error, args.json)
     if args.json:
@@ -68,5 +93,3 @@ def render_result(result: dict[str, Any]) -> str:
     summary.append(f"journal {result.get('record_id', '?')}")
     lines.append(" · ".join(summary))
     return "\n".join(lines)
-
-

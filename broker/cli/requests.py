@@ -1,0 +1,41 @@
+"""``requests``: where an approval request stands (the agent side of ``GET /api/requests/{id}``).
+``show ID`` prints it; ``--wait`` waits until it ends, like ``exec`` does."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("requests", help="show (or wait for) a pending request", description=__doc__)
+    rsub = p.add_subparsers(dest="requests_command", metavar="ACTION", required=True)
+    show = rsub.add_parser("show", help="one request: status, who decided, the result when done")
+    show.add_argument("request_id")
+    show.add_argument("--wait", action="store_true", help="wait until it ends (spinner and time left)")
+    show.add_argument("--json", action="store_true", help="print the broker's JSON")
+    show.add_argument("--identity", default="devin", help="dev identity to use when BROKER_TOKEN is unset")
+    show.set_defaults(func=run_show)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from broker.cli._client import BrokerClient, ClientError, fail
+    from broker.cli._wait import EXIT_CODES, ended, wait
+    from broker.cli.exec import render_result
+
+    try:
+        client = BrokerClient.from_env(args.identity)
+        if args.wait:
+            status = wait(client, args.request_id)
+        else:
+            _, status = client.request("GET", f"/api/requests/{args.request_id}")
+    except ClientError as error:
+        return fail(error, args.json)
+    if args.json:
+        print(json.dumps(status, indent=2, ensure_ascii=False))
+    else:
+        print(f"{status['kind']} request {status['request_id']} on {status.get('target')}: {status['status']}")
+        print(ended(status))
+        if status.get("result"):
+            print(render_result(status["result"]))
+    return EXIT_CODES.get(status.get("status", ""), 0)
