@@ -4,7 +4,9 @@
 set -euo pipefail
 PACKAGES=(
   # mariadb-server: the MySQL engine's tests start a real MariaDB on 127.0.0.1
-  # chromium: the approval page is tested in a real headless browser
+  # chromium + chromium-driver: the approval page is tested in a real headless browser (Selenium)
+  chromium
+  chromium-driver
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do

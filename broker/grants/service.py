@@ -118,8 +118,10 @@ class GrantService:
         self.store.transition(request.requester_key, request_id, {"pending"}, status,
                               ended_at=datetime.now(UTC))
 
-    def activate(self, request_id: str, expires_at: datetime) -> dict[str, Any]:
+    def activate(self, request_id: str, duration_seconds: int) -> dict[str, Any]:
+        """Open the approved grant now, until now + its duration (whole seconds)."""
         held = self._approvals.store.get(request_id)
+        expires_at = datetime.fromtimestamp(int(self._clock()) + int(duration_seconds), UTC)
         if held.status == "active":  # a re-delivered activity: it is already open
             return {"status": "active", "expires_at": held.grant.get("expires_at")}
         request = self._approvals.store.transition(request_id, {"approved"}, "active",

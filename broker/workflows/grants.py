@@ -3,14 +3,13 @@ its expiry (or a "revoke" event ends early), every step journaled.
 
     grant_orchestrator(request)
       -> approval_notify, wait_for_decisions, approval_conclude   (as for commands)
-      -> grant_activate(expires_at)                                (active: the execute path honours it)
+      -> grant_activate -> expires_at                              (active: the execute path honours it)
       -> timer(expires_at)  |  event "revoke"
       -> grant_end                                                 (revoked)
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -35,9 +34,13 @@ def grant_orchestrator(context: df.DurableOrchestrationContext) -> Any:
     yield context.call_activity("approval_conclude", {"request_id": request_id, **outcome})
     if outcome["status"] != "approved":
         return outcome["status"]
-    # The grant's clock starts at approval, from the orchestration's replay-safe time.
-    expires_at = context.current_utc_datetime + timedelta(seconds=int(params["duration_seconds"]))
-    yield context.call_activity("grant_activate", {"request_id": request_id, "expires_at": expires_at.isoformat()})
+    # The activity fixes the expiry when the grant really opens (the execute path checks it against
+    # the same clock); its answer is in the history, so every replay sees the same moment.
+    activated = yield context.call_activity("grant_activate", {"request_id": request_id,
+                                                               "duration_seconds": int(params["duration_seconds"])})
+    if activated.get("status") != "active":
+        return activated.get("status", "failed")
+    expires_at = parse_deadline(activated["expires_at"])
     context.set_custom_status({"status": "active", "expires_at": expires_at.isoformat()})
     timer = context.create_timer(expires_at)
     revoke = context.wait_for_external_event(REVOKE_EVENT)
@@ -56,7 +59,7 @@ def grant_orchestrator(context: df.DurableOrchestrationContext) -> Any:
 
 @bp.activity_trigger(input_name="payload", activity="grant_activate")
 def grant_activate(payload: dict[str, Any]) -> dict[str, Any]:
-    return get_broker().approvals.grants.activate(payload["request_id"], parse_deadline(payload["expires_at"]))
+    return get_broker().approvals.grants.activate(payload["request_id"], int(payload["duration_seconds"]))
 
 
 @bp.activity_trigger(input_name="payload", activity="grant_end")

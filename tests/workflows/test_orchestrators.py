@@ -146,31 +146,28 @@ def test_notify_failing_after_its_retries_ends_the_request_as_failed():
 
 # --- grants ---
 
-def approved_grant(duration: int = 1800) -> tuple[History, object]:
+EXPIRES = START + timedelta(minutes=40)
+
+
+def approved_grant(duration: int = 1800) -> History:
     h = waiting(kind=GRANT, duration_seconds=duration).episode().later(60).raised("decision", approve("t/ada"))
-    approved_at = h.now
-    h.scheduled(2, "approval_conclude").episode().completed(2, {"status": "approved"})
-    return h, approved_at
+    return h.scheduled(2, "approval_conclude").episode().completed(2, {"status": "approved"})
 
 
-def test_grant_activates_with_expiry_from_approval_time():
-    h, approved_at = approved_grant(1800)
-    state = replay(GRANT, h)
-    name, payload = activity_calls(state)[-1]
-    assert name == "grant_activate"
-    assert payload["expires_at"] == (approved_at + timedelta(seconds=1800)).isoformat()
+def test_grant_activates_for_its_duration():
+    state = replay(GRANT, approved_grant(1800))
+    assert activity_calls(state)[-1] == ("grant_activate", {"request_id": "req-1", "duration_seconds": 1800})
 
 
-def test_grant_timer_ends_it_at_expiry():
-    h, approved_at = approved_grant(1800)
-    expires = approved_at + timedelta(seconds=1800)
-    h.scheduled(3, "grant_activate").episode().completed(3, {"status": "active"})
+def test_grant_timer_ends_it_at_the_expiry_the_activation_fixed():
+    h = approved_grant(1800)
+    h.scheduled(3, "grant_activate").episode().completed(3, {"status": "active", "expires_at": EXPIRES.isoformat()})
     state = replay(GRANT, h)
     timers = [a for a in actions(state) if a.get("actionType") == 5]
-    assert timers[-1]["fireAt"] == expires.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert timers[-1]["fireAt"] == EXPIRES.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert {"actionType": 6, "externalEventName": "revoke", "reason": "ExternalEvent"} in actions(state)
     assert state["customStatus"]["status"] == "active"
-    h.timer_created(4, expires).episode().at(expires).timer_fired(4, expires)
+    h.timer_created(4, EXPIRES).episode().at(EXPIRES).timer_fired(4, EXPIRES)
     state = replay(GRANT, h)
     assert activity_calls(state)[-1] == ("grant_end", {"request_id": "req-1", "how": "expired",
                                                        "by": {"id": "timer", "name": "expiry"}})
@@ -180,13 +177,20 @@ def test_grant_timer_ends_it_at_expiry():
 
 
 def test_grant_revoked_early_cancels_the_timer():
-    h, approved_at = approved_grant(3600)
-    h.scheduled(3, "grant_activate").episode().completed(3, {"status": "active"})
-    h.timer_created(4, approved_at + timedelta(hours=1)).episode().later(120).raised("revoke", {"by": "t/bo"})
+    h = approved_grant(3600)
+    h.scheduled(3, "grant_activate").episode().completed(3, {"status": "active", "expires_at": EXPIRES.isoformat()})
+    h.timer_created(4, EXPIRES).episode().later(120).raised("revoke", {"by": "t/bo"})
     state = replay(GRANT, h)
     assert activity_calls(state)[-1] == ("grant_end", {"request_id": "req-1", "how": "revoked",
                                                        "by": {"id": "t/bo", "name": ""}})
     assert [a for a in actions(state) if a.get("actionType") == 5][-1]["isCanceled"] is True
+
+
+def test_a_grant_that_could_not_open_ends_there():
+    h = approved_grant(600)
+    h.scheduled(3, "grant_activate").episode().completed(3, {"status": "gone"})
+    state = replay(GRANT, h)
+    assert state["isDone"] and state["output"] == "gone"
 
 
 def test_denied_grant_never_activates():
