@@ -1,0 +1,227 @@
+"""Command approval end to end on the dev stack: the agent's 202, the approvers' mails and pages,
+the Durable orchestration on the devhost's engine, the approved command run once, the result at
+the status URL; and every way it must not happen."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from broker.approvals import ApprovalTokens
+from broker.approvals import signature as hmac_signature
+from broker.secrets import SecretValue
+from devhost.identities import DEV_TENANT, IDENTITIES
+from tests.approvals.e2e.conftest import TWO_PERSON_GROUP, Flow
+
+pytestmark = pytest.mark.e2e
+ADA, BO = "ada@dev.example", "bo@dev.example"
+
+
+def customer(flow: Flow, cid: int) -> list:
+    return flow.rows(f"SELECT id FROM customers WHERE id = {cid}")
+
+
+def signing_key(flow: Flow, name: str) -> SecretValue:
+    entry = flow.stack.keyvault.store.get(name, None)  # type: ignore[union-attr]
+    return SecretValue(entry["value"], entry["version"])
+
+
+def test_approve_runs_the_exact_command_once_and_the_result_is_fetched(flow):
+    assert customer(flow, 201)
+    pending = flow.pending("DELETE FROM customers WHERE id = 201")
+    rid = pending["request_id"]
+    assert pending["status"] == "pending" and pending["status_url"].endswith(f"/api/requests/{rid}")
+    assert datetime.fromisoformat(pending["expires_at"]) > datetime.now(UTC) + timedelta(minutes=14)
+    links = flow.links(rid)
+    assert sorted(links) == [ADA, BO]  # both DBAs, never the requester
+    assert customer(flow, 201), "nothing runs before an approval"
+
+    outcome = flow.decide(links[ADA])
+    assert outcome.status_code == 200 and "Approved" in outcome.text
+    done = flow.wait_status(rid, "done", "failed")
+    assert done["status"] == "done", done
+    assert done["result"]["affected_rows"] == 1 and done["result"]["command_status"] == "DELETE 1"
+    assert [(d["approver"], d["verdict"]) for d in done["decisions"]] == [("Ada Approver", "approve")]
+    assert customer(flow, 201) == []
+    events = flow.events(rid)
+    assert events.count("execute.intent") == 1 and events.count("execute.outcome") == 1
+    for event in ("execute.pending", "approval.notified", "approval.decided", "approval.approved"):
+        assert event in events, flow.dump(rid)
+
+    # Ada's link is spent; Bo's link comes after the end: neither page offers a button
+    page = flow.open(links[ADA])
+    assert page.status_code == 200 and "<form" not in page.text
+    late = flow.open(links[BO])
+    assert "no longer takes decisions" in late.text and "<form" not in late.text
+    flow.idle()
+    assert flow.events(rid).count("execute.intent") == 1
+
+
+def test_opening_a_link_decides_nothing(flow):
+    rid = flow.pending("DELETE FROM customers WHERE id = 202")["request_id"]
+    link = flow.links(rid)[ADA]
+    for agent in ("Microsoft Office Protocol Discovery", "Slackbot-LinkExpanding 1.0", "Mozilla/5.0"):
+        r = flow.http.get(link, headers={"User-Agent": agent})
+        assert r.status_code == 200 and "Approve" in r.text
+        assert r.headers["content-security-policy"].startswith("default-src 'none'")
+    flow.idle()
+    status = flow.status(rid)
+    assert status["status"] == "pending" and status["decisions"] == []
+    assert customer(flow, 202)
+    flow.decide(link, "deny")
+
+
+def test_a_denial_ends_it_and_nothing_runs(flow):
+    rid = flow.pending("DELETE FROM customers WHERE id = 203")["request_id"]
+    links = flow.links(rid)
+    r = flow.decide(links[BO], "deny")
+    assert r.status_code == 200 and "Denied" in r.text
+    status = flow.wait_status(rid, "denied")
+    assert status["ended_by"]["approver"] == f"{DEV_TENANT}/{IDENTITIES['approver2'].object_id}"
+    assert customer(flow, 203)
+    late = flow.open(links[ADA])
+    assert "no longer takes decisions" in late.text and "<form" not in late.text
+    flow.idle()
+    assert "execute.intent" not in flow.events(rid) and "approval.denied" in flow.events(rid)
+
+
+def test_nobody_answers_it_expires_and_nothing_runs(flow):
+    pending = flow.pending("DELETE FROM customers WHERE id = 204")
+    rid = pending["request_id"]
+    link = flow.links(rid)[ADA]
+    page = flow.open(link)
+    flow.advance_to(datetime.fromisoformat(pending["expires_at"]) + timedelta(seconds=1))
+    assert flow.wait_status(rid, "expired")["status"] == "expired"
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page.text))
+    late = flow.http.post(link.split("?")[0], data={**fields, "verdict": "approve"},
+                          headers={"Cookie": page.headers["set-cookie"].split(";")[0]})
+    assert late.status_code == 410
+    assert customer(flow, 204)
+    assert "execute.intent" not in flow.events(rid) and "approval.expired" in flow.events(rid)
+    assert "expired" in flow.refusals(rid)
+
+
+def test_a_quorum_of_two_needs_two_different_approvers(flow):
+    token = flow.token("devin", groups=("agents", TWO_PERSON_GROUP))
+    pending = flow.pending("DELETE FROM customers WHERE id = 205", token=token)
+    rid = pending["request_id"]
+    assert pending["approval"]["quorum"] == 2
+    links = flow.links(rid)
+    assert "1 of 2" in flow.decide(links[ADA]).text
+    flow.idle()
+    status = flow.status(rid, token=token)
+    assert status["status"] == "pending" and len(status["decisions"]) == 1
+    assert customer(flow, 205)
+    flow.decide(links[BO])
+    assert flow.wait_status(rid, "done", "failed")["status"] == "done"
+    assert customer(flow, 205) == []
+
+
+def test_self_approval_is_refused_and_journaled(flow):
+    rid = flow.pending("DELETE FROM customers WHERE id = 206")["request_id"]
+    devin = IDENTITIES["devin"]
+    # a link for the requester, correctly signed: still refused (compared by tenant + object id)
+    tokens = ApprovalTokens(lambda: signing_key(flow, "approval-signing-key"))
+    link = tokens.issue(rid, f"{DEV_TENANT}/{devin.object_id}", "Ada Approver", flow.status(rid)["command_digest"],
+                        datetime.now(UTC) + timedelta(minutes=5))
+    r = flow.http.get(f"/api/approvals/{rid}", params={"t": link})
+    assert r.status_code == 403 and "self_approval" in r.text
+    # a signed automation decision naming the requester
+    body = json.dumps({"verdict": "approve", "approver": {"tenant_id": DEV_TENANT, "object_id": devin.object_id,
+                                                          "name": "Ada Approver"}}).encode()
+    signed = hmac_signature.sign(signing_key(flow, "approval-hmac-key").value.encode(), body)
+    r = flow.http.post(f"/api/approvals/{rid}/decision", content=body,
+                       headers={"X-Broker-Signature": signed, "Content-Type": "application/json"})
+    assert r.status_code == 403 and r.json()["code"] == "self_approval"
+    assert flow.refusals(rid) == ["self_approval", "self_approval"]
+    assert flow.status(rid)["status"] == "pending"
+    flow.decide(flow.links(rid)[ADA], "deny")
+
+
+def test_forged_expired_and_replayed_links_are_refused_and_journaled(flow):
+    rid = flow.pending("DELETE FROM customers WHERE id = 207")["request_id"]
+    real = flow.links(rid)[ADA]
+    digest = flow.status(rid)["command_digest"]
+    ada = f"{DEV_TENANT}/{IDENTITIES['approver'].object_id}"
+    forged = ApprovalTokens(lambda: SecretValue("f" * 43, "x")).issue(rid, ada, "Ada", digest,
+                                                                     datetime.now(UTC) + timedelta(minutes=5))
+    expired = ApprovalTokens(lambda: signing_key(flow, "approval-signing-key")).issue(
+        rid, ada, "Ada", digest, datetime.now(UTC) - timedelta(seconds=1))
+    assert flow.http.get(f"/api/approvals/{rid}", params={"t": forged}).status_code == 403
+    assert flow.http.get(f"/api/approvals/{rid}", params={"t": expired}).status_code == 410
+    altered = real[:-3] + ("abc" if not real.endswith("abc") else "xyz")
+    assert flow.http.get(altered).status_code == 403
+    page = flow.open(real)
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page.text))
+    cookie = page.headers["set-cookie"].split(";")[0]
+    no_cookie = flow.http.post(real.split("?")[0], data={**fields, "verdict": "approve"})
+    assert no_cookie.status_code == 403 and "csrf_failed" in no_cookie.text
+    cross_site = flow.http.post(real.split("?")[0], data={**fields, "verdict": "approve"},
+                                headers={"Cookie": cookie, "Origin": "https://evil.example"})
+    assert cross_site.status_code == 403
+    first = flow.http.post(real.split("?")[0], data={**fields, "verdict": "approve"}, headers={"Cookie": cookie})
+    assert first.status_code == 200
+    again = flow.http.post(real.split("?")[0], data={**fields, "verdict": "approve"}, headers={"Cookie": cookie})
+    assert again.status_code == 409 and "token_used" in again.text
+    assert flow.wait_status(rid, "done")["status"] == "done"
+    assert flow.refusals(rid) == sorted(["token_invalid", "token_expired", "token_invalid", "csrf_failed",
+                                         "csrf_failed", "token_used"])
+    assert flow.events(rid).count("execute.intent") == 1
+
+
+def test_only_the_requester_and_auditors_see_a_request(flow):
+    rid = flow.pending("DELETE FROM customers WHERE id = 208")["request_id"]
+    for identity, code in (("approver", 403), ("outsider", 403), ("auditor", 200), ("devin", 200)):
+        r = flow.call("GET", f"/api/requests/{rid}", identity)
+        assert r.status_code == code, (identity, r.text)
+    assert flow.call("GET", f"/api/requests/{rid}", None).status_code == 401
+    flow.decide(flow.links(rid)[ADA], "deny")
+
+
+def test_logic_app_decisions_by_entra_token_and_by_signature(flow):
+    token = flow.token("devin", groups=("agents", TWO_PERSON_GROUP))
+    rid = flow.pending("DELETE FROM customers WHERE id = 209", token=token)["request_id"]
+    # an approver's own Entra token
+    r = flow.call("POST", f"/api/approvals/{rid}/decision", "approver", json={"verdict": "approve"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"request_id": rid, "recorded": True, "verdict": "approve", "via": "entra",
+                        "approvals": 1, "quorum": 2}
+    # the requester's token, or an app without the automation role, cannot decide
+    assert flow.call("POST", f"/api/approvals/{rid}/decision", "devin",
+                     json={"verdict": "approve"}).json()["code"] in ("self_approval", "not_an_approver")
+    # a Logic App signing the body for Bo
+    body = json.dumps({"verdict": "approve", "approver": {"tenant_id": DEV_TENANT,
+                                                          "object_id": IDENTITIES["approver2"].object_id,
+                                                          "name": "Bo Approver"}}).encode()
+    key = signing_key(flow, "approval-hmac-key").value.encode()
+    bad = flow.http.post(f"/api/approvals/{rid}/decision", content=body,
+                         headers={"X-Broker-Signature": hmac_signature.sign(b"wrong" * 8, body)})
+    assert bad.status_code == 401 and bad.json()["code"] == "invalid_signature"
+    signed = hmac_signature.sign(key, body)
+    ok = flow.http.post(f"/api/approvals/{rid}/decision", content=body, headers={"X-Broker-Signature": signed})
+    assert ok.status_code == 200 and ok.json()["via"] == "hmac", ok.text
+    replayed = flow.http.post(f"/api/approvals/{rid}/decision", content=body, headers={"X-Broker-Signature": signed})
+    assert replayed.status_code == 403 and replayed.json()["code"] == "signature_replayed"
+    assert flow.wait_status(rid, "done")["status"] == "done"
+    assert "invalid_signature" in flow.refusals(rid) and "signature_replayed" in flow.refusals(rid)
+
+
+def test_the_devhost_restarts_mid_wait_and_the_command_still_runs_once(flow):
+    rid = flow.pending("DELETE FROM customers WHERE id = 210")["request_id"]
+    link = flow.links(rid)[ADA]
+    flow.stack.stop_devhost()
+    with pytest.raises(httpx.HTTPError):
+        flow.http.get("/api/health")
+    from tests.approvals.e2e.conftest import ENGINE_ENV
+
+    flow.stack.start_devhost(extra_env=ENGINE_ENV)
+    assert flow.status(rid)["status"] == "pending"
+    flow.decide(link)
+    assert flow.wait_status(rid, "done", "failed")["status"] == "done"
+    assert customer(flow, 210) == []
+    flow.idle()
+    assert flow.events(rid).count("execute.intent") == 1
