@@ -40,6 +40,7 @@ test: setup infra-check
 
 bench: setup
 	$(PY) benchmarks/execute_overhead.py
+	$(PY) benchmarks/approval_latency.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules .broker
