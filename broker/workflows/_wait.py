@@ -7,6 +7,7 @@ here is by approver key again, so a re-delivered event cannot count twice.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +30,7 @@ def wait_for_decisions(context: DurableOrchestrationContext, quorum: int,
         winner = yield context.task_any([event, timer])
         if winner is timer:
             return {"status": "expired", "approvals": list(approvals.values())}
-        decision = winner.result if isinstance(winner.result, dict) else {}
+        decision = event_payload(winner.result)
         approver = decision.get("approver")
         if not isinstance(approver, str) or decision.get("verdict") not in ("approve", "deny"):
             continue  # not a decision the HTTP layer would send: ignore, keep waiting
@@ -41,6 +42,17 @@ def wait_for_decisions(context: DurableOrchestrationContext, quorum: int,
         if len(approvals) >= quorum:
             timer.cancel()
             return {"status": "approved", "approvals": list(approvals.values())}
+
+
+def event_payload(value: Any) -> dict[str, Any]:
+    """An event's data as a dict. ``DurableOrchestrationClient.raise_event`` serialises the data
+    before posting it as JSON, so the orchestrator receives a JSON *string*; accept both."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
 
 
 def parse_deadline(value: str) -> datetime:

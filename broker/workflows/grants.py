@@ -15,7 +15,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from broker.runtime import get_broker
-from broker.workflows._wait import NOTIFY_RETRY, REVOKE_EVENT, parse_deadline, wait_for_decisions
+from broker.workflows._wait import NOTIFY_RETRY, REVOKE_EVENT, event_payload, parse_deadline, wait_for_decisions
 
 bp = df.Blueprint()
 
@@ -49,7 +49,7 @@ def grant_orchestrator(context: df.DurableOrchestrationContext) -> Any:
         ending = {"request_id": request_id, "how": "expired", "by": {"id": "timer", "name": "expiry"}}
     else:
         timer.cancel()
-        by = revoke.result if isinstance(revoke.result, dict) else {}
+        by = event_payload(revoke.result)
         ending = {"request_id": request_id, "how": "revoked", "by": {"id": str(by.get("by", "")), "name": ""}}
     yield context.call_activity("grant_end", ending)
     context.set_custom_status({"status": "revoked"})

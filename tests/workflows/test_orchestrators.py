@@ -115,13 +115,21 @@ def test_one_denial_beats_earlier_approvals():
     assert activity_calls(state)[-1][1]["status"] == "denied"
 
 
+def test_decisions_as_the_python_client_sends_them():
+    """``raise_event`` JSON-encodes the data before posting it: the history holds a JSON string."""
+    h = waiting().episode().raised("decision", json.dumps(approve("t/ada")))
+    state = replay(APPROVAL, h)
+    assert activity_calls(state)[-1][1]["status"] == "approved"
+
+
 def test_events_that_arrive_in_one_batch_are_all_seen():
     h = waiting(quorum=2).episode().raised("decision", approve("t/ada")).raised("decision", approve("t/bo"))
     state = replay(APPROVAL, h)
     assert activity_calls(state)[-1][1]["status"] == "approved"
 
 
-@pytest.mark.parametrize("event", [{"verdict": "approve"}, {"approver": "t/x", "verdict": "maybe"}, "approve", None])
+@pytest.mark.parametrize("event", [{"verdict": "approve"}, {"approver": "t/x", "verdict": "maybe"}, "approve", None,
+                                   "[1, 2]", "{not json"])
 def test_malformed_decisions_are_ignored(event):
     state = replay(APPROVAL, waiting().episode().raised("decision", event))
     assert not state["isDone"]
@@ -179,7 +187,7 @@ def test_grant_timer_ends_it_at_the_expiry_the_activation_fixed():
 def test_grant_revoked_early_cancels_the_timer():
     h = approved_grant(3600)
     h.scheduled(3, "grant_activate").episode().completed(3, {"status": "active", "expires_at": EXPIRES.isoformat()})
-    h.timer_created(4, EXPIRES).episode().later(120).raised("revoke", {"by": "t/bo"})
+    h.timer_created(4, EXPIRES).episode().later(120).raised("revoke", json.dumps({"by": "t/bo"}))
     state = replay(GRANT, h)
     assert activity_calls(state)[-1] == ("grant_end", {"request_id": "req-1", "how": "revoked",
                                                        "by": {"id": "t/bo", "name": ""}})
