@@ -28,6 +28,11 @@ TWO_PERSON_GROUP = "two-person-rule"
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/api/approvals/[0-9a-f-]{36}\?t=[\w.-]+")
 
 
+def touch(cid: int) -> str:
+    """A write that leaves a countable trace: run twice, it would mark the row twice."""
+    return f"UPDATE customers SET notes = 'e2e-run;' || coalesce(notes, '') WHERE id = {cid}"
+
+
 def _policy(path: Path) -> Path:
     policy = yaml.safe_load((REPO_ROOT / "config/dev/policy.yaml").read_text())
     policy["rules"].insert(0, {
@@ -160,6 +165,11 @@ class Flow:
         assert self.stack.postgres is not None
         with self.stack.postgres.admin("demo") as db:
             return db.execute(sql).fetchall()
+
+    def runs(self, cid: int) -> int:
+        """How many times an approved ``touch(cid)`` ran."""
+        (notes,) = self.rows(f"SELECT coalesce(notes, '') FROM customers WHERE id = {cid}")[0]
+        return notes.count("e2e-run;")
 
     def dump(self, request_id: str) -> str:
         return json.dumps([r.to_dict() for r in self.reader.by_request(request_id)], indent=1, default=str)

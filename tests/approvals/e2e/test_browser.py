@@ -14,7 +14,8 @@ from tests.approvals.e2e.conftest import LINK, Flow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-INJECTED = "DELETE FROM customers WHERE id = 211 -- <b id=injected>x</b><script>document.title='pwned'</script>"
+INJECTED = ("UPDATE customers SET notes = 'e2e-run;' WHERE id = 211 "
+            "-- <b id=injected>x</b><script>document.title='pwned'</script>")
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from devhost.stack import REPO_ROOT
+from tests.approvals.e2e.conftest import touch
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +26,7 @@ def cli(flow, *args: str) -> subprocess.Popen[str]:
 
 
 def test_no_wait_json_prints_the_request_and_its_status_url(flow):
-    proc = cli(flow, "exec", "--target", "demo-postgres", "--sql", "DELETE FROM customers WHERE id = 230",
+    proc = cli(flow, "exec", "--target", "demo-postgres", "--sql", touch(230),
                "--no-wait", "--json")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -35,13 +36,13 @@ def test_no_wait_json_prints_the_request_and_its_status_url(flow):
 
 
 def test_exec_waits_for_the_approval_and_prints_the_result(flow):
-    proc = cli(flow, "exec", "--target", "demo-postgres", "--sql", "DELETE FROM customers WHERE id = 231",
+    proc = cli(flow, "exec", "--target", "demo-postgres", "--sql", touch(231),
                "--reason", "cli e2e")
     rid = None
     deadline = time.monotonic() + 30
     while rid is None and time.monotonic() < deadline:
         for record in flow.reader.recent(limit=20):
-            if record.event == "execute.pending" and record.command.get("sql", "").endswith("id = 231"):
+            if record.event == "execute.pending" and record.command.get("sql", "").endswith("WHERE id = 231"):
                 rid = record.request_id
         time.sleep(0.1)
     assert rid, "the CLI's request never arrived"
