@@ -28,7 +28,7 @@ from broker.execute import CallContext
 from broker.identity import Principal
 from broker.problems import BadRequest, BrokerError, Forbidden, NotFound, Unavailable, UnsupportedMediaType
 from broker.runtime import Broker, get_broker
-from broker.workflows._wait import DECISION_EVENT
+from broker.workflows._wait import decision_event
 
 bp = df.Blueprint()
 REQUEST_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -125,7 +125,7 @@ def _cookie(req: func.HttpRequest) -> str:
 async def _deliver(client: df.DurableOrchestrationClient, broker: Broker, accepted: Accepted, ctx: CallContext) -> None:
     """Hand the decision to the waiting orchestration; undo it if that fails, so it can be retried."""
     try:
-        await client.raise_event(accepted.request.request_id, DECISION_EVENT, accepted.event())
+        await client.raise_event(accepted.request.request_id, decision_event(accepted.approver), accepted.event())
     except Exception as exc:
         await blocking(broker.approvals.approvals.store.release, accepted.request.request_id, accepted.token_id,
                        accepted.approver)

@@ -91,7 +91,7 @@ class ApprovalService:
     def notify(self, request_id: str) -> dict[str, Any]:
         request = self.store.get(request_id)
         if request.status != "pending":
-            return {"sent": 0, "status": request.status}
+            return {"sent": 0, "status": request.status, "approvers": []}
         requirement = ApprovalRequirement(**request.requirement)
         asks = []
         for approver in self.directory.eligible(requirement, request.requester_key):
@@ -103,7 +103,7 @@ class ApprovalService:
         self._write(Event.APPROVAL_NOTIFIED, request, {
             "status": "sent", "channel": self._notifier.channel,
             "approvers": [{"name": a.approver.name, "id": a.approver.key} for a in asks]})
-        return {"sent": len(asks), "status": "pending"}
+        return {"sent": len(asks), "status": "pending", "approvers": [a.approver.key for a in asks]}
 
     def conclude(self, request_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
         """Record how the wait ended. Idempotent: a re-delivered activity finds it already done."""

@@ -1,8 +1,8 @@
 """The wait shared by both orchestrators: decisions raced against the deadline.
 
 Quorum counts distinct approvers; any single denial ends the wait; the deadline ends it as
-expired (default deny). The HTTP layer already refuses duplicates and self-approval; the count
-here is by approver key again, so a re-delivered event cannot count twice.
+expired (default deny). The HTTP layer already refuses duplicates and self-approval; here each
+approver has one wait, so a re-delivered event cannot count twice.
 """
 
 from __future__ import annotations
@@ -14,31 +14,42 @@ from typing import Any
 
 from azure.durable_functions import DurableOrchestrationContext, RetryOptions
 
-DECISION_EVENT = "decision"
 REVOKE_EVENT = "revoke"
 NOTIFY_RETRY = RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=3)
 
 
-def wait_for_decisions(context: DurableOrchestrationContext, quorum: int,
-                       deadline: datetime) -> Generator[Any, Any, dict[str, Any]]:
+def decision_event(approver: str) -> str:
+    """Each approver's decision is its own event (``decision_<tenant>_<oid>``).
+
+    One name per approver, waited on by one task for the whole wait, never a fresh wait for a
+    name already seen: the Python SDK re-applies an event that arrived before its wait to every
+    later wait of the same name, so a shared "decision" name would count an early decision
+    again and again. A name per approver also makes "distinct approvers" structural.
+    """
+    return "decision_" + approver.replace("/", "_")
+
+
+def wait_for_decisions(context: DurableOrchestrationContext, quorum: int, deadline: datetime,
+                       approvers: list[str]) -> Generator[Any, Any, dict[str, Any]]:
     """``yield from`` this: returns {"status": approved|denied|expired, "approvals": [...], ...}."""
     timer = context.create_timer(deadline)
+    waits = {approver: context.wait_for_external_event(decision_event(approver)) for approver in approvers}
     approvals: dict[str, dict[str, Any]] = {}
     while True:
         context.set_custom_status({"status": "pending", "approvals": len(approvals), "quorum": quorum})
-        event = context.wait_for_external_event(DECISION_EVENT)
-        winner = yield context.task_any([event, timer])
+        open_waits = [task for task in waits.values() if not task.is_completed]
+        winner = yield context.task_any([*open_waits, timer])
         if winner is timer:
             return {"status": "expired", "approvals": list(approvals.values())}
+        approver = next(a for a, task in waits.items() if task is winner)
         decision = event_payload(winner.result)
-        approver = decision.get("approver")
-        if not isinstance(approver, str) or decision.get("verdict") not in ("approve", "deny"):
-            continue  # not a decision the HTTP layer would send: ignore, keep waiting
+        if decision.get("verdict") not in ("approve", "deny"):
+            continue  # not a decision the HTTP layer sends: this approver's wait is spent, keep waiting
         entry = {"approver": approver, "name": str(decision.get("name", "")), "via": str(decision.get("via", ""))}
         if decision["verdict"] == "deny":
             timer.cancel()
             return {"status": "denied", "approvals": list(approvals.values()), "denied_by": entry}
-        approvals.setdefault(approver, entry)
+        approvals[approver] = entry
         if len(approvals) >= quorum:
             timer.cancel()
             return {"status": "approved", "approvals": list(approvals.values())}

@@ -3,7 +3,7 @@ exact approved command once, or record the denial / expiry (default deny: nothin
 
     approval_orchestrator(request)
       -> approval_notify            (activity, retried: mail / Logic App)
-      -> wait_for_decisions          (external events "decision" raced against the deadline timer)
+      -> wait_for_decisions          (one event per approver, "decision_<id>", raced against the deadline)
       -> approval_conclude           (activity: status + journal)
       -> approval_run                (activity, once: execute + mask + journal + store the result)
 """
@@ -26,12 +26,13 @@ def approval_orchestrator(context: df.DurableOrchestrationContext) -> Any:
     params = context.get_input()
     request_id = params["request_id"]
     try:
-        yield context.call_activity_with_retry("approval_notify", NOTIFY_RETRY, request_id)
+        notified = yield context.call_activity_with_retry("approval_notify", NOTIFY_RETRY, request_id)
     except Exception:
         yield context.call_activity("approval_conclude", {"request_id": request_id, "status": "failed",
                                                           "error": "notify_failed"})
         return "failed"
-    outcome = yield from wait_for_decisions(context, int(params["quorum"]), parse_deadline(params["deadline"]))
+    outcome = yield from wait_for_decisions(context, int(params["quorum"]), parse_deadline(params["deadline"]),
+                                            list(notified.get("approvers", [])))
     context.set_custom_status({"status": outcome["status"]})
     yield context.call_activity("approval_conclude", {"request_id": request_id, **outcome})
     if outcome["status"] != "approved":

@@ -25,12 +25,13 @@ def grant_orchestrator(context: df.DurableOrchestrationContext) -> Any:
     params = context.get_input()
     request_id = params["request_id"]
     try:
-        yield context.call_activity_with_retry("approval_notify", NOTIFY_RETRY, request_id)
+        notified = yield context.call_activity_with_retry("approval_notify", NOTIFY_RETRY, request_id)
     except Exception:
         yield context.call_activity("approval_conclude", {"request_id": request_id, "status": "failed",
                                                           "error": "notify_failed"})
         return "failed"
-    outcome = yield from wait_for_decisions(context, int(params["quorum"]), parse_deadline(params["deadline"]))
+    outcome = yield from wait_for_decisions(context, int(params["quorum"]), parse_deadline(params["deadline"]),
+                                            list(notified.get("approvers", [])))
     yield context.call_activity("approval_conclude", {"request_id": request_id, **outcome})
     if outcome["status"] != "approved":
         return outcome["status"]

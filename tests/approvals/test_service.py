@@ -48,7 +48,8 @@ def test_notify_mails_each_approver_their_own_link(parts, tmp_path):
                                   journal=parts.journal, public_base_url="http://127.0.0.1:7071",
                                   notifier=EmailNotifier(SmtpMailer("127.0.0.1", sink.port, "broker@dev.example")))
         request = held_request(parts, sql="DELETE FROM customers WHERE id = 3 -- <script>alert(1)</script>")
-        assert service.notify(request.request_id) == {"sent": 2, "status": "pending"}
+        notified = service.notify(request.request_id)
+        assert notified["sent"] == 2 and sorted(notified["approvers"]) == sorted([ADA.key, BO.key])
         mails = [read_message(p) for p in sink.messages()]
     finally:
         sink.stop()

@@ -8,11 +8,13 @@ from datetime import timedelta
 
 import pytest
 
+from broker.workflows._wait import decision_event as ev
 from tests.workflows.history import START, History, actions, replay
 
 APPROVAL = "approval_orchestrator"
 GRANT = "grant_orchestrator"
 DEADLINE = START + timedelta(minutes=15)
+NOTIFIED = {"sent": 2, "status": "pending", "approvers": ["t/ada", "t/bo"]}
 
 
 def approve(who: str, name: str = "") -> dict:
@@ -31,7 +33,7 @@ def waiting(quorum: int = 1, kind: str = APPROVAL, **extra: object) -> History:
     """A history up to the wait: notified, deadline timer created (task ids 0 and 1)."""
     payload = {"request_id": "req-1", "quorum": quorum, "deadline": DEADLINE.isoformat(), **extra}
     h = History(kind, payload)
-    h.scheduled(0, "approval_notify", "req-1").episode().later(1).completed(0, {"sent": 2})
+    h.scheduled(0, "approval_notify", "req-1").episode().later(1).completed(0, NOTIFIED)
     return h.timer_created(1, DEADLINE)
 
 
@@ -44,10 +46,11 @@ def test_first_episode_only_notifies():
 
 def test_waits_for_a_decision_against_the_deadline_timer():
     h = History(APPROVAL, {"request_id": "req-1", "quorum": 1, "deadline": DEADLINE.isoformat()})
-    h.scheduled(0, "approval_notify", "req-1").episode().completed(0, {"sent": 2})
+    h.scheduled(0, "approval_notify", "req-1").episode().completed(0, NOTIFIED)
     state = replay(APPROVAL, h)
     kinds = [a.get("actionType") for a in actions(state)]
-    assert {"actionType": 6, "externalEventName": "decision", "reason": "ExternalEvent"} in actions(state)
+    for who in ("t/ada", "t/bo"):  # one wait per approver
+        assert {"actionType": 6, "externalEventName": ev(who), "reason": "ExternalEvent"} in actions(state)
     timers = [a for a in actions(state) if a.get("actionType") == 5]
     assert timers == [{"actionType": 5, "fireAt": "2025-01-01T12:15:00.000000Z", "isCanceled": False}]
     assert 11 in kinds  # WhenAny: the decision raced against the timer
@@ -55,7 +58,7 @@ def test_waits_for_a_decision_against_the_deadline_timer():
 
 
 def test_approved_command_runs_once_then_done():
-    h = waiting().episode().later(30).raised("decision", approve("t/ada"))
+    h = waiting().episode().later(30).raised(ev("t/ada"), approve("t/ada"))
     state = replay(APPROVAL, h)
     assert activity_calls(state)[-1] == ("approval_conclude", {
         "request_id": "req-1", "status": "approved", "approvals": [{"approver": "t/ada", "name": "t/ada",
@@ -71,7 +74,7 @@ def test_approved_command_runs_once_then_done():
 
 
 def test_a_denial_ends_it_and_nothing_runs():
-    h = waiting().episode().raised("decision", deny("t/bo"))
+    h = waiting().episode().raised(ev("t/bo"), deny("t/bo"))
     state = replay(APPROVAL, h)
     assert activity_calls(state)[-1][1]["status"] == "denied"
     assert activity_calls(state)[-1][1]["denied_by"]["approver"] == "t/bo"
@@ -93,16 +96,16 @@ def test_timeout_expires_and_nothing_runs():
 
 
 def test_quorum_counts_distinct_approvers():
-    h = waiting(quorum=2).episode().raised("decision", approve("t/ada"))
+    h = waiting(quorum=2).episode().raised(ev("t/ada"), approve("t/ada"))
     state = replay(APPROVAL, h)
     assert not state["isDone"]
     assert "approval_conclude" not in [n for n, _ in activity_calls(state)]
     assert state["customStatus"]["approvals"] == 1
-    h.episode().raised("decision", approve("t/ada"))  # the same approver again does not count
+    h.episode().raised(ev("t/ada"), approve("t/ada"))  # the same approver again does not count
     state = replay(APPROVAL, h)
     assert "approval_conclude" not in [n for n, _ in activity_calls(state)]
     assert state["customStatus"]["approvals"] == 1
-    h.episode().raised("decision", approve("t/bo"))
+    h.episode().raised(ev("t/bo"), approve("t/bo"))
     state = replay(APPROVAL, h)
     conclude = activity_calls(state)[-1]
     assert conclude[0] == "approval_conclude" and conclude[1]["status"] == "approved"
@@ -110,28 +113,49 @@ def test_quorum_counts_distinct_approvers():
 
 
 def test_one_denial_beats_earlier_approvals():
-    h = waiting(quorum=2).episode().raised("decision", approve("t/ada")).episode().raised("decision", deny("t/bo"))
+    h = waiting(quorum=2).episode().raised(ev("t/ada"), approve("t/ada")).episode().raised(ev("t/bo"), deny("t/bo"))
     state = replay(APPROVAL, h)
     assert activity_calls(state)[-1][1]["status"] == "denied"
 
 
 def test_decisions_as_the_python_client_sends_them():
     """``raise_event`` JSON-encodes the data before posting it: the history holds a JSON string."""
-    h = waiting().episode().raised("decision", json.dumps(approve("t/ada")))
+    h = waiting().episode().raised(ev("t/ada"), json.dumps(approve("t/ada")))
     state = replay(APPROVAL, h)
     assert activity_calls(state)[-1][1]["status"] == "approved"
+
+
+def test_a_decision_that_arrives_before_the_wait_counts_once():
+    """An approver can answer while the mails are still going out (the event precedes the wait)."""
+    h = History(APPROVAL, {"request_id": "req-1", "quorum": 2, "deadline": DEADLINE.isoformat()})
+    h.scheduled(0, "approval_notify", "req-1").episode().raised(ev("t/ada"), approve("t/ada"))
+    h.episode().completed(0, NOTIFIED)
+    state = replay(APPROVAL, h)
+    assert state["customStatus"]["approvals"] == 1 and not state["isDone"]
+    h.timer_created(1, DEADLINE).episode().raised(ev("t/ada"), approve("t/ada"))  # re-delivered
+    state = replay(APPROVAL, h)
+    assert state["customStatus"]["approvals"] == 1
+    assert "approval_conclude" not in [n for n, _ in activity_calls(state)]
+    h.episode().raised(ev("t/bo"), approve("t/bo"))
+    state = replay(APPROVAL, h)
+    assert activity_calls(state)[-1][1]["status"] == "approved"
+
+
+def test_an_approver_outside_the_notified_list_is_not_waited_for():
+    state = replay(APPROVAL, waiting().episode().raised(ev("t/mallory"), approve("t/mallory")))
+    assert "approval_conclude" not in [n for n, _ in activity_calls(state)]
 
 
 def test_events_that_arrive_in_one_batch_are_all_seen():
-    h = waiting(quorum=2).episode().raised("decision", approve("t/ada")).raised("decision", approve("t/bo"))
+    h = waiting(quorum=2).episode().raised(ev("t/ada"), approve("t/ada")).raised(ev("t/bo"), approve("t/bo"))
     state = replay(APPROVAL, h)
     assert activity_calls(state)[-1][1]["status"] == "approved"
 
 
-@pytest.mark.parametrize("event", [{"verdict": "approve"}, {"approver": "t/x", "verdict": "maybe"}, "approve", None,
-                                   "[1, 2]", "{not json"])
+@pytest.mark.parametrize("event", [{"approver": "t/ada"}, {"approver": "t/ada", "verdict": "maybe"}, "approve",
+                                   None, "[1, 2]", "{not json"])
 def test_malformed_decisions_are_ignored(event):
-    state = replay(APPROVAL, waiting().episode().raised("decision", event))
+    state = replay(APPROVAL, waiting().episode().raised(ev("t/ada"), event))
     assert not state["isDone"]
     assert "approval_conclude" not in [n for n, _ in activity_calls(state)]
 
@@ -158,7 +182,7 @@ EXPIRES = START + timedelta(minutes=40)
 
 
 def approved_grant(duration: int = 1800) -> History:
-    h = waiting(kind=GRANT, duration_seconds=duration).episode().later(60).raised("decision", approve("t/ada"))
+    h = waiting(kind=GRANT, duration_seconds=duration).episode().later(60).raised(ev("t/ada"), approve("t/ada"))
     return h.scheduled(2, "approval_conclude").episode().completed(2, {"status": "approved"})
 
 
@@ -202,7 +226,7 @@ def test_a_grant_that_could_not_open_ends_there():
 
 
 def test_denied_grant_never_activates():
-    h = waiting(kind=GRANT, duration_seconds=600).episode().raised("decision", deny("t/bo"))
+    h = waiting(kind=GRANT, duration_seconds=600).episode().raised(ev("t/bo"), deny("t/bo"))
     h.scheduled(2, "approval_conclude").episode().completed(2, {"status": "denied"})
     state = replay(GRANT, h)
     assert state["isDone"] and state["output"] == "denied"
