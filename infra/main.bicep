@@ -36,6 +36,9 @@ param catalogPath string = 'config/azure/catalog.yaml'
 @description('Policy file inside the deployed package.')
 param policyPath string = 'config/azure/policy.yaml'
 
+@description('Approvers file inside the deployed package (who may approve, by Entra tenant and object id).')
+param approversPath string = 'config/azure/approvers.yaml'
+
 @description('Durable Functions task hub name (host.json reads it as %BROKER_TASK_HUB%).')
 @minLength(3)
 @maxLength(45)
@@ -85,10 +88,15 @@ var names = {
   auditContainer: 'journal'
   deploymentContainer: 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
   maskingKeySecret: 'masking-key'
+  approvalsTable: 'approvals'
+  grantsTable: 'grants'
+  approvalResultsContainer: 'approval-results'
+  approvalSigningSecret: 'approval-signing-key'
+  approvalHmacSecret: 'approval-hmac-key'
 }
 // Key Vault secrets that the postprovision hook creates with random values when missing (never
-// overwritten). Add the approval signing key etc. here as the code grows.
-var generatedSecretNames = [names.maskingKeySecret]
+// overwritten).
+var generatedSecretNames = [names.maskingKeySecret, names.approvalSigningSecret, names.approvalHmacSecret]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: '${abbrs.resourcesResourceGroups}${environmentName}'
@@ -226,8 +234,16 @@ module api 'app/api.bicep' = {
       BROKER_JOURNAL_CONTAINER: names.auditContainer
       BROKER_MASKING_KEY_SECRET: names.maskingKeySecret
       BROKER_TASK_HUB: taskHubName
-      // Approval mail (ACS): wire the mail settings here when broker/settings.py gains them, from
-      // email.outputs.endpoint and email.outputs.senderAddress.
+      BROKER_APPROVERS_PATH: approversPath
+      BROKER_APPROVALS_TABLE: names.approvalsTable
+      BROKER_GRANTS_TABLE: names.grantsTable
+      BROKER_RESULTS_CONTAINER: names.approvalResultsContainer
+      BROKER_APPROVAL_SIGNING_SECRET: names.approvalSigningSecret
+      BROKER_APPROVAL_HMAC_SECRET: names.approvalHmacSecret
+      // Approval mail through Communication Services, with the managed identity (custom sender role).
+      BROKER_MAIL_TRANSPORT: 'acs'
+      BROKER_MAIL_SENDER: email.outputs.senderAddress
+      BROKER_ACS_ENDPOINT: email.outputs.endpoint
     }
     publicBaseUrl: publicBaseUrl
   }

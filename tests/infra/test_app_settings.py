@@ -22,6 +22,11 @@ DEFAULTS_ARE_RIGHT_IN_AZURE = {
     "token_leeway_seconds", "jwks_min_refresh_seconds", "jwks_max_age_seconds",
     "secret_cache_ttl_seconds",
     "max_body_bytes", "default_max_rows", "default_max_bytes", "default_statement_timeout_ms",
+    # approvals: tuning, and the transports Azure does not use (mail goes through ACS by identity;
+    # a Logic App is opt-in by naming its Key Vault secret)
+    "approval_hmac_window_seconds", "approval_automation_role", "approval_form_seconds",
+    "smtp_host", "smtp_port", "smtp_starttls", "smtp_username", "smtp_password", "acs_connection_string",
+    "logic_app_url_secret",
 }
 # Fields that must stay unset in Azure.
 MUST_NOT_BE_SET = {
@@ -110,10 +115,14 @@ def test_host_json_placeholders_are_app_settings() -> None:
     assert placeholders <= set(app_settings()), placeholders - set(app_settings())
 
 
-def test_the_masking_key_secret_is_generated_by_the_postprovision_hook() -> None:
+def test_the_generated_secrets_are_the_ones_the_broker_reads() -> None:
     main = (INFRA / "main.bicep").read_text()
-    assert "var generatedSecretNames = [names.maskingKeySecret]" in main
-    assert app_settings()["BROKER_MASKING_KEY_SECRET"] == "names.maskingKeySecret"
+    assert ("var generatedSecretNames = [names.maskingKeySecret, names.approvalSigningSecret, "
+            "names.approvalHmacSecret]") in main
+    settings = app_settings()
+    assert settings["BROKER_MASKING_KEY_SECRET"] == "names.maskingKeySecret"
+    assert settings["BROKER_APPROVAL_SIGNING_SECRET"] == "names.approvalSigningSecret"
+    assert settings["BROKER_APPROVAL_HMAC_SECRET"] == "names.approvalHmacSecret"
 
 
 def test_deployed_catalog_and_policy_exist_and_load() -> None:
