@@ -42,9 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     logging.getLogger("devhost").info("serving %s on %s", args.app, server.base_url)
     server.serve_forever()
+    log = logging.getLogger("devhost")
+    log.info("stopping")
     if engine is not None:
         engine.stop()  # running activities and episodes finish first
     server.server_close()
+    log.info("stopped")
     return 0
 
 

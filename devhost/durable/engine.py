@@ -78,10 +78,12 @@ class DurableEngine:
 
     def stop(self, grace: float = 10.0) -> None:
         self.dispatcher.stop(grace)
+        log.debug("durable engine: work loops stopped")
         if self.rpc is not None:
             self.rpc.stop()
             self.rpc = None
         self.store.close()
+        log.info("durable engine stopped")
 
     def attach(self, server: FunctionsHttpServer) -> None:
         """Serve the client binding, webhooks and admin endpoints from the devhost's server."""

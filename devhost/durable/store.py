@@ -26,7 +26,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableServiceClient, TableTransactionError, UpdateMode
+from azure.data.tables import EdmType, EntityProperty, TableServiceClient, TableTransactionError, UpdateMode
 from azure.storage.blob import BlobServiceClient
 
 from devhost.durable import history as h
@@ -144,7 +144,8 @@ class TaskHubStore:
         event: Event = {"EventType": int(h.event_type_from_name(row["EventType"])), "EventId": row.get("EventId", -1),
                         "IsPlayed": False, "Timestamp": row["_Timestamp"]}
         for key, value in row.items():
-            if key in ("PartitionKey", "RowKey", "ExecutionId", "EventType", "EventId", "_Timestamp", "_JsonColumns"):
+            if key.startswith("__") or key in ("PartitionKey", "RowKey", "ExecutionId", "EventType", "EventId",
+                                                "_Timestamp", "_JsonColumns"):
                 continue
             event[key] = json.loads(value) if key in json_columns else value
         if event["EventType"] == int(h.EventType.EXECUTION_STARTED):
@@ -159,12 +160,14 @@ class TaskHubStore:
             value = getattr(message, attr)
             if value is not None:
                 entity[attr] = value
+        entity["enqueued"] = EntityProperty(message.enqueued, EdmType.INT64)
         return self._pack(entity)
 
     @staticmethod
     def _message(row: dict[str, Any]) -> Message:
         values = {attr: row.get(attr) for attr in _MESSAGE_FIELDS}
-        values["enqueued"] = int(values["enqueued"] or 0)
+        enqueued = values["enqueued"]
+        values["enqueued"] = int(getattr(enqueued, "value", enqueued) or 0)
         values["failed"] = bool(values["failed"])
         return Message(key=row["RowKey"], **values)
 
