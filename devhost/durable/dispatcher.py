@@ -162,11 +162,14 @@ class Dispatcher:
         """One episode; True when the instance needs another one right away."""
         engine = self.engine
         for _ in range(5):
+            t0 = time.perf_counter()
             record = engine.store.load(instance_id)
             if record is None or not record.messages:
                 return False
+            t1 = time.perf_counter()
             plan = plan_episode(record.state, record.history, record.messages, set(record.markers),
                                 engine.clock.now(), engine.index.orchestrators, engine.settings.replay_timeout)
+            t2 = time.perf_counter()
             if not plan.changes_state:
                 engine.store.delete_rows(instance_id, plan.consumed)
                 return False
@@ -176,7 +179,10 @@ class Dispatcher:
             except ConcurrencyError:
                 log.warning("instance %s changed under this episode; replaying again", instance_id)
                 continue
+            t3 = time.perf_counter()
             engine.store.project(plan.state)
+            log.debug("episode %s: load %.1f ms, replay %.1f ms, commit %.1f ms, project %.1f ms", instance_id,
+                      (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (time.perf_counter() - t3) * 1e3)
             if plan.state.status != record.state.status:
                 log.info("instance %s (%s): %s -> %s", instance_id, plan.state.name, record.state.status,
                          plan.state.status)
@@ -215,8 +221,10 @@ class Dispatcher:
 
     def _run_activity(self, work: ActivityWork) -> None:
         engine = self.engine
+        t0 = time.perf_counter()
         marker = activity_marker_key(work.execution_id, work.task_id)
         attempt = engine.store.mark_activity(work.instance_id, marker, engine.clock.now())
+        t1 = time.perf_counter()
         if attempt > 1:
             log.warning("activity %s (task %d) of instance %s starts again (attempt %d): the devhost stopped "
                         "after it started and before its result was stored, so it may have run already "
@@ -228,9 +236,13 @@ class Dispatcher:
         else:
             outcome = run_activity(function, work.name, work.input, engine.providers, engine.run_async,
                                    engine.settings.function_timeout)
+        t2 = time.perf_counter()
         message = Message.task_result(work.execution_id, work.task_id, work.name,
                                       result=outcome.result, reason=outcome.reason, details=outcome.details)
-        if not engine.store.put_message(work.instance_id, message):
+        recorded = engine.store.put_message(work.instance_id, message)
+        log.debug("activity %s (task %d) of %s: mark %.1f ms, run %.1f ms, record %.1f ms", work.name, work.task_id,
+                  work.instance_id, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (time.perf_counter() - t2) * 1e3)
+        if not recorded:
             log.info("activity %s (task %d) of instance %s: result was already recorded", work.name,
                      work.task_id, work.instance_id)
         self.notify(work.instance_id)
