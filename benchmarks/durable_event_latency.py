@@ -62,12 +62,13 @@ def main() -> int:
         for i in range(args.runs + 2):  # the first two warm up imports and connections
             started = http.post("/api/orchestrators/approval", json={"id": f"bench-{i}", "timeout_s": 3600})
             links = started.json()
-            wait_until(lambda: http.get(links["statusQueryGetUri"]).json().get("customStatus") == "waiting")
+            url = links["statusQueryGetUri"]
+            wait_until(lambda url=url: http.get(url).json().get("customStatus") == "waiting")
             t0 = time.perf_counter()
             raised = http.post(f"/api/instances/{links['id']}/events/decision", json={"approved": True})
             t1 = time.perf_counter()
             assert raised.status_code == 202, raised.text
-            wait_until(lambda: http.get(links["statusQueryGetUri"]).json().get("runtimeStatus") == "Completed")
+            wait_until(lambda url=url: http.get(url).json().get("runtimeStatus") == "Completed")
             t2 = time.perf_counter()
             if i >= 2:
                 raise_call.append((t1 - t0) * 1000)

@@ -32,6 +32,7 @@ from devhost.durable.api import (
 from devhost.durable.clock import Clock, ManualClock, WallClock
 from devhost.durable.dispatcher import Dispatcher
 from devhost.durable.errors import BadRequest, Conflict
+from devhost.durable.lease import HubLease
 from devhost.durable.model import InstanceState, Message
 from devhost.durable.settings import EngineSettings
 from devhost.durable.store import InstanceExistsError, TaskHubStore
@@ -59,10 +60,21 @@ class DurableEngine:
         self.system_key = settings.system_key or ""
         self.dispatcher = Dispatcher(self)
         self.rpc: StandInServer | None = None
+        self.lease: HubLease | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> DurableEngine:
         self.store.create()
+        self.lease = HubLease(_container(self.settings, "azure-webjobs-hosts"), self.settings.task_hub)
+        self.lease.acquire()
+        try:
+            self._start_parts()
+        except BaseException:
+            self.lease.release()
+            raise
+        return self
+
+    def _start_parts(self) -> None:
         if self.settings.clock == "manual":
             self.clock = ManualClock(_container(self.settings, f"{self.settings.task_hub.lower()}-devhost"))
         self.system_key = self.settings.system_key or _persistent_key(_container(self.settings,
@@ -74,7 +86,6 @@ class DurableEngine:
         log.info("durable engine: task hub %s, %d orchestrator(s), %d activit(y/ies), clock %s, rpc %s",
                  self.settings.task_hub, len({f.name for f in self.index.orchestrators.values()}),
                  len({f.name for f in self.index.activities.values()}), self.settings.clock, self.rpc_base_url)
-        return self
 
     def stop(self, grace: float = 10.0) -> None:
         self.dispatcher.stop(grace)
@@ -83,6 +94,8 @@ class DurableEngine:
             self.rpc.stop()
             self.rpc = None
         self.store.close()
+        if self.lease is not None:
+            self.lease.release()
         log.info("durable engine stopped")
 
     def attach(self, server: FunctionsHttpServer) -> None:

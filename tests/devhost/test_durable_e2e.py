@@ -207,3 +207,28 @@ def test_unknown_orchestrator_is_a_clean_client_error(host: SampleHost) -> None:
     response = host.start_instance("no_such_orchestrator")
     assert response.status_code == 500  # the app's function let the client's exception through
     assert "doesn't exist" in host.log_path.read_text()
+
+
+def test_a_second_devhost_on_the_same_task_hub_is_refused(host: SampleHost, tmp_path_factory) -> None:
+    second = SampleHost(host.azurite, tmp_path_factory.mktemp("second"))
+    with pytest.raises(RuntimeError, match="devhost exited"):
+        second.start(timeout=20)
+    assert "task hub is in use by another devhost" in second.log_path.read_text()
+    second.http.close()
+
+
+def test_admin_and_webhooks_require_the_system_key(host: SampleHost) -> None:
+    assert host.http.get("/admin/durable/clock").status_code == 401
+    assert host.http.get("/runtime/webhooks/durabletask/instances/").status_code == 401
+    listing = host.http.get("/runtime/webhooks/durabletask/instances/", params={"code": KEY})
+    assert listing.status_code == 200 and isinstance(listing.json(), list)
+
+
+def test_purge_by_filter_through_the_webhook(host: SampleHost) -> None:
+    done = host.start_and_settle("fan_out", 1)
+    created = host.status(done)["createdTime"]
+    params = {"code": KEY, "createdTimeFrom": created, "runtimeStatus": "Completed"}
+    purged = host.http.delete("/runtime/webhooks/durabletask/instances/", params=params)
+    assert purged.status_code == 200 and purged.json()["instancesDeleted"] >= 1
+    assert host.http.get(f"/api/instances/{done}").status_code == 404
+    assert host.http.delete("/runtime/webhooks/durabletask/instances/", params=params).status_code == 404

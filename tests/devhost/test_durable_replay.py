@@ -235,3 +235,16 @@ def test_events_wait_in_arrival_order_and_the_newest_waiter_gets_the_next() -> N
                {"actionType": 6, "externalEventName": "e"}]
     result = ExtensionReplay(actions, history).run()
     assert not result.finished and result.blocked_on is not None and "action #2" in result.blocked_on
+
+
+# --- the worker's guard against runaway replays ---------------------------------------------
+def test_runaway_code_is_stopped_at_the_timeout() -> None:
+    from devhost.durable.worker import InvocationTimeout, call_with_timeout
+
+    def spin() -> None:
+        while True:
+            pass
+
+    with pytest.raises(InvocationTimeout, match="exceeded by orchestrator 'spin'"):
+        call_with_timeout(spin, 0.2, "orchestrator 'spin'")
+    assert call_with_timeout(lambda: 42, 0.2, "fast") == 42
