@@ -175,8 +175,7 @@ class ManagementApi(_Guarded):
                 events = h.for_status(record.history, show_output=show_output, show_input=show_input)
         body = status_payload(state, events, show_input=show_input)
         if state.active:
-            return Response(202, body, headers={"Location": self.engine.public_url(request.path, request.query),
-                                                "Retry-After": "5"})
+            return Response(202, body, headers={"Location": self.engine.request_url(request), "Retry-After": "5"})
         if state.status == "Failed" and _flag(q, "returnInternalServerErrorOnFailure", False):
             return Response(500, body)
         return Response(200, body)

@@ -135,8 +135,9 @@ class DurableEngine:
             "resumePostUri": f"{base}/resume?reason={{text}}&{q}",
         }
 
-    def public_url(self, path: str, query: dict[str, str]) -> str:
-        return f"{self.public_base_url}{path}" + (f"?{urlencode(query)}" if query else "")
+    def request_url(self, request: Request) -> str:
+        host = request.headers.get("host") or urlsplit(self.public_base_url).netloc
+        return f"http://{host}{request.path}" + (f"?{urlencode(request.query)}" if request.query else "")
 
     def client_binding(self, binding: Any, request: Any = None) -> str:
         """The ``durableClient`` binding value: the JSON the extension gives out-of-proc workers."""
@@ -192,7 +193,7 @@ class DurableEngine:
               statuses: set[str] | None = None, prefix: str | None = None) -> list[InstanceState]:
         out = []
         for row in self.store.projections():
-            state = TaskHubStore._state(row["PartitionKey"], {**row, "HistoryLength": 0})
+            state = TaskHubStore.state_from_row(row["PartitionKey"], {**row, "HistoryLength": 0})
             if created_from and state.created < created_from:
                 continue
             if created_to and state.created > created_to:

@@ -47,7 +47,8 @@ def plan_episode(state: InstanceState, past: list[Event], messages: list[Message
     ordered = sorted(messages, key=lambda m: (m.kind != "start", m.enqueued, m.key))
     plan.consumed = [m.key for m in ordered]
     if not state.active:
-        return plan  # late messages for a finished instance are dropped, as the extension does
+        plan.consumed += sorted(markers)  # late messages (and start markers) of a finished instance
+        return plan  # are dropped, as the extension drops them
 
     scheduled = {e["EventId"]: e for e in past if h.kind(e) == EventType.TASK_SCHEDULED}
     timers = {e["EventId"]: e for e in past if h.kind(e) == EventType.TIMER_CREATED}

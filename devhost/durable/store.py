@@ -111,7 +111,7 @@ class TaskHubStore:
         return self._pack(entity)
 
     @staticmethod
-    def _state(instance_id: str, row: dict[str, Any]) -> InstanceState:
+    def state_from_row(instance_id: str, row: dict[str, Any]) -> InstanceState:
         values = {attr: row.get(column) for attr, column in _STATE_FIELDS.items()}
         for attr in ("created", "updated", "completed"):
             if isinstance(values[attr], datetime):
@@ -178,7 +178,7 @@ class TaskHubStore:
         sentinel = next((r for r in rows if r["RowKey"] == SENTINEL), None)
         if sentinel is None:
             return None
-        state = self._state(instance_id, sentinel)
+        state = self.state_from_row(instance_id, sentinel)
         state.etag = sentinel["__etag"]
         events = [self._event(r) for r in rows if _is_history_key(r["RowKey"])
                   and r.get("ExecutionId") == state.execution_id and int(r["RowKey"], 16) < state.history_length]
@@ -191,13 +191,13 @@ class TaskHubStore:
             row = self.history.get_entity(instance_id, SENTINEL)
         except ResourceNotFoundError:
             return None
-        state = self._state(instance_id, self._unpack(row))
+        state = self.state_from_row(instance_id, self._unpack(row))
         state.etag = row.metadata.get("etag")
         return state
 
     def all_instances(self) -> Iterator[InstanceState]:
         for row in self.history.query_entities("RowKey eq @rk", parameters={"rk": SENTINEL}):
-            state = self._state(row["PartitionKey"], self._unpack(row))
+            state = self.state_from_row(row["PartitionKey"], self._unpack(row))
             yield state
 
     def projections(self) -> Iterator[dict[str, Any]]:
@@ -299,10 +299,10 @@ class TaskHubStore:
 
     def delete_stale_rows(self, instance_id: str, execution_id: str) -> None:
         """History rows of earlier executions (after a restart or continue-as-new)."""
-        stale = [r["RowKey"] for r in self.history.query_entities(
-            "PartitionKey eq @pk and ExecutionId ne @ex", parameters={"pk": instance_id, "ex": execution_id},
-            select=["RowKey"])]
-        self.delete_rows(instance_id, stale)
+        rows = self.history.query_entities("PartitionKey eq @pk", parameters={"pk": instance_id},
+                                           select=["RowKey", "ExecutionId"])
+        self.delete_rows(instance_id, [r["RowKey"] for r in rows
+                                       if _is_history_key(r["RowKey"]) and r.get("ExecutionId") != execution_id])
 
     def project(self, state: InstanceState) -> None:
         entity = {"PartitionKey": state.instance_id, "RowKey": "", "TaskHubName": self.hub}

@@ -269,3 +269,12 @@ def uses_http(context: df.DurableOrchestrationContext):
     yield context.call_http("GET", "https://example.invalid/")
     return "unreachable"
 
+
+
+@app.orchestration_trigger(context_name="context")
+def two_pings(context: df.DurableOrchestrationContext):
+    """Waits twice for the same event name after sleeping (see the SDK quirk test)."""
+    yield context.create_timer(context.current_utc_datetime + timedelta(seconds=60))
+    first = yield context.wait_for_external_event("ping")
+    second = yield context.wait_for_external_event("ping")
+    return [first, second]

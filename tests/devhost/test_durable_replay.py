@@ -142,6 +142,26 @@ def test_event_raised_before_the_wait_is_kept_for_it(harness: OrchestrationHarne
     assert json.loads(run.output) == {"n": 1}
 
 
+def test_decision_that_arrives_while_the_notification_runs_is_not_lost(harness: OrchestrationHarness) -> None:
+    run = harness.start("approval", {"id": "fast", "timeout_s": 3600})
+    run.raise_event("decision", {"approved": True, "by": "quick"})  # before notify has finished
+    run.run_activities()
+    assert run.status == "Completed" and run.output["outcome"] == "done"
+
+
+def test_sdk_redelivers_an_early_event_to_every_later_wait_as_in_azure(harness: OrchestrationHarness) -> None:
+    """azure-functions-durable 1.7 keeps an event that arrived before any wait and hands it to
+    every later wait for that name (Azure/azure-functions-durable-python#507). The engine runs the
+    SDK's own replay, so the devhost shows the same result Azure would: one event seen twice, the
+    other lost. Orchestrators must not wait twice on a name whose events can arrive early."""
+    run = harness.start("two_pings")
+    run.raise_event("ping", "one", via_client=False)
+    run.raise_event("ping", "two", via_client=False)
+    run.advance(timedelta(seconds=60))
+    assert run.status == "Completed"
+    assert run.output == ["two", "two"]
+
+
 def test_terminate_stops_an_instance_and_later_results_are_dropped(index: FunctionIndex, sample_dir: Path) -> None:
     run = OrchestrationHarness(index, activities={"gate": lambda key: key}).start("gated", "k1")
     run.terminate("enough")
