@@ -278,3 +278,18 @@ def two_pings(context: df.DurableOrchestrationContext):
     first = yield context.wait_for_external_event("ping")
     second = yield context.wait_for_external_event("ping")
     return [first, second]
+
+
+@app.orchestration_trigger(context_name="context")
+def mixed_fan_out(context: df.DurableOrchestrationContext):
+    """Retrying and plain activities in one task_all, then a race with a retrying activity."""
+    job = context.get_input()
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=3)
+    results = yield context.task_all([context.call_activity_with_retry("flaky", options, job),
+                                      context.call_activity("double", 21)])
+    racer = context.call_activity_with_retry("flaky", options, {**job, "key": job["key"] + "-2"})
+    timer = context.create_timer(context.current_utc_datetime + timedelta(seconds=30))
+    winner = yield context.task_any([racer, timer])
+    if winner == racer:
+        timer.cancel()
+    return [*results, "racer" if winner == racer else "timer"]

@@ -94,6 +94,20 @@ def test_retry_exhausted_fails_after_the_extra_timer(harness: OrchestrationHarne
     assert [c[0] for c in run.activity_calls] == ["flaky", "flaky"]
 
 
+def test_retries_inside_task_all_and_task_any_keep_ids_in_step(harness: OrchestrationHarness) -> None:
+    run = harness.start("mixed_fan_out", {"key": "m1", "succeed_on": 2})
+    run.run_activities()  # flaky fails once, double succeeds
+    run.advance(timedelta(seconds=1))  # the retry timer fires: flaky again, succeeds
+    run.run_activities()  # now the race: flaky (-2) fails once more
+    run.advance(timedelta(seconds=1))
+    run.run_activities()
+    assert run.status == "Completed", run.output
+    assert run.output == ["ok after 2", 42, "racer"]
+    assert scheduled_ids(run.history) == [("TaskScheduled", 0), ("TaskScheduled", 1), ("TimerCreated", 2),
+                                          ("TaskScheduled", 3), ("TaskScheduled", 4), ("TimerCreated", 5),
+                                          ("TimerCreated", 6), ("TaskScheduled", 7)]
+
+
 def test_timer_fires_only_when_the_clock_reaches_it(harness: OrchestrationHarness) -> None:
     run = harness.start("sleeper", 3600)
     assert run.custom_status == "sleeping"
