@@ -78,7 +78,6 @@ class StandInServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out as separate writes: don't wait for ACKs
     server: StandInServer
 
     def log_message(self, format: str, *args: Any) -> None:
