@@ -8,8 +8,10 @@ activities and fires timers from background threads, and serves the management A
 
 Layout: ``history`` (event shapes) · ``payloads`` (JSON conventions) · ``replay`` (the
 extension's half of a replay) · ``worker`` (invoking functions like the Python worker) ·
-``episode`` (one orchestration step, pure) · ``store`` (Table storage) · ``dispatcher`` (work
-loops, recovery) · ``clock`` · ``api`` (HTTP) · ``engine`` (wiring) · ``settings``.
+``model`` (instance state, messages, work) · ``episode`` (one orchestration step, pure) ·
+``store`` (Table storage) · ``dispatcher`` (work loops, recovery) · ``clock`` · ``lease`` (one
+devhost per task hub) · ``api`` (HTTP) · ``errors`` · ``engine`` (wiring) · ``settings`` ·
+``testing`` (``OrchestrationHarness`` for unit tests of orchestrators).
 """
 
 from __future__ import annotations
