@@ -1,4 +1,5 @@
-"""``python -m devhost serve``: serve function_app.py's HTTP functions on 127.0.0.1."""
+"""``python -m devhost serve``: serve function_app.py on 127.0.0.1 (HTTP functions, and Durable
+Functions when the app has orchestrators, activities or durable clients)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
+    from devhost.durable import start_for
     from devhost.server import serve as make_server
 
     server = make_server(args.host, args.port, args.app)
+    try:
+        engine = start_for(server)
+    except Exception:
+        server.server_close()
+        raise
     stopping = threading.Event()
 
     def stop(signum: int, frame: object) -> None:
@@ -35,7 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     logging.getLogger("devhost").info("serving %s on %s", args.app, server.base_url)
     server.serve_forever()
+    log = logging.getLogger("devhost")
+    log.info("stopping")
+    if engine is not None:
+        engine.stop()  # running activities and episodes finish first
     server.server_close()
+    log.info("stopped")
     return 0
 
 

@@ -18,6 +18,17 @@ _CONSTRAINTS = {"guid": r"[0-9a-fA-F-]{36}", "int": r"-?\d+", "alpha": r"[A-Za-z
 
 
 @dataclass
+class TriggeredFunction:
+    """A non-HTTP function: its name, the user function, the trigger parameter, all bindings."""
+
+    name: str
+    function: Callable[..., Any]
+    trigger_param: str
+    bindings: list[Any] = field(default_factory=list)
+    trigger: Any = None
+
+
+@dataclass
 class HttpRoute:
     name: str
     pattern: re.Pattern[str]
@@ -65,10 +76,26 @@ class FunctionIndex:
         self.http: list[HttpRoute] = []
         self.by_name: dict[str, Any] = {}
         self.by_trigger: dict[str, list[Any]] = {}
+        self.orchestrators: dict[str, TriggeredFunction] = {}
+        self.activities: dict[str, TriggeredFunction] = {}
+        self.uses_durable_client = False
         for fn in self.app.get_functions():
             trigger = fn.get_trigger()
             self.by_name[fn.get_function_name()] = fn
             self.by_trigger.setdefault(trigger.get_binding_name(), []).append(fn)
+            if any(b.get_binding_name() == "durableClient" for b in fn.get_bindings()):
+                self.uses_durable_client = True
+            kind = trigger.get_binding_name()
+            if kind in ("orchestrationTrigger", "activityTrigger"):
+                entry = TriggeredFunction(fn.get_function_name(), fn.get_user_function(), trigger.name,
+                                          fn.get_bindings(), trigger)
+                check_parameters(entry)
+                # The host registers durable functions by function name (the trigger may rename).
+                alias = getattr(trigger, "orchestration" if kind == "orchestrationTrigger" else "activity", None)
+                registry = self.orchestrators if kind == "orchestrationTrigger" else self.activities
+                registry[entry.name] = entry
+                if alias:
+                    registry[alias] = entry
             if trigger.get_binding_name() == "httpTrigger":
                 route = trigger.route or fn.get_function_name()
                 methods = frozenset(str(getattr(m, "value", m)).upper() for m in (trigger.methods or [])) \
@@ -76,6 +103,10 @@ class FunctionIndex:
                 full = f"{self.prefix}/{route}" if self.prefix else route
                 self.http.append(HttpRoute(fn.get_function_name(), route_regex(full.strip("/")), methods,
                                            fn.get_user_function(), trigger.name, fn.get_bindings()))
+
+    @property
+    def uses_durable(self) -> bool:
+        return bool(self.orchestrators or self.activities or self.uses_durable_client)
 
     def match(self, method: str, path: str) -> tuple[HttpRoute | None, dict[str, str], bool]:
         """(route, route params, path matched but method not allowed)."""
@@ -94,3 +125,32 @@ def make_request(method: str, url: str, headers: dict[str, str], params: dict[st
                  route_params: dict[str, str], body: bytes) -> func.HttpRequest:
     return func.HttpRequest(method=method.upper(), url=url, headers=headers, params=params,
                             route_params=route_params, body=body)
+
+
+def check_parameters(entry: TriggeredFunction) -> None:
+    """Like the Python worker at load time: every binding needs a parameter of that name."""
+    params = inspect.signature(entry.function).parameters
+    missing = [b.name for b in entry.bindings if b.name != "$return" and b.name not in params]
+    if missing:
+        raise TypeError(f"function {entry.name!r} has no parameter for binding(s) {missing}; "
+                        f"its parameters are {list(params)}")
+
+
+def bind_arguments(function: Callable[..., Any], bindings: list[Any], trigger_param: str, trigger_value: Any,
+                   providers: dict[str, Callable[[Any, Any], Any]], request: Any = None) -> dict[str, Any]:
+    """Keyword arguments for one invocation: the trigger value plus each input binding's value."""
+    kwargs: dict[str, Any] = {}
+    params = inspect.signature(function).parameters
+    for binding in bindings:
+        if binding.name == "$return" or binding.name not in params:
+            continue
+        if binding.name == trigger_param:
+            kwargs[binding.name] = trigger_value
+        else:
+            provider = providers.get(binding.get_binding_name())
+            if provider is None:
+                raise RuntimeError(f"devhost cannot provide a {binding.get_binding_name()} binding")
+            kwargs[binding.name] = provider(binding, request)
+    if "context" in params and "context" not in kwargs:
+        kwargs["context"] = None
+    return kwargs

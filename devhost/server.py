@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
-from devhost.functions import FunctionIndex, HttpRoute, make_request
+from devhost.functions import FunctionIndex, HttpRoute, bind_arguments, make_request
 
 log = logging.getLogger("devhost")
 
@@ -59,20 +59,7 @@ class FunctionsHttpServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
     def invoke(self, route: HttpRoute, request: func.HttpRequest) -> func.HttpResponse:
-        kwargs: dict[str, Any] = {}
-        params = inspect.signature(route.function).parameters
-        for binding in route.bindings:
-            if binding.name == "$return" or binding.name not in params:
-                continue
-            if binding.name == route.trigger_param:
-                kwargs[binding.name] = request
-            else:
-                provider = self.providers.get(binding.get_binding_name())
-                if provider is None:
-                    raise RuntimeError(f"devhost cannot provide a {binding.get_binding_name()} binding")
-                kwargs[binding.name] = provider(binding, request)
-        if "context" in params and "context" not in kwargs:
-            kwargs["context"] = None
+        kwargs = bind_arguments(route.function, route.bindings, route.trigger_param, request, self.providers, request)
         result = route.function(**kwargs)
         if inspect.isawaitable(result):
             result = self.runner.run(result)
@@ -96,6 +83,7 @@ def _host_status(handler: BaseHTTPRequestHandler) -> bool:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: don't wait for ACKs
     server: FunctionsHttpServer
 
     def setup(self) -> None:

@@ -96,12 +96,14 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> Non
 
 class DevStack:
     def __init__(self, state_dir: Path, ports: Ports | None = None, *, log_statements: bool = False,
-                 policy_path: Path | None = None, quiet: bool = False) -> None:
+                 policy_path: Path | None = None, quiet: bool = False, durable_clock: str = "wall") -> None:
         self.state_dir = state_dir.resolve()
         self.ports = ports or Ports()
         self.log_statements = log_statements
         self.policy_path = policy_path or REPO_ROOT / "config" / "dev" / "policy.yaml"
         self.quiet = quiet
+        self.durable_clock = durable_clock  # "manual": time stands still until advance_clock()
+        self.durable_key = secrets.token_urlsafe(24)  # the devhost's durabletask system key
         self.issuer_server: StandInServer | None = None
         self.issuer: DevIssuer | None = None
         self.keyvault_server: StandInServer | None = None
@@ -231,6 +233,8 @@ class DevStack:
             "BROKER_MAIL_SENDER": "broker@dev.example",
             "BROKER_SMTP_HOST": "127.0.0.1",
             "BROKER_SMTP_PORT": str(self.ports.smtp),
+            "DEVHOST_DURABLE_CLOCK": self.durable_clock,
+            "DEVHOST_DURABLE_KEY": self.durable_key,
             "AzureWebJobsStorage": self.azurite.connection_string,
             "IDENTITY_ENDPOINT": f"{self.issuer_server.base_url}/msi/token",
             "IDENTITY_HEADER": self.issuer.managed_identity_secret,
@@ -262,6 +266,30 @@ class DevStack:
                     stop_process(process)
                     raise TimeoutError("devhost did not become ready") from None
                 time.sleep(0.1)
+
+    def kill_devhost(self) -> None:
+        """SIGKILL the devhost: a crash, nothing finishes (restart it with ``start_devhost``)."""
+        if self.devhost and self.devhost.poll() is None:
+            self.devhost.kill()
+            self.devhost.wait(10)
+        self.devhost = None
+
+    # --- the devhost's Durable engine (dev-only admin endpoints) ---
+    def durable_admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, f"{self.base_url}/admin/durable/{path.lstrip('/')}",
+                             headers={"x-functions-key": self.durable_key}, timeout=60, **kwargs)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the manual clock (``durable_clock="manual"``); due timers fire, then wait until idle."""
+        response = self.durable_admin("POST", "clock/advance", json={"seconds": seconds})
+        response.raise_for_status()
+        self.wait_durable_idle()
+
+    def wait_durable_idle(self, timeout: float = 30.0) -> None:
+        """Wait until no orchestration episode, activity or due timer is pending."""
+        response = self.durable_admin("POST", f"idle?timeout={timeout}")
+        if response.status_code != 200:
+            raise TimeoutError(f"the Durable engine is still busy: {response.text}")
 
     def stop_devhost(self) -> None:
         if self.devhost:
@@ -306,6 +334,9 @@ class DevStack:
             "ca_bundle": str(self.certs.bundle_path) if self.certs else "",
             "tenant": DEV_TENANT,
             "audience": AUDIENCE,
+            "durable": {"task_hub": "devhub", "clock": self.durable_clock, "system_key": self.durable_key,
+                        "webhooks": f"{self.base_url}/runtime/webhooks/durabletask",
+                        "admin": f"{self.base_url}/admin/durable"},
             "pids": {"devhost": self.devhost.pid if self.devhost else None,
                      "postgres": self.postgres.pid(),
                      "azurite": self.azurite.process.pid if self.azurite.process else None,

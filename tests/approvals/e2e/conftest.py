@@ -22,8 +22,6 @@ from devhost.identities import IDENTITIES
 from devhost.smtp import read_message
 from devhost.stack import REPO_ROOT, DevStack, Ports
 
-DURABLE_KEY = "approvals-e2e-system-key"
-ENGINE_ENV = {"DEVHOST_DURABLE_CLOCK": "manual", "DEVHOST_DURABLE_KEY": DURABLE_KEY}
 TWO_PERSON_GROUP = "two-person-rule"
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/api/approvals/[0-9a-f-]{36}\?t=[\w.-]+")
 
@@ -43,22 +41,13 @@ def _policy(path: Path) -> Path:
     return path
 
 
-def _engine_present() -> bool:
-    return (REPO_ROOT / "devhost" / "durable").is_dir()
-
-
 @pytest.fixture(scope="package")
 def astack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    if not _engine_present():
-        pytest.skip("the devhost's Durable engine (devhost/durable) is not in this tree yet")
     state = tmp_path_factory.mktemp("approvals-stack")
-    stack = DevStack(state, Ports.free(), policy_path=_policy(state / "policy.yaml"))
-    stack.start(devhost=False)
-    try:
-        stack.start_devhost(extra_env=ENGINE_ENV)
-        yield stack
-    finally:
-        stack.stop()
+    stack = DevStack(state, Ports.free(), policy_path=_policy(state / "policy.yaml"), durable_clock="manual")
+    stack.start()
+    yield stack
+    stack.stop()
 
 
 class Flow:
@@ -146,12 +135,12 @@ class Flow:
 
     # --- time and the engine ---
     def advance_to(self, moment: datetime) -> None:
-        r = self.http.post("/admin/durable/clock/advance", params={"code": DURABLE_KEY},
-                           json={"to": moment.astimezone(UTC).isoformat()})
+        r = self.stack.durable_admin("POST", "clock/advance", json={"to": moment.astimezone(UTC).isoformat()})
         assert r.status_code == 200, r.text
+        self.idle()
 
     def idle(self) -> None:
-        self.http.post("/admin/durable/idle", params={"code": DURABLE_KEY, "timeout": "10"})
+        self.stack.wait_durable_idle(timeout=20)
 
     # --- evidence ---
     def events(self, request_id: str) -> list[str]:
