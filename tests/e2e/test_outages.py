@@ -18,6 +18,8 @@ from tests.e2e.test_execute import reader
 def devhost_with(stack, **env: str) -> Iterator[httpx.Client]:
     """A second devhost on the same stack, with some settings broken."""
     port = free_port()
+    # Its own task hub: the app has orchestrations, and one task hub has one devhost (a lease).
+    env = {"BROKER_TASK_HUB": f"probe{port}", **env}
     process = stack.spawn_devhost(port, env, log_name=f"devhost-{port}.log")
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:

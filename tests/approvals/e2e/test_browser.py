@@ -48,6 +48,8 @@ def newest_link(flow: Flow, request_id: str, to: str) -> str:
 
 def test_approve_in_a_real_browser(flow, browser, tmp_path: Path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     rid = flow.pending(INJECTED)["request_id"]
     browser.get(newest_link(flow, rid, "ada@dev.example"))
@@ -65,7 +67,8 @@ def test_approve_in_a_real_browser(flow, browser, tmp_path: Path):
     assert flow.status(rid)["status"] == "pending"  # opening decided nothing
 
     browser.find_element(By.ID, "approve").click()
-    assert browser.find_element(By.ID, "outcome").text == "Approved"
+    WebDriverWait(browser, 15).until(expected_conditions.presence_of_element_located((By.ID, "outcome")))
+    assert browser.find_element(By.ID, "outcome").text == "Approved", browser.page_source
     assert "runs now" in browser.find_element(By.ID, "state").text
     browser.save_screenshot(str(tmp_path / "approval-outcome.png"))
     done = flow.wait_status(rid, "done", "failed")
