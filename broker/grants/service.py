@@ -27,7 +27,7 @@ from broker.guard import Classification
 from broker.identity import Principal
 from broker.journal import Event, JournalRecord, JournalWriter
 from broker.policy import LEVEL_RISK, ApprovalRequirement, Policy
-from broker.problems import BadRequest, Conflict, Forbidden
+from broker.problems import BadRequest, BrokerError, Conflict, Forbidden
 
 
 class GrantBody(BaseModel):
@@ -107,8 +107,12 @@ class GrantService:
             grant={"level": body.level, "duration": iso_duration(body.duration),
                    "duration_seconds": int(body.duration.total_seconds())})
         self._approvals.hold(request, Event.GRANT_REQUESTED, record)
-        self.store.create(GrantRecord(request_id, principal.key, target.name, body.level,
-                                      int(body.duration.total_seconds()), body.reason))
+        try:
+            self.store.create(GrantRecord(request_id, principal.key, target.name, body.level,
+                                          int(body.duration.total_seconds()), body.reason))
+        except BrokerError as failure:
+            self._approvals.abandon(request_id, failure)  # no half-made request left pending
+            raise
         return request
 
     # --- workflow activities ---
