@@ -219,7 +219,7 @@ class DevStack:
             "SSL_CERT_FILE": str(self.certs.bundle_path),
         }
 
-    def start_devhost(self, extra_env: dict[str, str] | None = None, timeout: float = 30.0) -> None:
+    def start_devhost(self, extra_env: dict[str, str] | None = None, timeout: float = 60.0) -> None:
         self.devhost = self.spawn_devhost(self.ports.devhost, extra_env, timeout=timeout)
 
     def spawn_devhost(self, port: int, extra_env: dict[str, str] | None = None, *,
