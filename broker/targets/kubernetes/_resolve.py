@@ -1,0 +1,114 @@
+"""From the type a command names to the API resource the cluster serves, via discovery.
+
+The guard classified the command from its own table of built-in types; here the cluster's
+discovery picks the served version. The two must agree: a built-in type resolves only within its
+own group, a name the guard took for a custom resource must not turn out to be a built-in, and a
+write to a custom resource runs only if the resource is namespaced (the guard assumed so).
+Otherwise the command is refused with ``classification_mismatch`` rather than run under the wrong
+risk class.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes.dynamic.resource import Resource, ResourceList
+
+from broker.guard.kubernetes import BUILTINS, ResourceType
+from broker.problems import BadRequest, CommandFailed
+from broker.targets.kubernetes._connection import Cluster
+
+BUILTIN_GROUPS = frozenset(t.group for t in BUILTINS)
+READ_VERBS = frozenset({"get", "describe", "logs", "top", "rollout status"})
+
+
+@dataclass(frozen=True)
+class Resolved:
+    resource: Resource
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+
+    @property
+    def qualified_kind(self) -> str:
+        """kubectl's ``deployment.apps`` / ``pod`` spelling for messages and ``-o name``."""
+        return f"{self.kind.lower()}.{self.group}" if self.group else self.kind.lower()
+
+    def operation(self, verb: str, namespace: str | None, name: str | None = None,
+                  subresource: str = "") -> dict[str, Any]:
+        op = {"group": self.group, "version": self.version, "resource": self.plural, "verb": verb,
+              "namespace": namespace or "", "name": name or ""}
+        if subresource:
+            op["subresource"] = subresource
+        return op
+
+
+def resolve(cluster: Cluster, rtype: ResourceType, verb: str) -> Resolved:
+    """The served resource for a type; refuses when discovery and the classification disagree."""
+    with cluster.lock:
+        candidates = [r for r in cluster.dynamic.resources.search()
+                      if isinstance(r, Resource) and not isinstance(r, ResourceList) and "/" not in r.name]
+    names = {rtype.plural}
+    matches = [r for r in candidates if _matches(r, rtype, names)]
+    if not matches:
+        where = f" in group {rtype.group}" if rtype.group else ""
+        raise BadRequest(f"The cluster serves no resource type {rtype.qualified!r}{where}.",
+                         code="unknown_resource_type")
+    groups = {r.group for r in matches}
+    if rtype.builtin:
+        matches = [r for r in matches if r.group == rtype.group]
+    elif groups & BUILTIN_GROUPS:
+        raise BadRequest(f"{rtype.plural!r} names a built-in type of group {sorted(groups)[0] or 'core'}; write it "
+                         "as the broker knows it (e.g. its plural name).", code="classification_mismatch")
+    elif len(groups) > 1:
+        raise BadRequest(f"{rtype.plural!r} is served by several groups ({', '.join(sorted(groups))}); qualify it, "
+                         f"e.g. {rtype.plural}.{sorted(groups)[0]}.", code="ambiguous_resource_type")
+    if rtype.version:
+        matches = [r for r in matches if r.api_version == rtype.version] or matches
+    chosen = next((r for r in matches if r.preferred), None) or sorted(matches, key=lambda r: r.api_version)[-1]
+    resolved = Resolved(chosen, chosen.group, chosen.api_version, chosen.name, chosen.kind, bool(chosen.namespaced))
+    if not rtype.builtin and verb not in READ_VERBS and not resolved.namespaced:
+        raise BadRequest(f"{resolved.plural}.{resolved.group} is cluster-scoped, but the broker classified this "
+                         f"{verb} as a namespaced write; it will not run it under the wrong risk class.",
+                         code="classification_mismatch")
+    return resolved
+
+
+def resolve_kind(cluster: Cluster, api_version: str, kind: str) -> Resolved:
+    """The resource for a manifest object's apiVersion and kind."""
+    group, _, version = api_version.rpartition("/")
+    with cluster.lock:
+        candidates = [r for r in cluster.dynamic.resources.search()
+                      if isinstance(r, Resource) and not isinstance(r, ResourceList) and "/" not in r.name]
+    matches = [r for r in candidates if r.group == group and r.api_version == version and r.kind == kind]
+    if not matches:
+        raise BadRequest(f"The cluster serves no {kind} in {api_version}.", code="unknown_resource_type")
+    r = matches[0]
+    return Resolved(r, r.group, r.api_version, r.name, r.kind, bool(r.namespaced))
+
+
+def _matches(r: Resource, rtype: ResourceType, names: set[str]) -> bool:
+    if rtype.group is not None and r.group != rtype.group:
+        return False
+    token = rtype.plural
+    return (r.name in names or (r.singular_name or "") == token or token in (r.short_names or [])
+            or r.kind.lower() == token)
+
+
+def check_found(obj: Any, resolved: Resolved, name: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise CommandFailed(f"The API server sent an unexpected answer for {resolved.plural} {name}.",
+                            code="kubernetes_error")
+    return obj
+
+
+def raw(response: Any) -> Any:
+    """The dynamic client's raw (``serialize=False``) response as JSON data."""
+    data = response.data if hasattr(response, "data") else response
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "replace")
+    return json.loads(data) if isinstance(data, str) and data else data
