@@ -170,7 +170,7 @@ class ExecuteService:
             target, command, classification, decision = self.evaluate(principal, body)
         except BrokerError as refusal:
             self._journal.write(JournalRecord(event=Event.EXECUTE_DENIED, target=body.target,
-                                              command=body.command().canonical(),
+                                              command=_journaled_refusal(body.command(), refusal),
                                               outcome={"status": "refused", "code": refusal.code}, **base))
             raise
         record = {**base, "target": target.name, "command": command.canonical(),
@@ -289,6 +289,14 @@ def _response(result: ResultSet) -> dict[str, Any]:
     if result.text is not None:
         response["text"] = result.text
     return response
+
+
+def _journaled_refusal(command: Command, refusal: BrokerError) -> dict[str, Any]:
+    """A refused command as journaled; one refused for carrying secret values keeps only its verb."""
+    canonical = command.canonical()
+    if refusal.code == "secret_values_in_command":
+        canonical = {"language": command.language, "argv": [*command.argv[:1], "[withheld: it carried secret values]"]}
+    return canonical
 
 
 def _masked_failure(failure: BrokerError, masker: MaskerSource) -> BrokerError:

@@ -58,7 +58,8 @@ class KubernetesStandIn:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: aiohttp.web.ServerRunner | None = None
-        self.refused = 0
+        self.refused = 0  # requests turned away for want of a valid token
+        self.served = 0  # authenticated requests (API calls and exec streams)
 
     @property
     def base_url(self) -> str:
@@ -74,7 +75,8 @@ class KubernetesStandIn:
 
     async def _start(self) -> None:
         await self.emulator.__aenter__()
-        self._runner = aiohttp.web.ServerRunner(aiohttp.web.Server(self._handle), handle_signals=False)
+        self._runner = aiohttp.web.ServerRunner(aiohttp.web.Server(self._handle), handle_signals=False,
+                                                shutdown_timeout=1.0)
         await self._runner.setup()
         site = aiohttp.web.TCPSite(self._runner, self.host, self.port, ssl_context=self.tls)
         await site.start()
@@ -116,6 +118,7 @@ class KubernetesStandIn:
             return aiohttp.web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
                                               "status": "Failure", "message": "Unauthorized",
                                               "reason": "Unauthorized", "code": 401}, status=401)
+        self.served += 1
         match = EXEC_PATH.match(request.path)
         if match and request.headers.get("Upgrade", "").lower() == "websocket":
             ns, name = match["namespace"], match["name"]

@@ -108,7 +108,7 @@ def _replica_set(api: ClusterEmulator, rs: dict[str, Any]) -> None:
     pods = [p for p in api.each("", "pods", ns) if owned_by(p, meta["uid"])]
     attempt = 0
     while len(pods) < want:
-        rng = random.Random(f"{meta['name']}/{attempt}")
+        rng = random.Random(f"{meta['name']}/{api.revision}/{attempt}")  # replayable, never reused
         attempt += 1
         name = f"{meta['name']}-{''.join(rng.choice('bcdfghjklmnpqrstvwxz2456789') for _ in range(5))}"
         if api.find("", "pods", ns, name):

@@ -58,10 +58,16 @@ class ClusterEmulator(kmock.KubernetesEmulator):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        self.fallback["get /version/"] << self._serve_server_version  # the typed client's VersionApi
         self.resources.load_bundled()
         if not self.metrics:
             for key in [k for k in self.resources if k.group == METRICS_GROUP]:
                 del self.resources[key]
+
+    @property
+    def revision(self) -> int:
+        """The last resourceVersion handed out."""
+        return self._revision[0]
 
     # --- object access ---
     def info(self, res: kmock.resource) -> Any:

@@ -99,8 +99,20 @@ async def _run(argv: list[str], env: dict[str, str], write: Write) -> None:
         for start in range(1, int(args[-1]) + 1, 1000):
             await write(STDOUT, "".join(f"{i}\n" for i in range(start, min(start + 1000, int(args[-1]) + 1))))
     elif name in ("sh", "bash") and args[:1] == ["-c"] and len(args) > 1:
-        for part in re.split(r"\s*(?:;|&&)\s*", args[1]):
-            await _run(shlex.split(part), env, write)
+        try:
+            lexer = shlex.shlex(args[1], posix=True, punctuation_chars=";&|")
+            lexer.whitespace_split = True
+            tokens = list(lexer)
+        except ValueError:
+            await write(STDERR, f"{name}: syntax error\n")
+            raise Exit(2) from None
+        command: list[str] = []
+        for token in [*tokens, ";"]:
+            if token in (";", "&&"):
+                await _run(command, env, write)
+                command = []
+            else:
+                command.append(token)
     else:
         await write(STDERR, f"sh: {name}: not found\n")
         raise Exit(127)
@@ -147,6 +159,10 @@ async def serve_exec(request: aiohttp.web.BaseRequest, pod: dict[str, Any], env_
             await ws.send_bytes(bytes([ERROR]) + json.dumps(_status(code, argv)).encode())
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         pass
+    except Exception as exc:  # the stand-in's own bug: report it on the error channel, as a runtime would
+        if not ws.closed:
+            failure = {"metadata": {}, "status": "Failure", "reason": "InternalError", "message": repr(exc)}
+            await ws.send_bytes(bytes([ERROR]) + json.dumps(failure).encode())
     finally:
         await ws.close()
     return ws
