@@ -3,8 +3,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+TOOLS := .venv-tools
 
-.PHONY: setup dev test lint bench clean
+.PHONY: setup dev test lint infra-check bench clean
 setup: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt scripts/system-deps.sh
@@ -14,6 +15,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt scripts/system-deps.sh
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
+# checkov pins many packages: its own virtualenv keeps them away from the app's.
+$(TOOLS)/.installed: requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q --upgrade pip
+	$(TOOLS)/bin/python -m pip install -q -r requirements-tools.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -21,7 +29,12 @@ node_modules/.installed: package.json package-lock.json
 dev: setup
 	$(PY) -m broker dev
 
-test: setup
+# The Bicep in infra/ is checked by checkov (every finding fixed or skipped with a reason in the
+# template) and by tests/infra (pycep-parser). --skip-download: no calls to checkov's cloud.
+infra-check: $(TOOLS)/.installed
+	$(TOOLS)/bin/checkov --directory infra --framework bicep --compact --quiet --skip-download
+
+test: setup infra-check
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -29,4 +42,4 @@ bench: setup
 	$(PY) benchmarks/execute_overhead.py
 
 clean:
-	rm -rf $(VENV) node_modules .broker
+	rm -rf $(VENV) $(TOOLS) node_modules .broker

@@ -108,7 +108,8 @@ class JwksCache:
         keys: dict[str, PyJWK] = {}
         for raw in document.get("keys", []):
             kid = raw.get("kid")
-            if not kid or raw.get("use", "sig") != "sig":
+            # only asymmetric signing keys: a symmetric ("oct") key in a key set is never usable
+            if not kid or raw.get("use", "sig") != "sig" or raw.get("kty") not in ("RSA", "EC"):
                 continue
             try:
                 keys[kid] = PyJWK(raw)

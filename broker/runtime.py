@@ -6,6 +6,7 @@ a cold Functions worker) with a precise message rather than misbehaving later.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from broker.execute import ExecuteService, MaskerSource
 from broker.identity import TokenValidator
 from broker.journal import JournalReader, JournalStorage, JournalWriter
 from broker.policy import Policy
+from broker.problems import Unavailable
 from broker.secrets import CredentialResolver, KeyVaultSecretStore
 from broker.settings import Settings, get_settings
 from broker.targets import ENGINES, TargetEngine, create_engine
@@ -65,15 +67,25 @@ class Broker:
         self.journal_storage.close()
 
 
+log = logging.getLogger("broker")
 _broker: Broker | None = None
 _lock = threading.Lock()
 
 
 def get_broker() -> Broker:
-    """The process-wide broker, built on first use (cold start) and reused by every invocation."""
+    """The process-wide broker, built on first use (cold start) and reused by every invocation.
+
+    An invalid catalog, policy or setting refuses every request with 503 ``broker_misconfigured``
+    (the precise reason goes to the log for the operator, not to the caller).
+    """
     global _broker
     if _broker is None:
         with _lock:
             if _broker is None:
-                _broker = Broker.from_settings(get_settings())
+                try:
+                    _broker = Broker.from_settings(get_settings())
+                except (ValueError, OSError) as exc:  # CatalogError, PolicyError, ValidationError
+                    log.error("broker configuration is invalid: %s", exc)
+                    raise Unavailable("The broker's configuration is invalid; an operator must fix it "
+                                      "(see the broker's log).", code="broker_misconfigured") from exc
     return _broker

@@ -15,6 +15,8 @@ from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+APP_ROOT = Path(__file__).resolve().parent.parent
+"""Where function_app.py lives; relative file settings resolve against it, not the working dir."""
 
 
 def _split(value: object) -> object:
@@ -72,6 +74,11 @@ class Settings(BaseSettings):
     public_base_url: str = ""
     """How agents and approvers reach the broker (links in 202 responses and emails)."""
 
+    @field_validator("catalog_path", "policy_path")
+    @classmethod
+    def _from_app_root(cls, value: Path) -> Path:
+        return value if value.is_absolute() else APP_ROOT / value
+
     @field_validator("allowed_tenants", "audiences", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -103,3 +110,14 @@ class ClientSettings(BaseSettings):
     url: str = ""
     token: SecretStr = SecretStr("")
     dev_state_dir: Path = Path(".broker/dev")
+    """Where ``python -m broker dev`` keeps its state and ``stack.json`` (``BROKER_DEV_STATE_DIR``)."""
+
+
+class TelemetrySettings(BaseSettings):
+    """OpenTelemetry export to Application Insights (``broker/telemetry.py``), under the standard
+    Azure names: the platform sets ``APPLICATIONINSIGHTS_CONNECTION_STRING``; ``AZURE_CLIENT_ID``
+    is the user-assigned identity that authenticates ingestion (local auth is off)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+    applicationinsights_connection_string: SecretStr = SecretStr("")
+    azure_client_id: str = ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -64,11 +65,14 @@ class Azurite:
         return self
 
     def stop(self) -> None:
+        """Stop Azurite. In memory there is nothing to flush, so it is killed at once (a graceful
+        stop waits seconds for idle keep-alive connections); on disk it gets two seconds."""
         if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
+            if not self.in_memory:
+                self.process.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(2)
+            if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait(5)
         self.process = None

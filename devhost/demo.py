@@ -34,6 +34,12 @@ def luhn_complete(prefix: str, length: int, rng: random.Random) -> str:
     return digits + str((10 - total % 10) % 10)
 
 
+def order_number(rng: random.Random) -> str:
+    """A 16-digit order number that fails Luhn: a decoy the masking must leave alone."""
+    valid = luhn_complete("9", 16, rng)
+    return valid[:-1] + str((int(valid[-1]) + 1) % 10)
+
+
 def phone(rng: random.Random) -> str:
     return rng.choice([
         lambda: f"+1 415-555-{rng.randrange(100, 200):04d}",
@@ -50,7 +56,7 @@ def note(i: int, rng: random.Random) -> str:
     pw = "".join(rng.choice("abcdefghijkmnpqrstuvwxyz23456789") for _ in range(14))
     options = [
         "Prefers email contact.",
-        f"Order #{rng.randrange(10**15, 10**16 - 1)} shipped with build 2024.11.{i % 30}.",
+        f"Order #{order_number(rng)} shipped with build 2024.11.{i % 30}.",
         f"Support pasted their key: sk_live_{token[:24]} — rotate it!",
         f"Old integration used postgres://app_user:{pw}@db.internal:5432/orders",
         f"Config: Server=tcp:sql.contoso.net,1433;Database=crm;User ID=crm;Password={pw};Encrypt=true",

@@ -7,6 +7,7 @@ import asyncio
 import inspect
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,7 +49,7 @@ class FunctionsHttpServer(ThreadingHTTPServer):
                  extra_routes: dict[str, Callable[[BaseHTTPRequestHandler], bool]] | None = None) -> None:
         self.index = index
         self.providers = dict(providers or {})
-        self.extra_routes = dict(extra_routes or {})
+        self.extra_routes = {"/admin/host/status": _host_status, **(extra_routes or {})}
         self.runner = AsyncRunner()
         super().__init__(address, _Handler)
 
@@ -82,9 +83,26 @@ class FunctionsHttpServer(ThreadingHTTPServer):
         self.runner.stop()
 
 
+def _host_status(handler: BaseHTTPRequestHandler) -> bool:
+    """``GET /admin/host/status``, as the Functions host answers it: the host is up (readiness)."""
+    body = json.dumps({"state": "Running"}).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+    return True
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: FunctionsHttpServer
+
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and
+        # the client's delayed ACK stall every keep-alive response by ~40 ms
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)

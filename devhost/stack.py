@@ -57,7 +57,17 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(**{name: free_port() for name in cls.__dataclass_fields__})
+        """Distinct free ports (all held open while picking, so none is handed out twice)."""
+        sockets = []
+        try:
+            for _ in cls.__dataclass_fields__:
+                s = socket.socket()
+                s.bind(("127.0.0.1", 0))
+                sockets.append(s)
+            return cls(*(s.getsockname()[1] for s in sockets))
+        finally:
+            for s in sockets:
+                s.close()
 
     def busy(self) -> list[str]:
         taken = []
@@ -68,6 +78,17 @@ class Ports:
                 except OSError:
                     taken.append(f"{name}:{port}")
         return taken
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 class DevStack:
@@ -96,6 +117,7 @@ class DevStack:
             self.start_support()
             if devhost:
                 self.start_devhost()
+            (self.state_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2))
         except BaseException:
             self.stop()
             raise
@@ -114,8 +136,8 @@ class DevStack:
         seed_demo(self.postgres, agent_password)
         self.start_kubernetes()
         self._write_catalog()
+        self._create_journal_storage()
         self.env = self.broker_env()
-        (self.state_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2))
 
     def start_issuer(self) -> None:
         self.issuer_server, self.issuer = issuer_server(self.state_dir, self.ports.issuer)
@@ -159,6 +181,16 @@ class DevStack:
         client.close()
         return password
 
+    def _create_journal_storage(self) -> None:
+        """What the infra does in Azure: the journal table and container exist before the app runs."""
+        from broker.journal import JournalStorage
+        from broker.settings import Settings
+
+        assert self.azurite
+        storage = JournalStorage.from_settings(Settings(storage_connection_string=self.azurite.connection_string))
+        storage.ensure()
+        storage.close()
+
     def _write_catalog(self) -> None:
         catalog = {"targets": {"demo-postgres": {
             "engine": "postgres",
@@ -197,31 +229,33 @@ class DevStack:
         }
 
     def start_devhost(self, extra_env: dict[str, str] | None = None, timeout: float = 30.0) -> None:
-        env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
-        log = open(self.state_dir / "devhost.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.devhost = subprocess.Popen(
-            [sys.executable, "-m", "devhost", "serve", "--port", str(self.ports.devhost)],
+        self.devhost = self.spawn_devhost(self.ports.devhost, extra_env, timeout=timeout)
+
+    def spawn_devhost(self, port: int, extra_env: dict[str, str] | None = None, *,
+                      timeout: float = 30.0, log_name: str = "devhost.log") -> subprocess.Popen[bytes]:
+        """Start a devhost process serving function_app.py on ``port``; wait until it answers."""
+        env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1",
+               "BROKER_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+        log = open(self.state_dir / log_name, "ab")  # noqa: SIM115 - lives as long as the process
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devhost", "serve", "--port", str(port)],
             cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
-            if self.devhost.poll() is not None:
-                raise RuntimeError(f"devhost exited; see {self.state_dir / 'devhost.log'}")
+            if process.poll() is not None:
+                raise RuntimeError(f"devhost exited; see {self.state_dir / log_name}")
             try:
-                httpx.get(f"{self.base_url}/api/health", timeout=5)
-                return
+                httpx.get(f"http://127.0.0.1:{port}/admin/host/status", timeout=2).raise_for_status()
+                return process
             except httpx.HTTPError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError("devhost did not answer /api/health") from None
+                    stop_process(process)
+                    raise TimeoutError("devhost did not become ready") from None
                 time.sleep(0.1)
 
     def stop_devhost(self) -> None:
-        if self.devhost and self.devhost.poll() is None:
-            self.devhost.terminate()
-            try:
-                self.devhost.wait(10)
-            except subprocess.TimeoutExpired:
-                self.devhost.kill()
-                self.devhost.wait(5)
+        if self.devhost:
+            stop_process(self.devhost)
         self.devhost = None
 
     def stop(self) -> None:
@@ -262,6 +296,7 @@ class DevStack:
             "tenant": DEV_TENANT,
             "audience": AUDIENCE,
             "pids": {"devhost": self.devhost.pid if self.devhost else None,
+                     "postgres": self.postgres.pid(),
                      "azurite": self.azurite.process.pid if self.azurite.process else None,
                      "stack": os.getpid()},
         }

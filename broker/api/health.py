@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
@@ -14,9 +16,13 @@ from broker.runtime import get_broker
 
 bp = func.Blueprint()
 
-_CACHE_SECONDS = 10.0
+_CACHE_SECONDS = {"ok": 10.0, "degraded": 2.0, "unhealthy": 2.0}
 _cache: tuple[float, dict[str, Any]] | None = None
 _lock = threading.Lock()
+
+
+_BUDGET_SECONDS = 4.0
+_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")
 
 
 def _check(fn: Any) -> str:
@@ -34,16 +40,18 @@ def _run_checks() -> dict[str, Any]:
         broker = get_broker()
     except Exception:
         return {"status": "unhealthy", "checks": {"configuration": "invalid"}}
-    checks: dict[str, Any] = {
-        "configuration": "ok",
-        "journal": _check(broker.journal_storage.probe),
-        "key_vault": _check(broker.execute.masker.get),
-    }
-    targets = {}
+    probes: dict[str, Any] = {"journal": broker.journal_storage.probe, "key_vault": broker.execute.masker.get}
     for target in broker.catalog.targets.values():
         engine = broker.engines[target.engine]
-        targets[target.name] = _check(
+        probes[f"target:{target.name}"] = (
             lambda t=target, e=engine: e.check(t, broker.credentials.resolve(t.credential)))
+    # all probes at once, within one budget: a dead dependency must not make health itself hang
+    futures = {name: _pool.submit(_check, probe) for name, probe in probes.items()}
+    done, _ = wait(futures.values(), timeout=_BUDGET_SECONDS)
+    results = {name: (f.result() if f in done else "timeout") for name, f in futures.items()}
+    checks: dict[str, Any] = {"configuration": "ok", "journal": results["journal"],
+                              "key_vault": results["key_vault"]}
+    targets = {name.split(":", 1)[1]: value for name, value in results.items() if name.startswith("target:")}
     checks["targets"] = targets
     core_ok = all(v == "ok" for k, v in checks.items() if k != "targets")
     status = "ok" if core_ok and all(v == "ok" for v in targets.values()) else (
@@ -57,7 +65,17 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     global _cache
     with _lock:
         now = time.monotonic()
-        if _cache is None or now - _cache[0] > _CACHE_SECONDS:
+        if _cache is None or now - _cache[0] > _CACHE_SECONDS[_cache[1]["status"]]:
             _cache = (now, _run_checks())
         body = _cache[1]
     return json_response(body, status=200 if body["status"] != "unhealthy" else 503)
+
+
+_OPENAPI = Path(__file__).with_name("openapi.yaml")
+
+
+@bp.route(route="openapi.yaml", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    """The API's OpenAPI document, so agents and tools can discover the contract."""
+    return func.HttpResponse(_OPENAPI.read_bytes(), mimetype="application/yaml",
+                             headers={"Cache-Control": "public, max-age=300"})

@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=7071, help="the broker's port (default 7071)")
     p.add_argument("--state", type=Path, default=Path(".broker/dev"), help="state folder (default .broker/dev)")
     p.add_argument("--reset", action="store_true", help="delete the state folder first (fresh data and keys)")
+    p.add_argument("--free-ports", action="store_true",
+                   help="pick free ports for every service (to run beside another stack); clients find them "
+                        "through STATE/stack.json (set BROKER_DEV_STATE_DIR when STATE is not the default)")
     p.set_defaults(func=run)
 
 
@@ -28,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.reset and args.state.exists():
         shutil.rmtree(args.state)
-    ports = Ports(devhost=args.port)
+    ports = Ports.free() if args.free_ports else Ports(devhost=args.port)
     busy = ports.busy()
     if busy:
         print(f"cannot start: ports already in use: {', '.join(busy)} "

@@ -32,7 +32,7 @@ class PostgresEngine:
     language = "sql"
     dialect = "postgres"
 
-    def __init__(self, *, pool_max_size: int = 4, connect_timeout: float = 5.0) -> None:
+    def __init__(self, *, pool_max_size: int = 4, connect_timeout: float = 3.0) -> None:
         self._pools: dict[tuple[str, str], ConnectionPool] = {}
         self._lock = threading.Lock()
         self._pool_max = pool_max_size
@@ -130,7 +130,8 @@ class PostgresEngine:
                                   limits)
             if cur.description:
                 result.columns = [Column(d.name, _type_name(conn, d.type_code)) for d in cur.description]
-            result.status = cur.statusmessage or ""
+            # a streamed read that was stopped at the cap has no status of its own
+            result.status = cur.statusmessage or (f"SELECT {result.row_count}" if cur.description else "")
             if not cur.description and cur.rowcount >= 0:
                 result.affected = cur.rowcount
         return result
@@ -150,10 +151,11 @@ def _collect(rows: Iterator[Any], limits: ExecutionLimits) -> ResultSet:
             result.truncated = True
             break
         rendered = [to_json_value(v) for v in row]
-        size += len(json.dumps(rendered, ensure_ascii=False, default=str))
-        if size > limits.max_bytes:
+        row_bytes = len(json.dumps(rendered, ensure_ascii=False, default=str).encode())
+        if size + row_bytes > limits.max_bytes:
             result.truncated = True
             break
+        size += row_bytes
         result.rows.append(rendered)
     result.bytes = size
     return result
