@@ -141,8 +141,15 @@ def _output(values: dict[str, Any]) -> str:
 
 
 # --- one builder per verb ---
+def _by_name_everywhere(names: tuple[str, ...], values: dict[str, Any]) -> None:
+    if names and values.get("all_namespaces"):
+        raise refuse("An object cannot be fetched by name across all namespaces; give -n NAMESPACE.",
+                     code="invalid_argument")
+
+
 def _get(positional: list[str], values: dict[str, Any], _: tuple[str, ...]) -> KubectlCommand:
     resource, names = _targets(positional, verb="get")
+    _by_name_everywhere(names, values)
     return KubectlCommand("get", resource=resource, names=names, namespace=_namespace(values),
                           all_namespaces=bool(values.get("all_namespaces")), output=_output(values),
                           show_labels=bool(values.get("show_labels")),
@@ -151,6 +158,7 @@ def _get(positional: list[str], values: dict[str, Any], _: tuple[str, ...]) -> K
 
 def _describe(positional: list[str], values: dict[str, Any], _: tuple[str, ...]) -> KubectlCommand:
     resource, names = _targets(positional, verb="describe")
+    _by_name_everywhere(names, values)
     return KubectlCommand("describe", resource=resource, names=names, namespace=_namespace(values),
                           all_namespaces=bool(values.get("all_namespaces")), **_selectors(values))
 

@@ -243,13 +243,14 @@ def _admin_scope(rtype: ResourceType, namespace: str) -> str:
 
 
 def _subresource(cmd: KubectlCommand) -> str:
-    return {"logs": "log", "exec": "exec", "scale": "scale", "top": "metrics"}.get(cmd.verb, "")
+    """As Kubernetes RBAC names them: ``pods/log``, ``pods/exec``, ``deployments/scale``."""
+    return {"logs": "log", "exec": "exec", "scale": "scale"}.get(cmd.verb, "")
 
 
 def _result(risk: Risk, reason: str, cmd: KubectlCommand, rtype: ResourceType, namespace: str) -> Classification:
+    group = "metrics.k8s.io" if cmd.verb == "top" else rtype.group if rtype.group is not None else ""
     details = {"verb": cmd.verb_phrase, "resource": rtype.plural, "namespace": namespace,
-               "subresource": _subresource(cmd), "group": rtype.group if rtype.group is not None else "",
-               "names": list(cmd.names)}
+               "subresource": _subresource(cmd), "group": group, "names": list(cmd.names)}
     if not rtype.builtin:
         details["scope"] = "unknown"
     return Classification(risk=risk, reason=reason, language="kubernetes",
