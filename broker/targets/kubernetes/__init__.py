@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import websocket
 from kubernetes import client as k8s
 
 from broker.catalog import Target
@@ -50,6 +51,9 @@ class KubernetesEngine:
 
     def __init__(self, *, workdir: Path | None = None) -> None:
         self._connections = Connections(workdir)
+        if websocket.getdefaulttimeout() is None:
+            # The client opens exec streams without a timeout; a silent server must not hang a worker.
+            websocket.setdefaulttimeout(30)
 
     def classify(self, command: Command) -> Classification:
         return classify_kubectl(command.argv, command.manifest)

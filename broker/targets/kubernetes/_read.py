@@ -17,14 +17,13 @@ from broker.targets.kubernetes._resolve import Resolved, resolve
 from broker.targets.kubernetes._tables import table
 
 MAX_LOG_PODS = 10
-METRICS = ResourceType("pods", "metrics.k8s.io")
 
 
 def render_yaml(document: Any) -> str:
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
-def fetch(ctx: Ctx, cmd: KubectlCommand, resolved: Resolved, verb: str) -> tuple[list[dict[str, Any]], bool]:
+def fetch(ctx: Ctx, cmd: KubectlCommand, resolved: Resolved) -> tuple[list[dict[str, Any]], bool]:
     """The named objects, or the ones a list with the command's selectors returns (capped)."""
     ns = ctx.namespace(cmd, resolved)
     dyn = ctx.cluster.dynamic
@@ -58,7 +57,7 @@ def _cap_bytes(items: list[dict[str, Any]], max_bytes: int) -> tuple[list[dict[s
 
 def get(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
     resolved = resolve(ctx.cluster, resolve_type(cmd.resource), "get")
-    items, truncated = fetch(ctx, cmd, resolved, "get")
+    items, truncated = fetch(ctx, cmd, resolved)
     items, over, size = _cap_bytes(items, ctx.limits.max_bytes)
     result = ResultSet(truncated=truncated or over, bytes=size, status=f"{len(items)} {resolved.plural}")
     if cmd.output in ("json", "yaml"):
@@ -82,7 +81,7 @@ def get(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
 
 def describe(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
     resolved = resolve(ctx.cluster, resolve_type(cmd.resource), "describe")
-    items, truncated = fetch(ctx, cmd, resolved, "describe")
+    items, truncated = fetch(ctx, cmd, resolved)
     items = items[:20]
     entries = []
     for obj in items:

@@ -10,14 +10,13 @@ risk class.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes.dynamic.resource import Resource, ResourceList
 
 from broker.guard.kubernetes import RBAC_GROUP, ResourceType
-from broker.problems import BadRequest, CommandFailed
+from broker.problems import BadRequest
 from broker.targets.kubernetes._connection import Cluster
 
 SENSITIVE = frozenset({("", "secrets")})
@@ -110,18 +109,3 @@ def _matches(r: Resource, rtype: ResourceType) -> bool:
     token = rtype.plural
     return (r.name == token or (r.singular_name or "") == token or token in (r.short_names or [])
             or r.kind.lower() == token)
-
-
-def check_found(obj: Any, resolved: Resolved, name: str) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise CommandFailed(f"The API server sent an unexpected answer for {resolved.plural} {name}.",
-                            code="kubernetes_error")
-    return obj
-
-
-def raw(response: Any) -> Any:
-    """The dynamic client's raw (``serialize=False``) response as JSON data."""
-    data = response.data if hasattr(response, "data") else response
-    if isinstance(data, bytes):
-        data = data.decode("utf-8", "replace")
-    return json.loads(data) if isinstance(data, str) and data else data
