@@ -24,6 +24,7 @@ class Event:
     EXECUTE_OUTCOME = "execute.outcome"  # ran (ok or error), with the masked response
     EXECUTE_DENIED = "execute.denied"  # refused before running (policy, unknown target, bad input)
     EXECUTE_PENDING = "execute.pending"  # waiting for a human approval
+    EXECUTE_PREVIEW = "execute.preview"  # a server-side dry run shown to approvers (masked diff); nothing changed
 
 
 def new_record_id(now: float | None = None) -> str:
