@@ -108,7 +108,8 @@ class Policy:
         smallest ``max_grant_duration``), allow only if all are allowed outright.
         """
         risks = [Risk(r) for r in getattr(self.document.grants, level)]
-        decisions = [self.decide(principal, target, Classification(r, f"a {level} grant", "grant", level)) for r in risks]
+        decisions = [self.decide(principal, target, Classification(r, f"a {level} grant", "grant", level))
+                     for r in risks]  # rules with a ``kubernetes:`` block never match a grant request
         worst = min(decisions, key=lambda d: _RANK[d.effect])
         shortest = min(d.limits.max_grant_duration for d in decisions if d.effect == worst.effect)
         trace = tuple(line for d in decisions for line in d.trace)
