@@ -82,7 +82,8 @@ def _kubernetes_miss(match: KubernetesMatch, command: Classification) -> str | N
             return f"resource {full or '(none)'} is not in {list(match.resources)}"
     if match.subresources and not _any_glob(subresource, match.subresources):
         return f"subresource {subresource or '(none)'} is not in {list(match.subresources)}"
+    if match.namespaces and not namespace:
+        return "the request is cluster-scoped (no namespace)"
     if match.namespaces and not _any_glob(namespace, match.namespaces):
-        return (f"namespace {namespace} is not in {list(match.namespaces)}" if namespace
-                else "the request is cluster-scoped (no namespace)")
+        return f"namespace {namespace} is not in {list(match.namespaces)}"
     return None
