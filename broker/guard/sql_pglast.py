@@ -8,12 +8,14 @@ row locks and every function call.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
+from functools import cache
+from typing import Any
 
-from pglast import ast, parse_sql
-from pglast.enums import AlterTableType, BoolExprType
-from pglast.parser import ParseError
+from pglast import ast
+from pglast.parser import ParseError, parse_sql_json
 
 from broker.guard import Risk
 from broker.guard.sql_rules import Finding, function_finding, words
@@ -84,69 +86,105 @@ _PRIVILEGED_SETTINGS = {"role", "session_authorization"}
 def walk_pglast(sql: str) -> tuple[str, list[Finding]]:
     """The statement's name and every finding about it (a READ finding when it is a plain read)."""
     try:
-        statements = parse_sql(sql)
+        parsed = json.loads(parse_sql_json(sql))
     except ParseError as exc:
         return "", [Finding(Risk.UNKNOWN, f"PostgreSQL's grammar rejects the command ({exc})")]
     except RecursionError:
         return "", [Finding(Risk.UNKNOWN, "the command nests too deeply to parse")]
+    statements = parsed.get("stmts") or []
     if len(statements) != 1:
         return "", [Finding(Risk.UNKNOWN, f"expected exactly one statement, found {len(statements)}")]
-    root = statements[0].stmt
+    root = _wrapped(statements[0].get("stmt"))
+    if root is None:
+        return "", [Finding(Risk.UNKNOWN, "PostgreSQL's parse tree has an unexpected shape")]
     findings: list[Finding] = []
-    for node in _nodes(root):
-        found = _node(node)
+    for kind, fields in _nodes(*root):
+        found = _node(kind, fields)
         if found is not None:
             findings.append(found)
-    name = _statement_name(root)
+    name = _statement_name(root[0])
     if not findings:
         findings.append(Finding(Risk.UNKNOWN, f"{name} is not a statement the broker recognises"))
     return name, findings
 
 
-def _nodes(root: ast.Node) -> Iterator[ast.Node]:
-    stack: list[object] = [root]
+# --- walking libpg_query's JSON tree ------------------------------------------------------------
+# Parsing to JSON and walking dicts is an order of magnitude faster than building pglast's Python
+# objects. In that JSON a field of a generic type (``Node*``, lists) holds ``{"TypeName": {...}}``;
+# a field of a specific pointer type (``SelectStmt* larg``) holds the fields directly, so pglast's
+# slot types name those. Anything of another shape is still walked, as an anonymous container.
+_CLASSES = frozenset(name for name, cls in vars(ast).items() if isinstance(cls, type) and issubclass(cls, ast.Node))
+Node = tuple[str, dict[str, Any]]
+
+
+@cache
+def _typed_fields(kind: str) -> dict[str, str]:
+    slots = getattr(getattr(ast, kind, None), "__slots__", None)
+    if not isinstance(slots, dict):
+        return {}
+    typed = {}
+    for field, info in slots.items():
+        base = str(getattr(info, "c_type", "")).rstrip("*")
+        if base in _CLASSES and base not in ("Node", "List", "Expr"):
+            typed[field] = base
+    return typed
+
+
+def _wrapped(value: Any) -> Node | None:
+    if isinstance(value, dict) and len(value) == 1:
+        ((kind, fields),) = value.items()
+        if kind in _CLASSES and isinstance(fields, dict):
+            return kind, fields
+    return None
+
+
+def _nodes(kind: str, fields: dict[str, Any]) -> Iterator[Node]:
+    stack: list[Node] = [(kind, fields)]
     while stack:
-        item = stack.pop()
-        if isinstance(item, ast.Node):
-            yield item
-            stack.extend(getattr(item, slot, None) for slot in item.__slots__)
-        elif isinstance(item, (tuple, list)):
-            stack.extend(item)
+        kind, fields = stack.pop()
+        yield kind, fields
+        typed = _typed_fields(kind) if kind else {}
+        for key, value in fields.items():
+            if isinstance(value, dict):
+                stack.append((typed[key], value) if key in typed else (_wrapped(value) or ("", value)))
+            elif isinstance(value, list):
+                stack.extend(_wrapped(item) or ("", item) for item in value if isinstance(item, dict))
 
 
-def _node(node: ast.Node) -> Finding | None:
-    kind = type(node).__name__
-    if isinstance(node, ast.SelectStmt):
-        if node.intoClause is not None:
+def _node(kind: str, fields: dict[str, Any]) -> Finding | None:
+    if kind == "SelectStmt":
+        if "intoClause" in fields:
             return Finding(Risk.SCHEMA, "SELECT ... INTO creates a table")
-        if node.lockingClause:
+        if fields.get("lockingClause"):
             return Finding(Risk.WRITE, "FOR UPDATE / FOR SHARE locks the rows it reads")
-        return Finding(Risk.READ, "a plain SELECT") if node.larg is None else None
-    if isinstance(node, (ast.UpdateStmt, ast.DeleteStmt)):
-        return _dml_with_where(node)
-    if isinstance(node, ast.ExplainStmt):
-        analyze = any(getattr(o, "defname", "") == "analyze" for o in node.options or ())
+        return None if "larg" in fields else Finding(Risk.READ, "a plain SELECT")
+    if kind in ("UpdateStmt", "DeleteStmt"):
+        return _dml_with_where("UPDATE" if kind == "UpdateStmt" else "DELETE", fields.get("whereClause"))
+    if kind == "ExplainStmt":
+        options = [_wrapped(o) for o in fields.get("options") or ()]
+        analyze = any(o is not None and o[1].get("defname") == "analyze" for o in options)
         return Finding(Risk.READ, "EXPLAIN ANALYZE of a read" if analyze else "EXPLAIN of a read")
-    if isinstance(node, ast.CopyStmt):
-        return _copy(node)
-    if isinstance(node, ast.VariableSetStmt):
-        if (node.name or "").lower() in _PRIVILEGED_SETTINGS:
-            return Finding(Risk.PRIVILEGE, f"SET {node.name} changes the acting role")
+    if kind == "CopyStmt":
+        return _copy(fields)
+    if kind == "VariableSetStmt":
+        name = str(fields.get("name") or "")
+        if name.lower() in _PRIVILEGED_SETTINGS:
+            return Finding(Risk.PRIVILEGE, f"SET {name} changes the acting role")
         return Finding(Risk.SESSION, f"SET / RESET {_SESSION}")
-    if isinstance(node, ast.VacuumStmt):
-        return Finding(Risk.ADMIN, ("VACUUM reclaims storage" if node.is_vacuumcmd
+    if kind == "VacuumStmt":
+        return Finding(Risk.ADMIN, ("VACUUM reclaims storage" if fields.get("is_vacuumcmd")
                                     else "ANALYZE rewrites table statistics"))
-    if isinstance(node, ast.AlterTableStmt):
-        subtypes = {getattr(cmd, "subtype", None) for cmd in node.cmds or ()}
-        if AlterTableType.AT_DropColumn in subtypes:
+    if kind == "AlterTableStmt":
+        subtypes = {(_wrapped(c) or ("", {}))[1].get("subtype") for c in fields.get("cmds") or ()}
+        if "AT_DropColumn" in subtypes:
             return Finding(Risk.DESTRUCTIVE, "ALTER TABLE ... DROP COLUMN destroys the column's data")
-        if AlterTableType.AT_ChangeOwner in subtypes:
+        if "AT_ChangeOwner" in subtypes:
             return Finding(Risk.PRIVILEGE, "ALTER ... OWNER TO changes ownership")
         return Finding(Risk.SCHEMA, "ALTER TABLE changes the schema")
-    if isinstance(node, ast.FuncCall):
-        parts = [getattr(p, "sval", "") for p in node.funcname]
+    if kind == "FuncCall":
+        parts = [str((_wrapped(p) or ("", {}))[1].get("sval", "")) for p in fields.get("funcname") or ()]
         schema = parts[-2] if len(parts) >= 2 else None
-        return function_finding("postgres", parts[-1], schema, len(node.args or ()))
+        return function_finding("postgres", parts[-1] if parts else "", schema, len(fields.get("args") or ()))
     if kind.endswith("Stmt") and kind != "RawStmt":
         finding = _STATEMENTS.get(kind)
         if finding is None:
@@ -157,26 +195,26 @@ def _node(node: ast.Node) -> Finding | None:
     return None
 
 
-def _dml_with_where(node: ast.UpdateStmt | ast.DeleteStmt) -> Finding:
-    word = "UPDATE" if isinstance(node, ast.UpdateStmt) else "DELETE"
-    where = node.whereClause
-    if where is None:
+def _dml_with_where(word: str, where: Any) -> Finding:
+    node = _wrapped(where)
+    if node is None:
         return Finding(Risk.DESTRUCTIVE, f"{word} without WHERE changes every row")
-    if isinstance(where, ast.CurrentOfExpr):
+    kind, fields = node
+    if kind == "CurrentOfExpr":
         return Finding(Risk.WRITE, f"{word} changes the cursor's row")
-    is_or = isinstance(where, ast.BoolExpr) and where.boolop == BoolExprType.OR_EXPR
-    branches = list(where.args) if is_or else [where]
-    if any(not any(isinstance(n, ast.ColumnRef) for n in _nodes(b)) for b in branches):
+    is_or = kind == "BoolExpr" and fields.get("boolop") == "OR_EXPR"
+    branches = [b for b in (_wrapped(a) for a in fields.get("args") or ()) if b] if is_or else [node]
+    if any(not any(k == "ColumnRef" for k, _ in _nodes(*b)) for b in branches):
         return Finding(Risk.DESTRUCTIVE, f"{word} whose WHERE does not depend on any column changes every row")
     return Finding(Risk.WRITE, f"{word} changes rows")
 
 
-def _copy(node: ast.CopyStmt) -> Finding:
-    if node.is_program:
+def _copy(fields: dict[str, Any]) -> Finding:
+    if fields.get("is_program"):
         return Finding(Risk.EXEC, "COPY ... PROGRAM runs a shell command on the database server")
-    if node.filename:
+    if fields.get("filename"):
         return Finding(Risk.ADMIN, "COPY reads or writes a file on the database server")
-    if node.is_from:
+    if fields.get("is_from"):
         return Finding(Risk.WRITE, "COPY FROM loads rows")
     return Finding(Risk.ADMIN, "COPY TO STDOUT needs the copy protocol, which the broker does not relay; "
                                "use SELECT")
@@ -187,8 +225,7 @@ def _keyword(kind: str) -> str:
     return _KEYWORDS.get(kind) or re.sub(r"(?<=[a-z])(?=[A-Z])", " ", kind.removesuffix("Stmt")).upper()
 
 
-def _statement_name(root: ast.Node) -> str:
-    kind = type(root).__name__
+def _statement_name(kind: str) -> str:
     if kind in _KEYWORDS:
         return _KEYWORDS[kind]
     plain = {"SelectStmt": "SELECT", "InsertStmt": "INSERT", "UpdateStmt": "UPDATE", "DeleteStmt": "DELETE",

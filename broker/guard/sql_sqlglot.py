@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
@@ -233,43 +236,81 @@ def _walk(root: exp.Expression, dialect: str) -> list[Finding]:
 
 
 def _node(node: exp.Expression, dialect: str) -> Finding | None:
-    if isinstance(node, (exp.Update, exp.Delete, exp.Insert)) and isinstance(node.parent, exp.When):
+    handler = _handler(type(node))
+    return handler(node, dialect) if handler else None
+
+
+def _dml(node: exp.Expression, dialect: str) -> Finding | None:
+    if isinstance(node.parent, exp.When):
         return None  # a MERGE action: the MERGE is judged as a whole
-    if isinstance(node, (exp.Update, exp.Delete)):
-        return _dml_with_where(node)
     if isinstance(node, exp.Insert):
         return Finding(Risk.WRITE, "INSERT adds rows")
-    if isinstance(node, exp.Merge):
-        return Finding(Risk.WRITE, "MERGE changes rows")
-    if isinstance(node, exp.Into):
-        if isinstance(node.this, exp.Table) and not isinstance(node.this.this, exp.Parameter):
-            return Finding(Risk.SCHEMA, "SELECT ... INTO creates a table")
-        return Finding(Risk.SESSION, "SELECT ... INTO assigns variables")
-    if isinstance(node, exp.Lock):
-        return Finding(Risk.WRITE, "FOR UPDATE / FOR SHARE locks the rows it reads")
-    if isinstance(node, exp.WithTableHint):
-        for hint in node.expressions:
-            word = (hint.name or hint.sql()).upper()
-            if word not in _READ_HINTS:
-                return Finding(Risk.WRITE, f"the table hint {word} holds or escalates locks")
+    return _dml_with_where(node)  # type: ignore[arg-type]
+
+
+def _into(node: exp.Into, dialect: str) -> Finding:
+    if isinstance(node.this, exp.Table) and not isinstance(node.this.this, exp.Parameter):
+        return Finding(Risk.SCHEMA, "SELECT ... INTO creates a table")
+    return Finding(Risk.SESSION, "SELECT ... INTO assigns variables")
+
+
+def _table_hint(node: exp.WithTableHint, dialect: str) -> Finding | None:
+    for hint in node.expressions:
+        word = (hint.name or hint.sql()).upper()
+        if word not in _READ_HINTS:
+            return Finding(Risk.WRITE, f"the table hint {word} holds or escalates locks")
+    return None
+
+
+def _execute(node: exp.Execute, dialect: str) -> Finding:
+    if isinstance(node.this, exp.Table):
+        return procedure_finding(dialect, node.this.sql(dialect))
+    return Finding(Risk.EXEC, "EXEC runs SQL text the broker cannot inspect")
+
+
+def _nested_command(node: exp.Command, dialect: str) -> Finding | None:
+    if node.parent is None:
+        return None  # the statement itself: judged by _command
+    return Finding(Risk.UNKNOWN, f"a nested {str(node.this).upper()} the parser did not understand")
+
+
+def _func(node: exp.Func, dialect: str) -> Finding | None:
+    return None if node.find_ancestor(exp.WithTableHint) else _function(node, dialect)
+
+
+def _identifier(node: exp.Identifier, dialect: str) -> Finding | None:
+    if node.quoted or node.name.upper() not in STATEMENT_WORDS:
         return None
-    if isinstance(node, exp.NextValueFor):
-        return Finding(Risk.WRITE, "NEXT VALUE FOR advances a sequence")
-    if isinstance(node, exp.PropertyEQ):
-        return Finding(Risk.SESSION, "':=' assigns a session variable")
-    if isinstance(node, exp.Execute):
-        return procedure_finding(dialect, node.this.sql(dialect) if isinstance(node.this, exp.Expression)
-                                 else "") if isinstance(node.this, exp.Table) else Finding(
-            Risk.EXEC, "EXEC runs SQL text the broker cannot inspect")
-    if isinstance(node, exp.ExecuteSql):
-        return procedure_finding(dialect, "sp_executesql")
-    if isinstance(node, exp.Command) and node.parent is not None:
-        return Finding(Risk.UNKNOWN, f"a nested {str(node.this).upper()} the parser did not understand")
-    if isinstance(node, exp.Func):
-        return None if node.find_ancestor(exp.WithTableHint) else _function(node, dialect)
-    if isinstance(node, exp.Identifier) and not node.quoted and node.name.upper() in STATEMENT_WORDS:
-        return Finding(Risk.UNKNOWN, f"{node.name.upper()} is a statement keyword used as a name "
-                                     "(quote it if it is one); servers may read a second statement here")
+    return Finding(Risk.UNKNOWN, f"{node.name.upper()} is a statement keyword used as a name "
+                                 "(quote it if it is one); servers may read a second statement here")
+
+
+def _fixed(finding: Finding) -> Callable[[exp.Expression, str], Finding]:
+    return lambda node, dialect: finding
+
+
+# Node class -> rule; subclasses inherit their nearest ancestor's rule (see ``_handler``).
+_RULES: dict[type[exp.Expression], Callable[[Any, str], Finding | None]] = {
+    exp.Update: _dml, exp.Delete: _dml, exp.Insert: _dml,
+    exp.Merge: _fixed(Finding(Risk.WRITE, "MERGE changes rows")),
+    exp.Into: _into,
+    exp.Lock: _fixed(Finding(Risk.WRITE, "FOR UPDATE / FOR SHARE locks the rows it reads")),
+    exp.WithTableHint: _table_hint,
+    exp.NextValueFor: _fixed(Finding(Risk.WRITE, "NEXT VALUE FOR advances a sequence")),
+    exp.PropertyEQ: _fixed(Finding(Risk.SESSION, "':=' assigns a session variable")),
+    exp.Execute: _execute,
+    exp.ExecuteSql: lambda node, dialect: procedure_finding(dialect, "sp_executesql"),
+    exp.Command: _nested_command,
+    exp.Func: _func,
+    exp.Identifier: _identifier,
+}
+
+
+@cache
+def _handler(kind: type[exp.Expression]) -> Callable[[Any, str], Finding | None] | None:
+    for cls in kind.__mro__:
+        if cls in _RULES:
+            return _RULES[cls]
     return None
 
 
