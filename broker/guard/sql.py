@@ -9,7 +9,7 @@ severe wins, so when the parsers disagree the more cautious answer is the answer
 
 from __future__ import annotations
 
-from broker.guard import Classification, Risk
+from broker.guard import Classification, Risk, sql_pglast, sql_sqlglot
 from broker.guard.sql_prefilter import prefilter
 from broker.guard.sql_rules import Finding
 
@@ -24,18 +24,16 @@ def classify_sql(sql: str, dialect: str) -> Classification:
     dialect = ALIASES.get(dialect, dialect)
     if dialect not in DIALECTS:
         return _result([Finding(Risk.UNKNOWN, f"unknown SQL dialect {dialect!r}")], "", dialect, ())
-    refused = prefilter(sql, dialect)
-    if refused is not None:
-        return _result([refused], "", dialect, ())
+    if not isinstance(sql, str):
+        return _result([Finding(Risk.UNKNOWN, "the command is not text")], "", dialect, ())
     parsers = ("sqlglot", "pglast") if dialect == "postgres" else ("sqlglot",)
     try:
-        from broker.guard.sql_sqlglot import walk_sqlglot
-
-        name, findings = walk_sqlglot(sql, dialect)
+        refused = prefilter(sql, dialect)
+        if refused is not None:
+            return _result([refused], "", dialect, ())
+        name, findings = sql_sqlglot.walk_sqlglot(sql, dialect)
         if dialect == "postgres":
-            from broker.guard.sql_pglast import walk_pglast
-
-            pg_name, pg_findings = walk_pglast(sql)
+            pg_name, pg_findings = sql_pglast.walk_pglast(sql)
             name, findings = pg_name or name, pg_findings + findings  # PostgreSQL's reasons first
     except Exception as exc:  # a classifier bug must never let a statement through as a read
         return _result([Finding(Risk.UNKNOWN, f"the classifier failed ({type(exc).__name__})")], "", dialect,

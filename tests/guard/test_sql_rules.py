@@ -54,7 +54,7 @@ def test_tsql_procedures(name: str, risk: Risk) -> None:
 
 
 def test_a_classifier_bug_is_unknown_never_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    import broker.guard.sql_sqlglot as walker
+    from broker.guard import sql_sqlglot as walker
 
     def broken(sql: str, dialect: str) -> None:
         raise KeyError("bug")
@@ -62,6 +62,13 @@ def test_a_classifier_bug_is_unknown_never_read(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(walker, "walk_sqlglot", broken)
     got = sql_module.classify_sql("SELECT 1", "postgres")
     assert got.risk is Risk.UNKNOWN and "classifier failed (KeyError)" in got.reason
+
+
+def test_input_that_is_not_text_or_nests_absurdly_is_unknown() -> None:
+    assert classify_sql(None, "postgres").risk is Risk.UNKNOWN  # type: ignore[arg-type]
+    for dialect in ("postgres", "mysql", "tsql"):
+        deep = classify_sql("SELECT " + "(" * 3000 + "1" + ")" * 3000, dialect)
+        assert deep.risk is Risk.UNKNOWN and "deep" in deep.reason
 
 
 def test_unknown_dialect_and_aliases() -> None:
