@@ -94,9 +94,6 @@ class Match(_Frozen):
             data["labels"] = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in data["labels"].items()}
         return data
 
-    def is_empty(self) -> bool:
-        return self == Match()
-
 
 class Rule(_Frozen):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
