@@ -1,7 +1,4 @@
-"""Helpers the SQL engines share: capped row collection and the credential secret's format.
-
-(``postgres.py`` has private copies of both that predate this module; they behave the same.)
-"""
+"""Helpers the SQL engines share: capped row collection and the credential secret's format."""
 
 from __future__ import annotations
 
@@ -24,10 +21,11 @@ def collect_rows(rows: Iterable[Sequence[Any]], limits: ExecutionLimits,
             result.truncated = True
             break
         rendered = [render(i, v) if render else to_json_value(v) for i, v in enumerate(row)]
-        size += len(json.dumps(rendered, ensure_ascii=False, default=str))
-        if size > limits.max_bytes:
+        row_bytes = len(json.dumps(rendered, ensure_ascii=False, default=str).encode())
+        if size + row_bytes > limits.max_bytes:  # the row that would cross the cap is not sent
             result.truncated = True
             break
+        size += row_bytes
         result.rows.append(rendered)
     result.bytes = size
     return result
