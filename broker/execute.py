@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -108,6 +109,8 @@ class ExecuteResult:
             "decision": {"effect": self.decision.effect, "rule_id": self.decision.rule_id,
                          "policy_version": self.decision.policy_version},
         }
+        if self.decision.grant_id:
+            body["decision"]["grant_id"] = self.decision.grant_id
         if r.affected is not None:
             body["affected_rows"] = r.affected
         if r.document is not None:
@@ -180,9 +183,8 @@ class ExecuteService:
                              f"'{engine.language}', not '{command.language}'.", code="unsupported_command")
         classification = engine.classify(command)
         decision = self._policy.decide(principal, target, classification)
-        if self._grants is not None and decision.effect != "allow" and not (
-                decision.effect == "deny" and decision.rule_id):
-            # Only a command the rules would not allow outright costs a grant lookup.
+        if self._grants is not None and decision.effect == "approve":
+            # A grant can only turn "approve" into "allow": only such a command costs a grant lookup.
             grants = self._grants(principal.key, target.name)
             if grants:
                 decision = self._policy.decide(principal, target, classification, grants=grants)
@@ -197,7 +199,7 @@ class ExecuteService:
             target, command, classification, decision = self.evaluate(principal, body)
         except BrokerError as refusal:
             self._journal.write(JournalRecord(event=Event.EXECUTE_DENIED, target=body.target,
-                                              command=body.command().canonical(),
+                                              command=_journaled_refusal(body.command(), refusal),
                                               outcome={"status": "refused", "code": refusal.code}, **base))
             raise
         record = {**base, "target": target.name, "command": command.canonical(),
@@ -254,27 +256,102 @@ class ExecuteService:
             engine = self._engines[target.engine]
             read_only = classification.read_only or target.read_only
             result = engine.execute(target, command, secret, limits, read_only=read_only)
-            rules = MaskingRules(target.masking.columns, target.masking.column_patterns,
-                                 target.masking.keep_columns)
-            masked = masker.mask_table([c.name for c in result.columns], result.rows, rules)
-            result.rows = masked.rows
+            masked_counts = mask_result(engine, masker, result, target)
         except BrokerError as failure:
             failure = _masked_failure(failure, self._masker)
             elapsed = (time.perf_counter() - started) * 1000
             outcome_base["outcome"] = {"intent": intent_id, "status": "error", "code": failure.code,
                                        "detail": failure.detail, "duration_ms": round(elapsed, 2)}
+            if getattr(failure, "operations", None):
+                outcome_base["outcome"]["operations"] = failure.operations  # type: ignore[attr-defined]
             self._journal.write(JournalRecord(event=Event.EXECUTE_OUTCOME, **outcome_base))
             raise failure from None
         elapsed = (time.perf_counter() - started) * 1000
-        response = {"columns": [c.name for c in result.columns], "rows": result.rows}
         outcome_base["outcome"] = {"intent": intent_id, "status": "ok", "rows": result.row_count,
                                    "bytes": result.bytes, "truncated": result.truncated,
-                                   "masked": masked.counts, "command_status": result.status,
+                                   "masked": masked_counts, "command_status": result.status,
                                    "affected": result.affected, "duration_ms": round(elapsed, 2)}
-        outcome_id = self._journal.write(JournalRecord(event=Event.EXECUTE_OUTCOME, response=response,
+        if result.operations:
+            outcome_base["outcome"]["operations"] = result.operations
+        outcome_id = self._journal.write(JournalRecord(event=Event.EXECUTE_OUTCOME, response=_response(result),
                                                        **outcome_base))
-        return ExecuteResult(record["request_id"], outcome_id, target.name, result, masked.counts, elapsed,
+        return ExecuteResult(record["request_id"], outcome_id, target.name, result, masked_counts, elapsed,
                              classification, decision)
+
+    # --- kubernetes (issue 5): what a changing command would do, for approvers ---
+    def preview(self, principal: Principal, target: Target, command: Command, decision: Decision,
+                request_id: str) -> CommandPreview | None:
+        """A masked server-side dry run of ``command`` (a unified diff), journaled as ``execute.preview``.
+
+        None when the engine has no dry run for the command (SQL, reads, exec). Nothing is persisted
+        on the target. Raises BrokerError when the dry run itself is refused (e.g. an invalid manifest).
+        """
+        engine = self._engines[target.engine]
+        make = getattr(engine, "preview", None)
+        if make is None:
+            return None
+        limits = ExecutionLimits(decision.limits.max_rows, decision.limits.max_bytes,
+                                 decision.limits.statement_timeout_ms)
+        masker = self._masker.get()
+        result = make(target, command, self._credentials.resolve(target.credential), limits)
+        if result is None:
+            return None
+        counts = mask_result(engine, masker, result, target)
+        record_id = self._journal.write(JournalRecord(
+            event=Event.EXECUTE_PREVIEW, request_id=request_id, principal=principal.describe(), target=target.name,
+            command=command.canonical(), command_digest=command.digest, decision=decision.to_dict(),
+            outcome={"status": "ok", "masked": counts, "operations": result.operations,
+                     "command_status": result.status}, response=_response(result)))
+        return CommandPreview(result.text or "", counts, record_id)
+
+
+@dataclass(frozen=True)
+class CommandPreview:
+    """A masked dry run of a changing command: what approvers read before they decide."""
+
+    diff: str
+    masked: dict[str, int]
+    record_id: str
+
+
+def mask_result(engine: TargetEngine, masker: Masker, result: ResultSet, target: Target) -> dict[str, int]:
+    """Mask every output shape in place: rows, then the document and text (the generic scan, then the
+    engine's structural rules, e.g. Kubernetes Secret values, which must not be undone or re-scanned),
+    then render text from the masked document. Returns the counts by kind."""
+    rules = MaskingRules(target.masking.columns, target.masking.column_patterns, target.masking.keep_columns)
+    table = masker.mask_table([c.name for c in result.columns], result.rows, rules)
+    result.rows = table.rows
+    counts: Counter[str] = Counter(table.counts)
+    structure = getattr(engine, "mask_structure", None)
+    if result.document is not None:
+        document = masker.mask_document(result.document, counts)
+        result.document = structure(document, masker, counts) if structure else document
+    if result.text is not None:
+        text = masker.mask_text(result.text, counts)
+        result.text = structure(text, masker, counts) if structure else text
+    if result.render is not None:
+        result.text = result.render(result.document)
+        if not result.keep_document:
+            result.document = None
+    return dict(counts)
+
+
+def _response(result: ResultSet) -> dict[str, Any]:
+    """The masked response as journaled."""
+    response: dict[str, Any] = {"columns": [c.name for c in result.columns], "rows": result.rows}
+    if result.document is not None:
+        response["document"] = result.document
+    if result.text is not None:
+        response["text"] = result.text
+    return response
+
+
+def _journaled_refusal(command: Command, refusal: BrokerError) -> dict[str, Any]:
+    """A refused command as journaled; one refused for carrying secret values keeps only its verb."""
+    canonical = command.canonical()
+    if refusal.code == "secret_values_in_command":
+        canonical = {"language": command.language, "argv": [*command.argv[:1], "[withheld: it carried secret values]"]}
+    return canonical
 
 
 def _masked_failure(failure: BrokerError, masker: MaskerSource) -> BrokerError:

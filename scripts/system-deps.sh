@@ -3,9 +3,9 @@
 # prints the apt-get command to run. Add a package here, not in .ci/run.
 set -euo pipefail
 PACKAGES=(
-  # mariadb-server: the MySQL engine's tests start a real MariaDB on 127.0.0.1
-  # chromium + chromium-driver: the approval page is tested in a real headless browser (Selenium)
-  chromium
+  mariadb-server  # the MySQL engine's tests start a real MariaDB on 127.0.0.1 (devhost/mariadb.py)
+  libodbc2        # unixODBC driver manager: pyodbc (the Azure SQL engine) imports it; the SQL Server driver itself is Microsoft's (see docs/engines.md)
+  chromium         # the approval page is tested in a real headless browser (Selenium)
   chromium-driver
 )
 missing=()

@@ -53,11 +53,14 @@ dev stack ready in {time.monotonic() - started:.1f}s
   Key Vault       {d['key_vault_url']}   (TLS; CA bundle {d['ca_bundle']})
   Azurite         blob {d['azurite']['blob']}  queue {d['azurite']['queue']}  table {d['azurite']['table']}
   PostgreSQL      {d['postgres']}   (target demo-postgres)
+  Kubernetes      {d['kubernetes']}   (target demo-k8s: kmock stand-in, namespace demo)
   state           {d['state_dir']}   logs: devhost.log, postgres/server.log
   mail            {d['mail_dir']}   (approval emails as .eml; SMTP {d['smtp']})
 
 try it (in another shell):
   python -m broker exec --target demo-postgres --sql "SELECT * FROM customers LIMIT 5"
+  python -m broker kubectl --target demo-k8s get pods -n demo
+  python -m broker kubectl --target demo-k8s get secret db-credentials -n demo -o yaml
   python -m broker journal list --last 5
   python -m broker token --dev --identity devin
 

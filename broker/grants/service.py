@@ -23,10 +23,10 @@ from broker.approvals.directory import ApproverDirectory
 from broker.catalog import Catalog
 from broker.execute import CallContext
 from broker.grants.store import GrantRecord, GrantStore
-from broker.guard import Classification
+from broker.guard import Classification, Risk
 from broker.identity import Principal
 from broker.journal import Event, JournalRecord, JournalWriter
-from broker.policy import LEVEL_RISK, ApprovalRequirement, Policy
+from broker.policy import ApprovalRequirement, Policy
 from broker.problems import BadRequest, BrokerError, Conflict, Forbidden
 
 
@@ -72,29 +72,32 @@ class GrantService:
 
     def request(self, principal: Principal, body: GrantBody, ctx: CallContext) -> ApprovalRequest:
         target = self._catalog.get(body.target)
-        cap = self._policy.document.grants.max_duration
-        if body.duration <= timedelta(0) or body.duration > cap:
-            raise BadRequest(f"A grant lasts between 1 s and {iso_duration(cap)} (the policy's maximum).",
-                             code="invalid_duration", extra={"max_duration": iso_duration(cap)})
-        risk = LEVEL_RISK[body.level]
-        classification = Classification(risk=risk, reason=f"a just-in-time {body.level} grant", language="grant",
-                                         statement=f"GRANT {body.level.upper()}")
-        decision = self._policy.decide(principal, target, classification)
+        decision = self._policy.decide_grant(principal, target, body.level)
+        cap = timedelta(seconds=decision.limits.max_grant_duration)
         request_id = str(uuid.uuid4())
         terms = {"grant": {"target": target.name, "level": body.level,
                            "duration_seconds": int(body.duration.total_seconds())}}
         digest = "sha256:" + hashlib.sha256(json.dumps(terms, sort_keys=True).encode()).hexdigest()
+        classification = Classification(risk=Risk.WRITE if body.level == "write" else Risk.READ,
+                                        reason=f"a just-in-time {body.level} grant", language="grant",
+                                        statement=f"GRANT {body.level.upper()}")
         record = {"request_id": request_id, "principal": principal.describe(), "client": ctx.to_dict(),
                   "reason": body.reason, "target": target.name, "command": terms, "command_digest": digest,
                   "classification": classification.to_dict(), "decision": decision.to_dict()}
-        if decision.effect != "approve" or decision.approval is None:
-            code, refusal = ("grant_not_needed", Conflict(
-                f"The policy already allows {body.level} on {target.name} for you; no grant is needed.",
-                code="grant_not_needed")) if decision.effect == "allow" else ("policy_denied", Forbidden(
-                    f"No grant can give {body.level} on {target.name}: {decision.reason}.", code="policy_denied",
-                    remedy=decision.remedy))
+        refusal: BrokerError | None = None
+        if decision.effect == "allow":
+            refusal = Conflict(f"The policy already allows {body.level} on {target.name} for you; no grant is "
+                               "needed.", code="grant_not_needed")
+        elif decision.effect != "approve" or decision.approval is None:
+            refusal = Forbidden(f"No grant can give {body.level} on {target.name}: {decision.reason}.",
+                                code="policy_denied", remedy=decision.remedy)
+        elif body.duration <= timedelta(0) or body.duration > cap:
+            refusal = BadRequest(f"A grant of {body.level} on {target.name} lasts between 1 s and "
+                                 f"{iso_duration(cap)} (the policy's maximum).", code="invalid_duration",
+                                 extra={"max_duration": iso_duration(cap)})
+        if refusal is not None:
             self._journal.write(JournalRecord(event=Event.GRANT_REQUESTED,
-                                              outcome={"status": "refused", "code": code}, **record))
+                                              outcome={"status": "refused", "code": refusal.code}, **record))
             raise refusal
         requirement: ApprovalRequirement = decision.approval
         now = int(self._clock())

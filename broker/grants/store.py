@@ -45,7 +45,7 @@ class GrantRecord:
 
     def as_grant(self) -> Grant:
         assert self.expires_at is not None
-        return Grant(self.grant_id, self.principal, self.target, self.level, self.expires_at)  # type: ignore[arg-type]
+        return Grant(self.principal, self.target, self.level, self.expires_at, self.grant_id)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
         return {"grant_id": self.grant_id, "target": self.target, "level": self.level, "status": self.status,

@@ -13,11 +13,24 @@ from typing import Any
 
 
 class Risk(StrEnum):
-    """Risk classes, in increasing severity (``severity`` gives the order)."""
+    """Risk classes, in increasing severity (``severity`` gives the order).
+
+    read         a plain read: nothing changes, no lock is taken, no code runs outside the query
+    read-secret  a read of secrets (Kubernetes Secrets)
+    write        changes rows, takes row/table locks, advances sequences, sends notifications
+    session      changes session or transaction state (SET, RESET, BEGIN, PREPARE, LISTEN, USE)
+    schema       changes the schema (CREATE, ALTER, COMMENT, SELECT INTO a new table)
+    exec         runs code the broker cannot inspect (DO, CALL, EXEC, unknown functions, pod exec)
+    privilege    changes who may do what (GRANT, REVOKE, roles, SET ROLE)
+    destructive  removes objects or all rows (DROP, TRUNCATE, DELETE/UPDATE without a real WHERE)
+    admin        operates the server (VACUUM, KILL, server files, backend termination, settings)
+    unknown      not understood: unparsable, more than one statement, or unrecognised
+    """
 
     READ = "read"
     READ_SECRET = "read-secret"
     WRITE = "write"
+    SESSION = "session"
     SCHEMA = "schema"
     EXEC = "exec"
     PRIVILEGE = "privilege"

@@ -1,49 +1,57 @@
-"""SQL risk classification (first version: sqlglot only; hardened in the guardrails issue)."""
+"""SQL risk classification for ``postgres``, ``mysql`` and ``tsql``, fail closed.
+
+Order: refuse what parsers would not see as the server does (``sql_prefilter``); parse exactly
+one statement with sqlglot and walk every node (``sql_sqlglot``); for PostgreSQL also with
+PostgreSQL's own grammar through pglast (``sql_pglast``). Every reason found is kept and the most
+severe wins, so when the parsers disagree the more cautious answer is the answer. A statement is
+``read`` only when every finding says so. Any exception inside the classifier is ``unknown``.
+"""
 
 from __future__ import annotations
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ParseError
+from broker.guard import Classification, Risk, sql_pglast, sql_sqlglot
+from broker.guard.sql_prefilter import prefilter
+from broker.guard.sql_rules import Finding
 
-from broker.guard import Classification, Risk
-
-DIALECTS = {"postgres": "postgres", "mysql": "mysql", "tsql": "tsql"}
-
-
-def _result(risk: Risk, reason: str, statement: str = "") -> Classification:
-    return Classification(risk=risk, reason=reason, language="sql", statement=statement)
+DIALECTS = ("postgres", "mysql", "tsql")
+ALIASES = {"postgresql": "postgres", "pg": "postgres", "mariadb": "mysql", "mssql": "tsql",
+           "sqlserver": "tsql", "azuresql": "tsql", "azure-sql": "tsql"}
+_MAX_DETAILS = 8
 
 
 def classify_sql(sql: str, dialect: str) -> Classification:
     """Classify one SQL statement; anything not positively a plain read is not a read."""
+    dialect = ALIASES.get(dialect, dialect)
     if dialect not in DIALECTS:
-        return _result(Risk.UNKNOWN, f"unknown SQL dialect {dialect!r}")
-    if "\x00" in sql:
-        return _result(Risk.UNKNOWN, "the statement contains a NUL byte")
+        return _result([Finding(Risk.UNKNOWN, f"unknown SQL dialect {dialect!r}")], "", dialect, ())
+    if not isinstance(sql, str):
+        return _result([Finding(Risk.UNKNOWN, "the command is not text")], "", dialect, ())
+    parsers = ("sqlglot", "pglast") if dialect == "postgres" else ("sqlglot",)
     try:
-        trees = [t for t in sqlglot.parse(sql, read=DIALECTS[dialect]) if t is not None]
-    except (ParseError, Exception) as exc:  # sqlglot raises several types; all mean "not understood"
-        return _result(Risk.UNKNOWN, f"the statement could not be parsed ({type(exc).__name__})")
-    if len(trees) != 1:
-        return _result(Risk.UNKNOWN, f"expected exactly one statement, found {len(trees)}")
-    tree = trees[0]
-    name = tree.key.upper()
-    if isinstance(tree, (exp.Drop, exp.TruncateTable)):
-        return _result(Risk.DESTRUCTIVE, f"{name} removes objects or all their rows", name)
-    if isinstance(tree, (exp.Delete, exp.Update)):
-        if not tree.args.get("where"):
-            return _result(Risk.DESTRUCTIVE, f"{name} without WHERE changes every row", name)
-        return _result(Risk.WRITE, f"{name} changes rows", name)
-    if isinstance(tree, (exp.Insert, exp.Merge)):
-        return _result(Risk.WRITE, f"{name} changes rows", name)
-    if isinstance(tree, (exp.Create, exp.Alter)):
-        return _result(Risk.SCHEMA, f"{name} changes the schema", name)
-    if isinstance(tree, exp.Grant):
-        return _result(Risk.PRIVILEGE, "GRANT changes privileges", name)
-    if isinstance(tree, (exp.Select, exp.Union)):
-        for node in tree.walk():
-            if isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Into, exp.Lock)):
-                return _result(Risk.WRITE, f"the query contains {node.key.upper()}", "SELECT")
-        return _result(Risk.READ, "a plain SELECT", "SELECT")
-    return _result(Risk.UNKNOWN, f"{name} is not a statement the broker can prove harmless", name)
+        refused = prefilter(sql, dialect)
+        if refused is not None:
+            return _result([refused], "", dialect, ())
+        name, findings = sql_sqlglot.walk_sqlglot(sql, dialect)
+        if dialect == "postgres":
+            pg_name, pg_findings = sql_pglast.walk_pglast(sql)
+            name, findings = pg_name or name, pg_findings + findings  # PostgreSQL's reasons first
+    except Exception as exc:  # a classifier bug must never let a statement through as a read
+        return _result([Finding(Risk.UNKNOWN, f"the classifier failed ({type(exc).__name__})")], "", dialect,
+                       parsers)
+    if not findings:
+        findings = [Finding(Risk.UNKNOWN, "the classifier found nothing to go on")]
+    return _result(findings, name, dialect, parsers)
+
+
+def _result(findings: list[Finding], statement: str, dialect: str, parsers: tuple[str, ...]) -> Classification:
+    ranked = sorted(findings, key=lambda f: -f.risk.severity)  # stable: the first reason of a class wins
+    worst = ranked[0]
+    reasons: list[str] = []
+    for finding in ranked:
+        if finding.risk is not Risk.READ and finding.reason not in reasons:
+            reasons.append(f"{finding.risk.value}: {finding.reason}")
+    details = {"dialect": dialect, "parsers": list(parsers)}
+    if len(reasons) > 1:
+        details["findings"] = reasons[:_MAX_DETAILS]
+    return Classification(risk=worst.risk, reason=worst.reason, language="sql", statement=statement,
+                          details=details)

@@ -24,6 +24,7 @@ class Event:
     EXECUTE_OUTCOME = "execute.outcome"  # ran (ok or error), with the masked response
     EXECUTE_DENIED = "execute.denied"  # refused before running (policy, unknown target, bad input)
     EXECUTE_PENDING = "execute.pending"  # waiting for a human approval
+    EXECUTE_PREVIEW = "execute.preview"  # a server-side dry run shown to approvers (masked diff); nothing changed
 
     # approvals: one request (a command or a grant) waiting for people
     APPROVAL_NOTIFIED = "approval.notified"  # the approvers were asked (mail / Logic App)

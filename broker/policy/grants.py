@@ -1,50 +1,52 @@
-"""Just-in-time grants as the policy sees them: a principal may run up to ``level`` on a target
-until ``expires_at``. Stored and managed by ``broker.grants``; the policy only reads them.
+"""Just-in-time grants as the policy sees them: who, which target, which access level, until when.
 
-A grant lifts "needs approval" and "no rule allows it", never an explicit deny rule, and only
-for the risks its level covers: ``read`` covers plain reads, ``write`` adds row changes. Schema,
-destructive, privilege and admin commands always follow the rules.
+Storing, approving and revoking grants is the approvals workflow's job; the policy only needs the
+active ones for a decision (``Policy.decide(..., grants=...)``). A grant turns an ``approve`` into
+``allow`` for the risk classes its level covers (``grants:`` in the policy file; by default read
+covers ``read`` and write covers ``read`` and ``write``). It never lifts a ``deny``, and never
+allows what no rule would let a human approve.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Literal
+from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from broker.guard import Risk
-
-GrantLevel = Literal["read", "write"]
-
-COVERS: dict[str, frozenset[Risk]] = {
-    "read": frozenset({Risk.READ}),
-    "write": frozenset({Risk.READ, Risk.WRITE}),
-}
-LEVEL_RISK: dict[str, Risk] = {"read": Risk.READ, "write": Risk.WRITE}
-"""The risk a grant request is judged as (who must approve it)."""
+from broker.identity import Principal
+from broker.policy.model import AccessLevel
 
 
 @dataclass(frozen=True)
 class Grant:
-    """An active grant: ``principal`` is the grantee's ``tenant/object id`` key."""
+    """An approved, time-boxed access level for one principal on one target."""
 
-    grant_id: str
-    principal: str
+    principal: str  # Principal.key: "<tenant id>/<object id>"
     target: str
-    level: GrantLevel
-    expires_at: datetime
+    level: AccessLevel
+    expires_at: datetime  # timezone-aware
+    id: str = ""
 
-    def covers(self, principal_key: str, target: str, risk: Risk, now: datetime | None = None) -> bool:
-        now = now or datetime.now(UTC)
-        return (self.principal == principal_key and self.target == target and now < self.expires_at
-                and risk in COVERS[self.level])
+    def __post_init__(self) -> None:
+        if self.level not in ("read", "write"):
+            raise ValueError(f"grant level must be 'read' or 'write', not {self.level!r}")
+        if self.expires_at.tzinfo is None:
+            raise ValueError("grant expiry must be timezone-aware")
 
+    @classmethod
+    def for_principal(cls, principal: Principal, target: str, level: AccessLevel, expires_at: datetime,
+                      id: str = "") -> Grant:
+        return cls(principal.key, target, level, expires_at, id)
 
-class GrantPolicy(BaseModel):
-    """The policy file's ``grants`` block."""
+    def miss(self, principal: Principal, target: str, now: datetime) -> str | None:
+        """None when this grant is active for this principal and target, else why not."""
+        if self.principal != principal.key:
+            return "it belongs to someone else"
+        if self.target != target:
+            return f"it is for target {self.target}"
+        if now >= self.expires_at:
+            return f"it expired at {self.expires_at.astimezone(UTC).isoformat(timespec='seconds')}"
+        return None
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    max_duration: timedelta = Field(default=timedelta(hours=1), ge=timedelta(minutes=1), le=timedelta(days=7))
-    """The longest grant anyone may request (ISO 8601 in YAML, e.g. ``PT1H``)."""
+    def describe(self) -> str:
+        until = self.expires_at.astimezone(UTC).isoformat(timespec="seconds")
+        return f"grant {self.id or '(no id)'} ({self.level} on {self.target} until {until})"

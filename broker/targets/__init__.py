@@ -16,6 +16,9 @@ __all__ = ["ENGINES", "Column", "Command", "ExecutionLimits", "ResultSet", "Targ
 # engine name -> "module:Class"; imported on first use so an unused driver costs nothing at cold start
 ENGINES: dict[str, str] = {
     "postgres": "broker.targets.postgres:PostgresEngine",
+    "mysql": "broker.targets.mysql:MySQLEngine",  # MySQL and MariaDB
+    "mssql": "broker.targets.mssql:AzureSqlEngine",  # Azure SQL Database / SQL Server
+    "kubernetes": "broker.targets.kubernetes:KubernetesEngine",
 }
 
 

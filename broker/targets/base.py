@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -63,6 +64,12 @@ class ResultSet:
     document: Any = None
     text: str | None = None
     bytes: int = 0
+    operations: list[dict[str, Any]] = field(default_factory=list)
+    """The target API calls that ran (Kubernetes: group/version/resource/verb/namespace/name); journaled."""
+    render: Callable[[Any], str] | None = None
+    """Makes ``text`` from the *masked* document (YAML, describe, diff), so text never sees raw values."""
+    keep_document: bool = True
+    """False when ``render`` says everything: the response then carries the text only."""
 
     @property
     def row_count(self) -> int:

@@ -2,18 +2,19 @@
 
 The second wall behind the classifier: a read runs in ``BEGIN READ ONLY`` with a local
 ``statement_timeout``, so a write that slipped past the guard is refused by PostgreSQL itself.
-The extended query protocol (always used by psycopg 3) refuses more than one statement.
+Every statement goes over the extended query protocol (a stream for reads, pipeline mode for
+writes), which refuses a second statement: psycopg's plain ``execute`` without parameters would use
+the simple protocol, which runs ``SELECT 1; DELETE ...`` as two.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import pq
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from broker.catalog import Target
@@ -21,7 +22,7 @@ from broker.guard import Classification
 from broker.guard.sql import classify_sql
 from broker.problems import CommandFailed, TimedOut, Unavailable
 from broker.secrets import SecretValue
-from broker.targets._render import to_json_value
+from broker.targets._rows import collect_rows, parse_credential
 from broker.targets.base import Column, Command, ExecutionLimits, ResultSet
 
 _CONNECT_KEYS = ("host", "port", "dbname", "database", "sslmode", "sslrootcert", "application_name",
@@ -49,7 +50,7 @@ class PostgresEngine:
             params["dbname"] = params.pop("database")
         params.setdefault("application_name", "agent-access-broker")
         params.setdefault("connect_timeout", int(self._connect_timeout))
-        credential = _parse_credential(secret.value)
+        credential = parse_credential(secret.value)
         params["user"] = credential.get("username") or conn.get("username", "")
         params["password"] = credential["password"]
         return params
@@ -67,7 +68,7 @@ class PostgresEngine:
                 pool = ConnectionPool(kwargs=self._conninfo(target, secret), min_size=0,
                                       max_size=self._pool_max, open=True, timeout=self._connect_timeout,
                                       max_idle=300, check=ConnectionPool.check_connection,
-                                      name=f"broker-{target.name}")
+                                      reset=_reset_session, name=f"broker-{target.name}")
                 self._pools[key] = pool
             return pool
 
@@ -120,14 +121,23 @@ class PostgresEngine:
                 # Streamed, so a capped read stops at the cap instead of pulling every row.
                 stream = cur.stream(sql, size=min(limits.max_rows + 1, 500))
                 try:
-                    result = _collect(stream, limits)
+                    result = collect_rows(stream, limits)
+                except psycopg.ProgrammingError as exc:
+                    # the statement ran (read-only) but returns no rows: stream() cannot say so; a
+                    # server error (it has a SQLSTATE) is not this case
+                    if exc.sqlstate is not None or (
+                            cur.pgresult is not None and cur.pgresult.status != pq.ExecStatus.COMMAND_OK):
+                        raise
+                    result = ResultSet()
                 finally:
                     stream.close()  # cancels the rest of a capped read
             else:
-                # A write runs to completion; only its returned rows are capped.
-                cur.execute(sql)
-                result = _collect(iter(cur.fetchmany(limits.max_rows + 1)) if cur.description else iter(()),
-                                  limits)
+                # A write runs to completion; only its returned rows are capped. Pipeline mode makes
+                # psycopg use the extended protocol even without parameters: one statement, no more.
+                with conn.pipeline():
+                    cur.execute(sql)
+                result = collect_rows(iter(cur.fetchmany(limits.max_rows + 1)) if cur.description else iter(()),
+                                      limits)
             if cur.description:
                 result.columns = [Column(d.name, _type_name(conn, d.type_code)) for d in cur.description]
             # a streamed read that was stopped at the cap has no status of its own
@@ -143,33 +153,15 @@ class PostgresEngine:
             self._pools.clear()
 
 
-def _collect(rows: Iterator[Any], limits: ExecutionLimits) -> ResultSet:
-    result = ResultSet()
-    size = 0
-    for row in rows:
-        if len(result.rows) >= limits.max_rows:
-            result.truncated = True
-            break
-        rendered = [to_json_value(v) for v in row]
-        row_bytes = len(json.dumps(rendered, ensure_ascii=False, default=str).encode())
-        if size + row_bytes > limits.max_bytes:
-            result.truncated = True
-            break
-        size += row_bytes
-        result.rows.append(rendered)
-    result.bytes = size
-    return result
-
-
-def _parse_credential(value: str) -> dict[str, str]:
-    """A secret is JSON ``{"username": ..., "password": ...}``, or a bare password."""
-    text = value.strip()
-    if text.startswith("{"):
-        data = json.loads(text)
-        if not isinstance(data, dict) or "password" not in data:
-            raise Unavailable("The target's credential secret is malformed.", code="secret_malformed")
-        return {k: str(v) for k, v in data.items()}
-    return {"password": value}
+def _reset_session(conn: psycopg.Connection) -> None:
+    """Back in the pool, a connection forgets what the last command did to its session (an
+    approved ``SET standard_conforming_strings = off`` must not change how the next caller's
+    statement is read), its prepared statements, temp tables and advisory locks."""
+    conn.autocommit = True
+    try:
+        conn.execute("DISCARD ALL")
+    finally:
+        conn.autocommit = False
 
 
 def _type_name(conn: psycopg.Connection, oid: int) -> str:

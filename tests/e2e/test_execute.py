@@ -157,8 +157,8 @@ def test_health_says_what_is_reachable_without_leaking_configuration(api, stack)
     body = r.json()
     assert body["status"] == "ok"
     assert body["checks"] == {"configuration": "ok", "journal": "ok", "key_vault": "ok",
-                              "targets": {"demo-postgres": "ok"}}
-    for leak in ("127.0.0.1", "devstoreaccount1", str(stack.ports.postgres), "secret"):
+                              "targets": {"demo-postgres": "ok", "demo-k8s": "ok"}}
+    for leak in ("127.0.0.1", "devstoreaccount1", str(stack.ports.postgres), str(stack.ports.kubernetes), "secret"):
         assert leak not in r.text
 
 

@@ -31,7 +31,7 @@ def test_grant_approved_used_then_revoked_on_time(flow):
 
     r = flow.execute(touch(221))
     assert r.status_code == 200, r.text
-    assert r.json()["decision"]["rule_id"] == f"grant:{rid}" and r.json()["affected_rows"] == 1
+    assert r.json()["decision"]["grant_id"] == rid and r.json()["affected_rows"] == 1
     assert flow.runs(221) == 1
     assert flow.call("GET", "/api/grants").json()["grants"][0]["status"] == "active"
     # the grant covers writes, not destructive commands

@@ -1,0 +1,45 @@
+"""Helpers the SQL engines share: capped row collection and the credential secret's format."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from broker.problems import Unavailable
+from broker.targets._render import to_json_value
+from broker.targets.base import ExecutionLimits, ResultSet
+
+
+def collect_rows(rows: Iterable[Sequence[Any]], limits: ExecutionLimits,
+                 render: Callable[[int, Any], Any] | None = None) -> ResultSet:
+    """Render rows to JSON values until ``max_rows`` or ``max_bytes``; ``truncated`` says if it stopped."""
+    result = ResultSet()
+    size = 0
+    for row in rows:
+        if len(result.rows) >= limits.max_rows:
+            result.truncated = True
+            break
+        rendered = [render(i, v) if render else to_json_value(v) for i, v in enumerate(row)]
+        row_bytes = len(json.dumps(rendered, ensure_ascii=False, default=str).encode())
+        if size + row_bytes > limits.max_bytes:  # the row that would cross the cap is not sent
+            result.truncated = True
+            break
+        size += row_bytes
+        result.rows.append(rendered)
+    result.bytes = size
+    return result
+
+
+def parse_credential(value: str) -> dict[str, str]:
+    """A secret is JSON ``{"username": ..., "password": ...}``, or a bare password."""
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or "password" not in data:
+            raise Unavailable("The target's credential secret is malformed.", code="secret_malformed")
+        return {k: str(v) for k, v in data.items()}
+    return {"password": value}

@@ -1,0 +1,301 @@
+"""MySQL and MariaDB through PyMySQL: one statement per round trip, reads in a read-only transaction.
+
+The second wall behind the classifier: every call first pins the session (``sql_mode`` without
+``ANSI_QUOTES``/``NO_BACKSLASH_ESCAPES``, so the server tokenises exactly as the guard did; UTC;
+a statement time limit), then a read runs under ``SET SESSION TRANSACTION READ ONLY`` and
+``START TRANSACTION READ ONLY`` and is always rolled back. The session setting matters: DDL
+commits implicitly and would escape a read-only transaction alone. Multi-statement text is
+refused by the server because the client never sets ``CLIENT.MULTI_STATEMENTS`` (nor
+``LOCAL_FILES``: ``LOAD DATA LOCAL`` cannot read the broker's files). A connection that ran a
+write, was cut short at a row cap, or failed is closed, never pooled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import math
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+from pymysql.constants import CLIENT, FIELD_TYPE
+
+from broker.catalog import Target
+from broker.guard import Classification
+from broker.guard.sql import classify_sql
+from broker.problems import BrokerError, CommandFailed, TimedOut, Unavailable
+from broker.secrets import SecretValue
+from broker.targets._render import to_json_value
+from broker.targets._rows import collect_rows, parse_credential
+from broker.targets.base import Column, Command, ExecutionLimits, ResultSet
+
+SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+CLIENT_READ_TIMEOUT = 605  # seconds: a backstop above the longest policy timeout; the server limit comes first
+_FORBIDDEN_FLAGS = CLIENT.MULTI_STATEMENTS | CLIENT.LOCAL_FILES
+
+_TIMEOUT_ERRORS = {1969, 3024, 1205, 1317, 1028}  # max_statement_time, max_execution_time, lock wait, interrupted
+_AUTH_ERRORS = {1044, 1045, 1698, 1251, 2059}
+_CONNECTION_ERRORS = {2002, 2003, 2005, 2006, 2013, 2055}
+_READ_ONLY_ERRORS = {1792, 1290, 1836}
+
+_TYPE_NAMES = {
+    FIELD_TYPE.DECIMAL: "decimal", FIELD_TYPE.NEWDECIMAL: "decimal", FIELD_TYPE.TINY: "tinyint",
+    FIELD_TYPE.SHORT: "smallint", FIELD_TYPE.INT24: "mediumint", FIELD_TYPE.LONG: "int",
+    FIELD_TYPE.LONGLONG: "bigint", FIELD_TYPE.FLOAT: "float", FIELD_TYPE.DOUBLE: "double", FIELD_TYPE.NULL: "null",
+    FIELD_TYPE.TIMESTAMP: "timestamp", FIELD_TYPE.DATE: "date", FIELD_TYPE.TIME: "time",
+    FIELD_TYPE.DATETIME: "datetime", FIELD_TYPE.YEAR: "year", FIELD_TYPE.BIT: "bit", FIELD_TYPE.JSON: "json",
+    FIELD_TYPE.ENUM: "enum", FIELD_TYPE.SET: "set", FIELD_TYPE.GEOMETRY: "geometry",
+    FIELD_TYPE.VARCHAR: "varchar", FIELD_TYPE.VAR_STRING: "varchar", FIELD_TYPE.STRING: "char",
+    FIELD_TYPE.TINY_BLOB: "blob", FIELD_TYPE.MEDIUM_BLOB: "blob", FIELD_TYPE.LONG_BLOB: "blob",
+    FIELD_TYPE.BLOB: "blob",
+}
+_TEXTUAL = {FIELD_TYPE.VARCHAR, FIELD_TYPE.VAR_STRING, FIELD_TYPE.STRING, FIELD_TYPE.TINY_BLOB,
+            FIELD_TYPE.MEDIUM_BLOB, FIELD_TYPE.LONG_BLOB, FIELD_TYPE.BLOB}
+_BINARY_CHARSET = 63
+
+
+def connect_arguments(target: Target, secret: SecretValue, *, connect_timeout: float = 5.0) -> dict[str, Any]:
+    """PyMySQL's ``connect()`` keywords for a target: TLS from the catalog, no multi-statements."""
+    conn = target.connection
+    credential = parse_credential(secret.value)
+    arguments: dict[str, Any] = {
+        "host": conn.get("host", "127.0.0.1"),
+        "port": int(conn.get("port", 3306)),
+        "user": credential.get("username") or conn.get("username", ""),
+        "password": credential["password"],
+        "database": conn.get("database") or None,
+        "charset": "utf8mb4",
+        "autocommit": False,
+        "connect_timeout": int(conn.get("connect_timeout", connect_timeout)),
+        "read_timeout": CLIENT_READ_TIMEOUT,
+        "write_timeout": 30,
+        "client_flag": 0,  # PyMySQL adds its defaults; MULTI_STATEMENTS and LOCAL_FILES stay off
+        "local_infile": False,
+        "program_name": "agent-access-broker",
+    }
+    tls = conn.get("tls")
+    if tls:  # ``tls: true`` (system CAs) or ``tls: {ca: path, verify_identity: true}``; Azure requires it
+        settings = tls if isinstance(tls, dict) else {}
+        if settings.get("ca"):
+            arguments["ssl_ca"] = settings["ca"]
+        arguments["ssl_verify_cert"] = True
+        arguments["ssl_verify_identity"] = bool(settings.get("verify_identity", True))
+    else:
+        arguments["ssl_disabled"] = True
+    return arguments
+
+
+def session_statements(mariadb: bool, limits: ExecutionLimits, read_only: bool) -> list[tuple[str, tuple[Any, ...]]]:
+    """What runs before the agent's statement, in order (each its own round trip)."""
+    seconds = max(1, math.ceil(limits.timeout_ms / 1000))
+    if mariadb:  # seconds (fractional); applies to every statement
+        limit_sql, limit = "max_statement_time = %s", limits.timeout_ms / 1000
+    else:  # MySQL: milliseconds; applies to SELECT only (writes are bounded by the lock wait timeout)
+        limit_sql, limit = "max_execution_time = %s", limits.timeout_ms
+    mode = "READ ONLY" if read_only else "READ WRITE"
+    return [
+        (f"SET SESSION sql_mode = %s, time_zone = '+00:00', innodb_lock_wait_timeout = %s, {limit_sql}",
+         (SQL_MODE, seconds, limit)),
+        (f"SET SESSION TRANSACTION {mode}", ()),
+        (f"START TRANSACTION {mode}", ()),
+    ]
+
+
+class MySQLEngine:
+    language = "sql"
+    dialect = "mysql"
+
+    def __init__(self, *, pool_max_size: int = 4, connect_timeout: float = 5.0) -> None:
+        self._idle: dict[tuple[str, str], list[pymysql.connections.Connection]] = {}
+        self._lock = threading.Lock()
+        self._pool_max = pool_max_size
+        self._connect_timeout = connect_timeout
+
+    def classify(self, command: Command) -> Classification:
+        return classify_sql(command.sql, self.dialect)
+
+    # --- connections ---
+    @staticmethod
+    def _key(target: Target, secret: SecretValue) -> tuple[str, str]:
+        return target.name, secret.version or str(hash(secret.value))
+
+    def _acquire(self, target: Target, secret: SecretValue) -> pymysql.connections.Connection:
+        key = self._key(target, secret)
+        with self._lock:
+            for old in [k for k in self._idle if k[0] == target.name and k != key]:
+                for conn in self._idle.pop(old):  # the credential rotated
+                    _close_quietly(conn)
+            idle = self._idle.get(key)
+            if idle:
+                return idle.pop()
+        conn = pymysql.connect(**connect_arguments(target, secret, connect_timeout=self._connect_timeout))
+        if conn.client_flag & _FORBIDDEN_FLAGS:  # never trust a default to stay a default
+            _close_quietly(conn)
+            raise Unavailable("The MySQL client enabled multi-statements or local files; refusing to run.",
+                              code="target_misconfigured")
+        return conn
+
+    def _release(self, target: Target, secret: SecretValue, conn: pymysql.connections.Connection) -> None:
+        key = self._key(target, secret)
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < self._pool_max and conn.open:
+                idle.append(conn)
+                return
+        _close_quietly(conn)
+
+    def check(self, target: Target, secret: SecretValue) -> None:
+        try:
+            conn = self._acquire(target, secret)
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            self._release(target, secret, conn)
+        except pymysql.err.MySQLError as exc:
+            raise _map_error(exc, target, ExecutionLimits()) from exc
+
+    # --- execution ---
+    def execute(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
+                *, read_only: bool) -> ResultSet:
+        conn = None
+        reusable = False
+        try:
+            conn = self._acquire(target, secret)
+            mariadb = "mariadb" in conn.get_server_info().lower()
+            with conn.cursor() as cur:
+                for sql, args in session_statements(mariadb, limits, read_only):
+                    cur.execute(sql, args or None)
+            result, reusable = (self._read(conn, command.sql, limits) if read_only
+                                else self._write(conn, command.sql, limits))
+            return result
+        except pymysql.err.MySQLError as exc:
+            reusable = False
+            raise _map_error(exc, target, limits) from exc
+        except OSError as exc:
+            reusable = False
+            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+        finally:
+            if conn is not None:
+                if reusable:
+                    self._release(target, secret, conn)
+                else:
+                    _close_quietly(conn)
+
+    def _read(self, conn: pymysql.connections.Connection, sql: str,
+              limits: ExecutionLimits) -> tuple[ResultSet, bool]:
+        # Unbuffered: a capped read stops at the cap instead of pulling every row.
+        cur = conn.cursor(pymysql.cursors.SSCursor)
+        cur.execute(sql)
+        fields = _fields(cur)
+        result = collect_rows(_stream(cur, limits.max_rows + 1), limits, _renderer(fields))
+        result.columns = _columns(cur, fields)
+        result.status = f"SELECT {len(result.rows)}" if cur.description else "OK"
+        if result.truncated:
+            return result, False  # unread rows are still on the wire: the connection is discarded
+        cur.close()
+        conn.rollback()  # a read never commits anything
+        return result, True
+
+    def _write(self, conn: pymysql.connections.Connection, sql: str,
+               limits: ExecutionLimits) -> tuple[ResultSet, bool]:
+        with conn.cursor() as cur:
+            affected = cur.execute(sql)
+            fields = _fields(cur)
+            rows = cur.fetchmany(limits.max_rows + 1) if cur.description else ()
+            result = collect_rows(rows, limits, _renderer(fields))
+            result.columns = _columns(cur, fields)
+            if not cur.description:
+                result.affected = affected
+            result.status = f"OK {affected}"
+        conn.commit()
+        return result, False  # a write may have changed session state: never reuse its connection
+
+    def close(self) -> None:
+        with self._lock:
+            for idle in self._idle.values():
+                for conn in idle:
+                    _close_quietly(conn)
+            self._idle.clear()
+
+
+def _stream(cur: pymysql.cursors.SSCursor, limit: int) -> Iterator[tuple[Any, ...]]:
+    fetched = 0
+    while fetched < limit:
+        batch = cur.fetchmany(min(500, limit - fetched))
+        if not batch:
+            return
+        fetched += len(batch)
+        yield from batch
+
+
+def _fields(cur: pymysql.cursors.Cursor) -> list[Any]:
+    result = getattr(cur, "_result", None)
+    return list(getattr(result, "fields", None) or [])
+
+
+def _columns(cur: pymysql.cursors.Cursor, fields: list[Any]) -> list[Column]:
+    columns = []
+    for i, desc in enumerate(cur.description or ()):
+        charset = getattr(fields[i], "charsetnr", None) if i < len(fields) else None
+        columns.append(Column(desc[0], column_type_name(desc[1], charset)))
+    return columns
+
+
+def column_type_name(type_code: int, charsetnr: int | None = None) -> str:
+    name = _TYPE_NAMES.get(type_code, f"type:{type_code}")
+    if type_code in _TEXTUAL and charsetnr is not None:
+        binary = charsetnr == _BINARY_CHARSET
+        if name == "blob":
+            return "blob" if binary else "text"
+        return {"varchar": "varbinary", "char": "binary"}[name] if binary else name
+    return name
+
+
+def _renderer(fields: list[Any]) -> Any:
+    types = [getattr(f, "type_code", None) for f in fields]
+
+    def render(index: int, value: Any) -> Any:
+        return render_value(types[index] if index < len(types) else None, value)
+
+    return render
+
+
+def render_value(type_code: int | None, value: Any) -> Any:
+    """A MySQL value as JSON, faithfully: TIMESTAMP is UTC (the session's zone), BIT an integer,
+    JSON a document; the rest as ``_render`` does it."""
+    if value is None:
+        return None
+    if type_code == FIELD_TYPE.TIMESTAMP and isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC).isoformat()
+    if type_code == FIELD_TYPE.BIT and isinstance(value, (bytes, bytearray)):
+        return int.from_bytes(value, "big")
+    if type_code == FIELD_TYPE.JSON:
+        try:
+            return json.loads(value)
+        except (TypeError, ValueError):
+            return to_json_value(value)
+    return to_json_value(value)
+
+
+def _map_error(exc: pymysql.err.MySQLError, target: Target, limits: ExecutionLimits) -> BrokerError:
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+    message = str(exc.args[1]).strip() if len(exc.args) > 1 else str(exc)
+    if code in _READ_ONLY_ERRORS:
+        return CommandFailed("The database refused a write inside a read-only transaction.",
+                             code="read_only_violation", extra={"errno": code})
+    if code in _TIMEOUT_ERRORS:
+        return TimedOut(f"The statement ran longer than {limits.timeout_ms} ms (or waited too long for a lock) "
+                        "and was cancelled.", code="statement_timeout", extra={"errno": code})
+    if code in _AUTH_ERRORS:
+        return Unavailable(f"The broker's credential for {target.name} was refused.", code="target_auth_failed")
+    if code in _CONNECTION_ERRORS or isinstance(exc, pymysql.err.InterfaceError):
+        return Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable")
+    # The server's message can quote row values (a duplicate key); the execute path masks it.
+    return CommandFailed(f"MySQL refused the command: {message}", code="query_failed", extra={"errno": code})
+
+
+def _close_quietly(conn: pymysql.connections.Connection) -> None:
+    with contextlib.suppress(pymysql.err.Error, OSError):
+        conn.close()

@@ -1,0 +1,52 @@
+"""PostgreSQL engine behaviour beyond the second wall: pooled sessions are reset between callers,
+and a multi-statement string never reaches the server as two statements."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.problems import CommandFailed
+from broker.targets import Command, ExecutionLimits
+from broker.targets.postgres import PostgresEngine
+
+LIMITS = ExecutionLimits(max_rows=100, max_bytes=100_000, timeout_ms=5000)
+
+
+@pytest.fixture()
+def one_connection_engine():
+    engine = PostgresEngine(pool_max_size=1)  # every call gets the same pooled connection
+    yield engine
+    engine.close()
+
+
+def run(engine, pg, sql, read_only=True, secret=None):
+    return engine.execute(pg.target, Command("sql", sql=sql), secret or pg.writer, LIMITS, read_only=read_only)
+
+
+def test_session_settings_made_by_an_approved_write_do_not_reach_the_next_caller(pg, one_connection_engine):
+    run(one_connection_engine, pg, "SET standard_conforming_strings = off", read_only=False)
+    run(one_connection_engine, pg, "PREPARE leftover AS SELECT 1", read_only=False)
+    shown = run(one_connection_engine, pg, "SHOW standard_conforming_strings")
+    assert shown.rows == [["on"]]
+    prepared = run(one_connection_engine, pg, "SELECT count(*) FROM pg_prepared_statements")
+    assert prepared.rows == [[0]]
+
+
+def test_a_second_statement_is_refused_by_the_protocol(pg, one_connection_engine):
+    with pytest.raises(CommandFailed) as err:
+        run(one_connection_engine, pg, "SELECT 1; DELETE FROM orders", read_only=False)
+    assert err.value.extra["sqlstate"] == "42601"
+    assert run(one_connection_engine, pg, "SELECT count(*) FROM orders").rows == [[3]]
+
+
+def test_byte_cap_counts_encoded_bytes_and_never_sends_the_row_that_crosses_it(pg, one_connection_engine):
+    limits = ExecutionLimits(max_rows=100, max_bytes=2000, timeout_ms=5000)
+    result = one_connection_engine.execute(pg.target, Command("sql", sql="SELECT repeat('é', 300) FROM "
+                                                              "generate_series(1, 10)"), pg.writer, limits,
+                                           read_only=True)
+    assert result.truncated and result.bytes <= 2000 and result.row_count == 3  # ~606 bytes a row
+
+
+def test_a_read_only_statement_without_rows_answers_with_its_status(pg, one_connection_engine):
+    result = run(one_connection_engine, pg, "SET LOCAL work_mem = '8MB'")
+    assert result.rows == [] and result.columns == []
