@@ -115,7 +115,7 @@ def test_grant_lifecycle_request_activate_expire(parts, grants):
     assert activated["status"] == "active" and before + timedelta(seconds=1800) <= expires
     assert grants.activate(request.request_id, 1800) == activated  # a re-delivered activity
     active = grants.store.active(DEVIN.key, "demo-postgres")
-    assert [(g.grant_id, g.level, g.expires_at) for g in active] == [(request.request_id, "write", expires)]
+    assert [(g.id, g.level, g.expires_at) for g in active] == [(request.request_id, "write", expires)]
     # a late timer cannot stretch it: past its expiry the row is not honoured
     assert grants.store.active(DEVIN.key, "demo-postgres", now=expires + timedelta(seconds=1)) == []
     assert grants.end(request.request_id, "expired", {"id": "timer", "name": "expiry"})["status"] == "revoked"
