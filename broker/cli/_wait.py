@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -77,3 +78,27 @@ def ended(status: dict[str, Any]) -> str:
     if state == "active":
         return f"grant active until {status.get('grant', {}).get('expires_at', '?')} (approved by {decided})"
     return state
+
+
+def settle(client: BrokerClient, pending: dict[str, Any], *, as_json: bool, no_wait: bool,
+           render: Callable[[dict[str, Any]], Any]) -> int:
+    """A 202 from ``/api/execute``: print where to look (``no_wait``), or wait and show how it ended."""
+    import json
+
+    if no_wait:
+        keys = ("status", "request_id", "status_url", "expires_at")
+        print(json.dumps({k: pending.get(k) for k in keys}, indent=2) if as_json else
+              f"pending approval: request {pending['request_id']}\nstatus: {pending['status_url']}\n"
+              f"expires: {pending['expires_at']}")
+        return 0
+    if not as_json:
+        print(f"approval needed ({pending.get('risk')} on {pending.get('target')}): request "
+              f"{pending['request_id']}, expires {pending['expires_at']}", flush=True)
+    status = wait(client, pending["request_id"])
+    if as_json:
+        print(json.dumps(status, indent=2, ensure_ascii=False))
+    else:
+        print(ended(status))
+        if status.get("status") == "done" and status.get("result"):
+            render(status["result"])
+    return EXIT_CODES.get(status.get("status", ""), 1)

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from broker.cli._client import BrokerClient, ClientError, fail
-    from broker.cli._wait import EXIT_CODES, ended, wait
+    from broker.cli._wait import settle
 
     body = {"target": args.target, "sql": args.sql}
     if args.reason:
@@ -39,23 +39,8 @@ def run(args: argparse.Namespace) -> int:
         client = BrokerClient.from_env(args.identity)
         code, result = client.request("POST", "/api/execute", json=body)
         if code == 202:
-            pending = {k: result.get(k) for k in ("status", "request_id", "status_url", "expires_at")}
-            if args.no_wait:
-                print(json.dumps(pending, indent=2) if args.json else
-                      f"pending approval: request {pending['request_id']}\n"
-                      f"status: {pending['status_url']}\nexpires: {pending['expires_at']}")
-                return 0
-            if not args.json:
-                print(f"approval needed ({result.get('risk')} on {result.get('target')}): request "
-                      f"{result['request_id']}, expires {result['expires_at']}", flush=True)
-            status = wait(client, result["request_id"])
-            if args.json:
-                print(json.dumps(status, indent=2, ensure_ascii=False))
-            else:
-                print(ended(status))
-                if status.get("status") == "done" and status.get("result"):
-                    print(render_result(status["result"]))
-            return EXIT_CODES.get(status.get("status", ""), 1)
+            return settle(client, result, as_json=args.json, no_wait=args.no_wait,
+                          render=lambda done: print(render_result(done)))
     except ClientError as error:
         return fail(error, args.json)
     if args.json:

@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reason", default="", help="why (journaled; shown to approvers)")
     p.add_argument("--ticket", default="", help="ticket or incident id (journaled)")
     p.add_argument("--json", action="store_true", help="print the broker's JSON response")
+    p.add_argument("--no-wait", action="store_true",
+                   help="when approval is needed, print the request id and status URL and exit")
     p.add_argument("--identity", default="devin", help="dev identity to use when BROKER_TOKEN is unset")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS...", help="kubectl arguments, e.g. get pods")
     p.set_defaults(func=run)
@@ -36,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from broker.cli._client import BrokerClient, ClientError, fail
+    from broker.cli._wait import settle
 
     argv = list(args.args)
     if argv[:1] == ["--"]:
@@ -57,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
         body["ticket"] = args.ticket
     try:
         client = BrokerClient.from_env(args.identity)
-        _, result = client.request("POST", "/api/execute", json=body)
+        code, result = client.request("POST", "/api/execute", json=body)
+        if code == 202:  # a change that waits for an approver: like `exec`, wait (or --no-wait)
+            return settle(client, result, as_json=args.json, no_wait=args.no_wait, render=print_result)
     except ClientError as error:
         return fail(error, args.json)
     if args.json:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 from broker.cli import main
@@ -46,15 +47,16 @@ def test_exec_prints_output_and_returns_the_exit_code(cli) -> None:
     assert (code, out) == (7, "from the pod\n")
 
 
-def test_apply_reads_the_file_on_the_agent_side(cli, tmp_path) -> None:
+def test_apply_reads_the_file_on_the_agent_side(cli, stack, tmp_path) -> None:
     manifest = tmp_path / "cm.yaml"
     manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cli-demo\n  namespace: demo\n"
                         "data:\n  A: b\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cli-demo-2\n"
                         "  namespace: demo\n")
-    code, out, _ = cli("--json", "apply", "-f", str(manifest))
-    problem = json.loads(out)
-    assert code == 1 and problem["code"] == "approval_required" and problem["risk"] == "write"
-    assert "ConfigMap/cli-demo, ConfigMap/cli-demo-2" in problem["risk_reason"]  # both documents were sent
+    code, out, _ = cli("--json", "--no-wait", "apply", "-f", str(manifest))
+    pending = json.loads(out)
+    assert code == 0 and pending["status"] == "pending"  # a change waits for an approver
+    request = httpx.get(pending["status_url"], headers={"Authorization": f"Bearer {stack.token('devin')}"}).json()
+    assert [d["metadata"]["name"] for d in request["command"]["manifest"]] == ["cli-demo", "cli-demo-2"]
     code, _, err = cli("apply", "-f", str(tmp_path / "missing.yaml"))
     assert code == 2 and "cannot read the manifest" in err
 
