@@ -126,6 +126,7 @@ def test_row_cap_truncates_and_says_so(api):
 def test_byte_cap_truncates_and_says_so(api):
     r = api.execute({"target": "demo-postgres",
                      "sql": "SELECT g, repeat('x', 100000) AS blob FROM generate_series(1, 30) AS g"})
+    assert r.status_code == 200, r.text
     body = r.json()
     assert body["truncated"] is True
     assert 5 <= body["row_count"] < 11  # 1 MiB cap / ~100 kB rows
