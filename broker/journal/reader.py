@@ -1,54 +1,100 @@
-"""Reads the journal back: newest first, one record, or a request's whole story."""
+"""Reads the journal back: one record by id, queries in time order, a time range for export.
+
+The reader trusts what it reads; ``verify`` is what checks it.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from broker.journal.envelope import Envelope, blob_name, parse_record_id, row_envelope_text
+from broker.journal.query import JournalQuery
 from broker.journal.records import JournalRecord
 from broker.journal.storage import JournalStorage
-from broker.journal.writer import partition_for
+
+
+@dataclass
+class StoredRecord:
+    """A record as stored: its content, its place in its chain, its hash."""
+
+    record: JournalRecord
+    envelope: Envelope
+    hash: str
+
+    @property
+    def id(self) -> str:
+        return self.envelope.id
+
+    @property
+    def at(self) -> str:
+        return self.envelope.at
+
+    def to_dict(self) -> dict[str, Any]:
+        """The export shape: the record's fields plus ``journal`` (where it sits and its hash)."""
+        env = self.envelope
+        return {**self.record.to_dict(),
+                "journal": {"chain": env.chain, "seq": env.seq, "prev": env.prev, "hash": self.hash, "at": env.at}}
 
 
 class JournalReader:
     def __init__(self, storage: JournalStorage) -> None:
         self._storage = storage
 
-    def _body(self, entity: dict) -> JournalRecord:
-        body = entity.get("body")
-        if body is None:
-            body = self._storage.container.download_blob(entity["blob"]).readall().decode("utf-8")
-        return JournalRecord.from_dict(json.loads(body))
+    def _stored(self, entity: dict[str, Any], with_response: bool = True) -> StoredRecord:
+        env = Envelope.from_bytes(row_envelope_text(entity))
+        record = JournalRecord.from_dict(env.record)
+        if with_response and env.response_sha256 is not None:
+            text = entity.get("response")
+            if text is None:
+                blob = self._storage.read_blob(blob_name(env.chain, env.seq))
+                record.response = json.loads(blob)["response"] if blob is not None else None
+            else:
+                record.response = json.loads(text)
+        return StoredRecord(record, env, str(entity.get("hash", "")))
 
-    def recent(self, limit: int = 20, days: int = 31) -> list[JournalRecord]:
-        """The newest ``limit`` records, scanning day partitions backwards."""
-        found: list[JournalRecord] = []
-        day = datetime.now(UTC).date()
-        for _ in range(days):
-            pk = day.strftime("%Y%m%d")
-            entities = list(self._storage.table.query_entities("PartitionKey eq @pk", parameters={"pk": pk}))
-            entities.sort(key=lambda e: e["RowKey"], reverse=True)
-            for entity in entities:
-                found.append(self._body(entity))
-                if len(found) >= limit:
-                    return found
-            day -= timedelta(days=1)
-        return found
-
-    def get(self, record_id: str) -> JournalRecord | None:
-        try:
-            pk = partition_for(record_id)
-        except ValueError:
+    def get(self, record_id: str) -> StoredRecord | None:
+        keys = parse_record_id(record_id)
+        if keys is None:
             return None
         try:
-            return self._body(self._storage.table.get_entity(pk, record_id))
+            return self._stored(self._storage.table.get_entity(*keys))
         except ResourceNotFoundError:
             return None
 
-    def by_request(self, request_id: str) -> Iterator[JournalRecord]:
-        for entity in self._storage.table.query_entities("request_id eq @rid",
-                                                         parameters={"rid": request_id}):
-            yield self._body(entity)
+    def query(self, q: JournalQuery, *, with_response: bool = True,
+              now: datetime | None = None) -> list[StoredRecord]:
+        """Matching records in time order (oldest first), at most ``q.limit`` (the newest ones)."""
+        since, until = q.window(now)
+        entities = list(self._storage.table.query_entities(q.table_filter(since, until)))
+        entities.sort(key=lambda e: (e.get("at", ""), e.get("record_id", "")))
+        if q.limit is not None:
+            entities = entities[-q.limit:]
+        return [self._stored(e, with_response) for e in entities]
+
+    def iter_range(self, since: datetime, until: datetime, *, with_response: bool = True) -> Iterator[StoredRecord]:
+        """Every record in [since, until) in time order, one UTC day in memory at a time."""
+        day_start = datetime(since.year, since.month, since.day, tzinfo=UTC)
+        while day_start < until:
+            lo, hi = max(since, day_start), min(until, day_start + timedelta(days=1))
+            yield from self.query(JournalQuery(since=lo, until=hi), with_response=with_response)
+            day_start += timedelta(days=1)
+
+    def recent(self, limit: int = 20, now: datetime | None = None) -> list[StoredRecord]:
+        """The newest ``limit`` records, newest first (widening the window until enough are found)."""
+        now = now or datetime.now(UTC)
+        found: list[StoredRecord] = []
+        for window in (timedelta(hours=1), timedelta(days=1), timedelta(days=7), timedelta(days=31)):
+            found = self.query(JournalQuery(since=now - window, until=now + timedelta(seconds=1), limit=limit),
+                               with_response=False)
+            if len(found) >= limit:
+                break
+        return list(reversed(found))
+
+    def by_request(self, request_id: str, since: datetime | None = None) -> list[StoredRecord]:
+        return self.query(JournalQuery(request_id=request_id, since=since))
