@@ -41,11 +41,12 @@ class Version:
 
 @dataclass(frozen=True)
 class SealWindow:
-    """What the loaded seals cover: (start, cutoff] and each chain's spans."""
+    """What the loaded seals cover: (start, cutoff]; ``broken`` seals vouch for nothing."""
 
     start: str
     cutoff: str
     seals: tuple[Seal, ...]
+    broken: frozenset[int] = frozenset()
 
     def seal_at(self, at: str) -> Seal | None:
         return next((s for s in self.seals if s.start < at <= s.cutoff), None)
@@ -234,9 +235,10 @@ def _check_seals(pk: str, rows: dict[int, Any], blobs: dict[int, Any], accepted:
     if window is None:
         return
     for seq, v in accepted.items():
-        if window.start < v.env.at <= window.cutoff and not any(s.first <= seq <= s.last for _, s in spans):
-            seal_for = window.seal_at(v.env.at)
-            report.add("inserted", record_id(pk, seq), f"appended at {v.env.at}, within seal "
-                       f"{seal_for.seq if seal_for else '?'}'s period, but no seal covers it")
-        elif v.env.at > window.cutoff:
+        if v.env.at > window.cutoff:
             report.unsealed += 1
+        elif window.start < v.env.at and not any(s.first <= seq <= s.last for _, s in spans):
+            seal_for = window.seal_at(v.env.at)
+            if seal_for is not None and seal_for.seq not in window.broken:  # else the seal finding says it
+                report.add("inserted", record_id(pk, seq), f"appended at {v.env.at}, within seal "
+                           f"{seal_for.seq}'s period, but no seal covers it")

@@ -49,13 +49,17 @@ class VerifyReport:
     sealed_until: str = ""
     unsealed: int = 0
     findings: list[Finding] = field(default_factory=list)
-    _seen: set[tuple[str, str]] = field(default_factory=set, repr=False)
+    _index: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
 
     def add(self, kind: str, where: str, detail: str, severity: str = "error") -> None:
-        """Record a finding; the same kind at the same place is reported once."""
-        if (kind, where) not in self._seen:
-            self._seen.add((kind, where))
+        """Record a finding; the same kind at the same place is one finding with every reason."""
+        at = self._index.get((kind, where))
+        if at is None:
+            self._index[(kind, where)] = len(self.findings)
             self.findings.append(Finding(kind, where, detail, severity))
+        elif detail not in self.findings[at].detail:
+            old = self.findings[at]
+            self.findings[at] = Finding(kind, where, f"{old.detail}; {detail}", old.severity)
 
     @property
     def intact(self) -> bool:

@@ -83,30 +83,36 @@ class Verifier:
             loaded.append((seal, sha256_hex(data), name))
         loaded.sort(key=lambda item: item[0].seq)
         report.seals = len(loaded)
+        broken: set[int] = set()
+
+        def bad(seal: Seal, name: str, detail: str) -> None:
+            broken.add(seal.seq)
+            report.add("seal_broken", name, detail)
+
         previous: tuple[Seal, str, str] | None = None
         for seal, digest, name in loaded:
             if name != seal.name:
-                report.add("seal_broken", name, f"holds seal {seal.seq} of {seal.cutoff}: it was moved or replaced")
+                bad(seal, name, f"holds seal {seal.seq} of {seal.cutoff}: it was moved or replaced")
             if seal.root != Seal.root_of(seal.chains) or seal.records != sum(c.last - c.first + 1 for c in seal.chains):
-                report.add("seal_broken", name, "its root or count does not match its chains: it was edited")
+                bad(seal, name, "its root or count does not match its chains: it was edited")
             if previous is None:
                 if seal.seq == 1 and (seal.prev != GENESIS or seal.start != EPOCH):
-                    report.add("seal_broken", name, "the first seal does not start the seal chain")
+                    bad(seal, name, "the first seal does not start the seal chain")
             elif seal.seq == previous[0].seq:
-                report.add("seal_broken", name, f"a second seal numbered {seal.seq}")
+                bad(seal, name, f"a second seal numbered {seal.seq}")
             else:
                 for missing in range(previous[0].seq + 1, seal.seq):
                     report.add("seal_missing", f"seal {missing}", "missing from the sequence of seals")
                 if seal.seq == previous[0].seq + 1 and seal.prev != previous[1]:
-                    report.add("seal_broken", previous[2], f"seal {seal.seq} recorded a different hash for it: "
-                               "it was replaced after sealing")
+                    bad(previous[0], previous[2], f"seal {seal.seq} recorded a different hash for it: it was "
+                        "replaced after sealing")
                 if seal.seq == previous[0].seq + 1 and seal.start != previous[0].cutoff:
-                    report.add("seal_broken", name, "its period does not start where the previous one ended")
+                    bad(seal, name, "its period does not start where the previous one ended")
             previous = (seal, digest, name)
         if not loaded:
             return None
         seals = tuple(s for s, _, _ in loaded)
-        return SealWindow(start=seals[0].start, cutoff=seals[-1].cutoff, seals=seals)
+        return SealWindow(start=seals[0].start, cutoff=seals[-1].cutoff, seals=seals, broken=frozenset(broken))
 
     # --- records ---
     def _first_day(self) -> date | None:

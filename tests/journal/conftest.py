@@ -21,6 +21,10 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     server = Azurite(REPO_ROOT, tmp_path_factory.mktemp("journal-azurite"), free_port(), free_port(), free_port())
     server.start()
     yield server
+    # In memory, nothing to flush: Azurite's graceful SIGTERM waits ~10 s on idle keep-alives.
+    if server.process is not None and server.process.poll() is None:
+        server.process.kill()
+        server.process.wait(5)
     server.stop()
 
 

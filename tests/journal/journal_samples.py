@@ -47,3 +47,21 @@ def execute(writer: JournalWriter, **kwargs: Any) -> tuple[str, str]:
     rec = intent(**kwargs)
     intent_id = writer.write(rec)
     return intent_id, writer.write(outcome(intent_id, request_id=rec.request_id, **kwargs))
+
+
+def write_in_a_process(connection_string: str, table: str, container: str, executes: int) -> list[str]:
+    """A separate writer process (its own chains), as another Function instance would be."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from broker.journal import JournalStorage
+    from broker.settings import Settings
+
+    storage = JournalStorage.from_settings(Settings(storage_connection_string=connection_string,
+                                                    journal_table=table, journal_container=container))
+    writer = JournalWriter(storage)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            return [rid for pair in pool.map(lambda _: execute(writer), range(executes)) for rid in pair]
+    finally:
+        writer.close()
+        storage.close()
