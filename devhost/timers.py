@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import azure.functions as func
+from azure.functions.timer import TimerRequest
 from croniter import croniter
 
 log = logging.getLogger("devhost.timers")
@@ -106,7 +106,7 @@ class TimerHost:
             return False
         try:
             now = self._clock()
-            request = func.TimerRequest(past_due=past_due, schedule={"AdjustForDST": True}, schedule_status={
+            request = TimerRequest(past_due=past_due, schedule={"AdjustForDST": True}, schedule_status={
                 "Last": (timer.last or now).isoformat(), "Next": next_occurrence(timer.schedule, now).isoformat(),
                 "LastUpdated": now.isoformat()})
             params = inspect.signature(timer.function).parameters

@@ -20,21 +20,31 @@ OPEN_INTENT = ("no outcome recorded: the broker stopped, or could not journal th
                "the command may or may not have run")
 
 
+_COMMAND_EVENTS = (Event.EXECUTE_INTENT, Event.EXECUTE_OUTCOME, Event.EXECUTE_DENIED)
+
+
 @dataclass
 class Step:
-    intent: StoredRecord | None = None
+    """One command (an intent with its outcome, a refusal, or an outcome whose intent is outside the
+    window) or one other event."""
+
+    main: StoredRecord
     outcome: StoredRecord | None = None
-    other: StoredRecord | None = None
 
     @property
-    def main(self) -> StoredRecord:
-        found = self.intent or self.outcome or self.other
-        assert found is not None
-        return found
+    def is_command(self) -> bool:
+        return self.main.record.event in _COMMAND_EVENTS
 
     @property
     def is_open(self) -> bool:
-        return self.intent is not None and self.outcome is None
+        return self.main.record.event == Event.EXECUTE_INTENT and self.outcome is None
+
+    @property
+    def result(self) -> StoredRecord | None:
+        """The record holding the step's outcome (None while an intent has none)."""
+        if self.outcome is not None:
+            return self.outcome
+        return None if self.is_open else self.main
 
 
 def steps(records: list[StoredRecord]) -> list[Step]:
@@ -47,12 +57,9 @@ def steps(records: list[StoredRecord]) -> list[Step]:
             outcome = outcomes.get(r.id)
             if outcome is not None:
                 paired.add(outcome.id)
-            out.append(Step(intent=r, outcome=outcome))
-        elif r.record.event == Event.EXECUTE_OUTCOME:
-            if r.id not in paired:
-                out.append(Step(outcome=r))
-        else:
-            out.append(Step(other=r))
+            out.append(Step(r, outcome))
+        elif r.id not in paired:
+            out.append(Step(r))
     return out
 
 
@@ -62,7 +69,7 @@ def replay_text(records: list[StoredRecord], title: str = "") -> str:
     if not all_steps:
         return f"# journal replay{': ' + title if title else ''}: no records"
     first, last = records[0].at, records[-1].at
-    commands = sum(1 for s in all_steps if s.other is None)
+    commands = sum(1 for s in all_steps if s.is_command)
     head = f"# journal replay{': ' + title if title else ''} · {commands} command{'s' if commands != 1 else ''}" \
            f" · {_when(first)} .. {_when(last)}"
     return "\n\n".join([head, *(_render(s) for s in all_steps)]) + "\n"
@@ -78,20 +85,19 @@ def _who(record: Any) -> str:
 
 
 def _render(step: Step) -> str:
-    if step.other is not None:
-        r = step.other.record
-        detail = ", ".join(f"{k}={v}" for k, v in (("target", r.target), ("status", r.outcome.get("status")),
-                                                     ("code", r.outcome.get("code"))) if v)
-        return f"[{_when(step.other.at)}] {_who(r)} · {r.event}" + (f" · {detail}" if detail else "")
     main = step.main.record
+    if not step.is_command:
+        detail = ", ".join(f"{k}={v}" for k, v in (("target", main.target), ("status", main.outcome.get("status")),
+                                                     ("code", main.outcome.get("code"))) if v)
+        return f"[{_when(step.main.at)}] {_who(main)} · {main.event}" + (f" · {detail}" if detail else "")
     lines = [_header(step.main.at, main), *_prompt(main)]
     if main.event == Event.EXECUTE_DENIED:
         lines.append(f"✗ refused: {main.outcome.get('code', 'refused')}"
                      + (f" — {main.decision.get('reason')}" if main.decision.get("reason") else ""))
     elif step.is_open:
         lines.append(f"⚠ {OPEN_INTENT}")
-    elif step.outcome is not None:
-        lines += _result(step.outcome.record)
+    elif step.result is not None:
+        lines += _result(step.result.record)
     return "\n".join(lines)
 
 
@@ -176,8 +182,7 @@ def replay_json(records: list[StoredRecord]) -> list[dict[str, Any]]:
     for step in steps(records):
         main = step.main
         r = main.record
-        result = step.outcome.record if step.outcome is not None else (r if step.other or r.event
-                                                                      == Event.EXECUTE_DENIED else None)
+        result = step.result.record if step.result is not None else None
         out.append({
             "at": main.at, "event": r.event, "record_id": main.id, "request_id": r.request_id,
             "session_id": r.session, "who": _who(r), "principal": r.principal, "target": r.target,
