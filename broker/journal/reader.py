@@ -69,13 +69,25 @@ class JournalReader:
 
     def query(self, q: JournalQuery, *, with_response: bool = True,
               now: datetime | None = None) -> list[StoredRecord]:
-        """Matching records in time order (oldest first), at most ``q.limit`` (the newest ones)."""
+        """Matching records in time order (oldest first); with a limit, the newest ``limit``.
+
+        Reads one UTC day at a time, newest first, and stops once the limit is reached, so a
+        limited query over a long window holds at most a day's matches (plus the limit)."""
         since, until = q.window(now)
-        entities = list(self._storage.table.query_entities(q.table_filter(since, until)))
-        entities.sort(key=lambda e: (e.get("at", ""), e.get("record_id", "")))
-        if q.limit is not None:
-            entities = entities[-q.limit:]
-        return [self._stored(e, with_response) for e in entities]
+        found: list[dict[str, Any]] = []
+        day = until.date()
+        while day >= since.date():
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            lo, hi = max(since, start), min(until, start + timedelta(days=1))
+            if lo < hi:
+                batch = list(self._storage.table.query_entities(q.table_filter(lo, hi)))
+                batch.sort(key=lambda e: (e.get("at", ""), e.get("record_id", "")))
+                found = batch + found
+                if q.limit is not None and len(found) >= q.limit:
+                    found = found[-q.limit:]
+                    break
+            day -= timedelta(days=1)
+        return [self._stored(e, with_response) for e in found]
 
     def iter_range(self, since: datetime, until: datetime, *, with_response: bool = True) -> Iterator[StoredRecord]:
         """Every record in [since, until) in time order, one UTC day in memory at a time."""
@@ -86,14 +98,9 @@ class JournalReader:
             day_start += timedelta(days=1)
 
     def recent(self, limit: int = 20, now: datetime | None = None) -> list[StoredRecord]:
-        """The newest ``limit`` records, newest first (widening the window until enough are found)."""
+        """The newest ``limit`` records of the last 31 days, newest first."""
         now = now or datetime.now(UTC)
-        found: list[StoredRecord] = []
-        for window in (timedelta(hours=1), timedelta(days=1), timedelta(days=7), timedelta(days=31)):
-            found = self.query(JournalQuery(since=now - window, until=now + timedelta(seconds=1), limit=limit),
-                               with_response=False)
-            if len(found) >= limit:
-                break
+        found = self.query(JournalQuery(until=now + timedelta(seconds=1), limit=limit), with_response=False)
         return list(reversed(found))
 
     def by_request(self, request_id: str, since: datetime | None = None) -> list[StoredRecord]:

@@ -127,8 +127,7 @@ class JournalWriter:
         at = now if lane.last_at is None or now > lane.last_at else lane.last_at + timedelta(microseconds=1)
         seq = lane.seq + 1
         rid = record_id(lane.partition, seq)
-        record.record_id = rid
-        body = normalize(record.to_dict())
+        body = normalize({**record.to_dict(), "record_id": rid})
         response = body.pop("response", None)
         response_bytes = canonical(response) if response is not None else None
         env = Envelope(id=rid, chain=lane.partition, seq=seq, prev=lane.prev, at=format_at(at), record=body,
@@ -145,6 +144,7 @@ class JournalWriter:
         self._store(entity, blob_name(lane.partition, seq), assemble_blob(env_bytes, digest, response_bytes),
                     record.event)
         lane.seq, lane.prev, lane.last_at = seq, digest, at
+        record.record_id = rid
         return rid
 
     def _store(self, entity: dict, name: str, blob: bytes, event: str) -> None:

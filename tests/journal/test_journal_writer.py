@@ -116,3 +116,19 @@ def test_reader_queries_by_session_identity_and_time(storage, writer):
     assert reader.query(JournalQuery(since=future, until=future + timedelta(hours=1))) == []
     recent = reader.recent(limit=3)
     assert len(recent) == 3 and recent[0].at >= recent[1].at >= recent[2].at
+
+
+def test_a_limited_query_returns_the_newest_records_across_days(storage):
+    t13, t14 = datetime(2025, 6, 13, 12, tzinfo=UTC), datetime(2025, 6, 14, 12, tzinfo=UTC)
+    moments = iter([t13 + timedelta(seconds=i) for i in range(3)] + [t14 + timedelta(seconds=i) for i in range(2)])
+    writer = JournalWriter(storage, clock=lambda: next(moments))
+    try:
+        ids = [writer.write(intent(session_id="s")) for _ in range(5)]
+    finally:
+        writer.close()
+    reader = JournalReader(storage)
+    window = {"since": datetime(2025, 6, 13, tzinfo=UTC), "until": datetime(2025, 6, 15, tzinfo=UTC)}
+    assert [r.id for r in reader.query(JournalQuery(**window, limit=3))] == ids[2:]
+    assert [r.id for r in reader.query(JournalQuery(**window))] == ids
+    assert [r.id for r in reader.query(JournalQuery(**window, session="s", limit=1))] == ids[4:]
+    assert [r.id for r in reader.iter_range(t13 + timedelta(seconds=1), t14 + timedelta(seconds=1))] == ids[1:4]
