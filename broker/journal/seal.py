@@ -113,7 +113,11 @@ def latest_seal(storage: JournalStorage) -> tuple[Seal, str] | None:
     data = storage.read_blob(names[-1])
     if data is None:
         return None
-    return Seal.from_bytes(data), sha256_hex(data)
+    try:
+        return Seal.from_bytes(data), sha256_hex(data)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise SealConflict(f"the latest seal {names[-1]} cannot be read; sealing stops until it is "
+                           "examined (run journal verify)") from exc
 
 
 def record_days(storage: JournalStorage) -> list[date]:

@@ -253,3 +253,16 @@ def test_a_clean_journal_of_thousands_of_records_verifies(storage):
     assert report.intact, report.render()
     assert report.records == report.copies == len(set(ids)) == 2000
     assert report.unsealed == 0 and report.chains == len(seal.chains) > 1
+
+
+def test_a_taken_seal_name_is_reported_not_overwritten(storage):
+    from broker.journal import SealConflict
+    from broker.journal.seal import seal_name
+
+    _writes(storage, 1)
+    squatter = seal_name(datetime.now(UTC).date(), 1)
+    storage.container.upload_blob(squatter, b"{}", overwrite=False)
+    with pytest.raises(SealConflict):
+        Sealer(storage, margin=timedelta(0)).seal()
+    assert storage.read_blob(squatter) == b"{}"
+    assert ("seal_broken", squatter) in found(verify(storage))

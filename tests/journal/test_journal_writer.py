@@ -132,3 +132,11 @@ def test_a_limited_query_returns_the_newest_records_across_days(storage):
     assert [r.id for r in reader.query(JournalQuery(**window))] == ids
     assert [r.id for r in reader.query(JournalQuery(**window, session="s", limit=1))] == ids[4:]
     assert [r.id for r in reader.iter_range(t13 + timedelta(seconds=1), t14 + timedelta(seconds=1))] == ids[1:4]
+
+
+def test_a_record_too_large_for_a_row_is_refused_not_truncated(storage, writer):
+    huge = intent(sql="SELECT '" + "x" * 800_000 + "'")
+    with pytest.raises(Unavailable) as refused:
+        writer.write(huge)
+    assert refused.value.code == "journal_unavailable" and huge.record_id == ""
+    assert list(storage.table.list_entities()) == []
