@@ -22,6 +22,7 @@ from broker.journal.envelope import (
     projections,
     record_id,
     row_envelope_text,
+    row_holds_envelope,
 )
 from broker.journal.findings import VerifyReport
 from broker.journal.seal import ChainSpan, Seal
@@ -85,12 +86,20 @@ def check_chain(pk: str, rows: dict[int, dict[str, Any]], blobs: dict[int, bytes
                 spans: list[tuple[Seal, ChainSpan]], window: SealWindow | None,
                 report: VerifyReport) -> dict[int, Version]:
     """Report what is wrong with chain ``pk``; return the accepted version of each record."""
+    blob_v = {seq: v for seq, data in blobs.items() if (v := blob_version(pk, seq, data, report)) is not None}
     row_v: dict[int, Version] = {}
     for seq, entity in rows.items():
-        v = row_version(pk, seq, entity, report)
+        if row_holds_envelope(entity):
+            v = row_version(pk, seq, entity, report)
+        elif seq in blob_v:  # a large record: the row vouches for its copy by hash
+            copy = blob_v[seq]
+            v = Version(copy.env, copy.data, copy.hash, entity.get("hash") == copy.hash)
+        else:
+            v = None
+            if seq not in blobs:
+                report.add("blob_missing", blob_name(pk, seq), "the immutable copy is gone, and the row refers to it")
         if v is not None:
             row_v[seq] = v
-    blob_v = {seq: v for seq, data in blobs.items() if (v := blob_version(pk, seq, data, report)) is not None}
     displaced = _reordered(pk, row_v, report)
     preferred = {seq: v for seq in set(row_v) | set(blob_v)
                  if (v := _first_ok(blob_v.get(seq), None if seq in displaced else row_v.get(seq))) is not None}

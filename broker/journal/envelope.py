@@ -25,8 +25,11 @@ from broker.journal._canonical import canonical, sha256_hex
 
 ENVELOPE_VERSION = 2
 GENESIS = "0" * 64  # the predecessor of every chain's first record
-CHUNK_CHARS = 30_000  # a Table string property holds 64 KiB of UTF-16
-MAX_CHUNKS = 24  # 24 x 60 KB stays well under the 1 MiB entity limit
+# A Table string property holds 64 KiB of UTF-16 (a character outside the BMP takes 4 bytes), an
+# entity 1 MiB: 15,000 characters per property is safe for any text, 14 of them plus an inline
+# response stay under the entity limit. A larger envelope lives only in the blob.
+CHUNK_CHARS = 15_000
+MAX_CHUNKS = 14
 INLINE_RESPONSE_CHARS = CHUNK_CHARS
 
 _PARTITION = re.compile(r"^(?P<day>\d{8})-(?P<chain>[0-9a-f]{16})$")
@@ -164,11 +167,12 @@ def projections(env: Envelope) -> dict[str, Any]:
 
 # --- row and blob encodings -------------------------------------------------------------------
 def encode_row(env: Envelope, env_bytes: bytes, digest: str, response_text: str | None) -> dict[str, Any]:
-    """The Table entity: projections, the hash, the envelope in chunks, the response when small."""
+    """The Table entity: projections, the hash, the envelope in chunks (or, when it is too large
+    for a row, ``chunks = 0``: the row refers to its blob), the response when small."""
     text = env_bytes.decode("utf-8")
     chunks = [text[i:i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)] or [""]
     if len(chunks) > MAX_CHUNKS:
-        raise ValueError(f"journal record {env.id} is too large for a Table row ({len(text)} characters)")
+        chunks = []
     entity: dict[str, Any] = {"PartitionKey": env.chain, "RowKey": row_key(env.seq), "v": ENVELOPE_VERSION,
                               "hash": digest, "chunks": len(chunks), **projections(env)}
     for i, chunk in enumerate(chunks):
@@ -178,9 +182,16 @@ def encode_row(env: Envelope, env_bytes: bytes, digest: str, response_text: str 
     return entity
 
 
+def row_holds_envelope(entity: dict[str, Any]) -> bool:
+    """False for a row whose (large) envelope lives only in its blob."""
+    return entity.get("chunks") != 0
+
+
 def row_envelope_text(entity: dict[str, Any]) -> str:
     """The envelope JSON held by a row (raises KeyError/ValueError when chunks are missing)."""
     count = int(entity["chunks"])
+    if count < 1:
+        raise ValueError("the row holds no envelope")
     return "".join(entity[f"e{i}"] for i in range(count))
 
 

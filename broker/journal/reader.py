@@ -13,7 +13,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from broker.journal.envelope import Envelope, blob_name, parse_record_id, row_envelope_text
+from broker.journal.envelope import Envelope, blob_name, parse_record_id, row_envelope_text, row_holds_envelope
 from broker.journal.query import JournalQuery
 from broker.journal.records import JournalRecord
 from broker.journal.storage import JournalStorage
@@ -47,16 +47,27 @@ class JournalReader:
         self._storage = storage
 
     def _stored(self, entity: dict[str, Any], with_response: bool = True) -> StoredRecord:
-        env = Envelope.from_bytes(row_envelope_text(entity))
+        copy: dict[str, Any] | None = None
+        if row_holds_envelope(entity):
+            env = Envelope.from_bytes(row_envelope_text(entity))
+        else:  # a large record: the row refers to its blob
+            copy = self._copy(entity["PartitionKey"], int(entity["RowKey"]))
+            env = Envelope.from_dict(copy["envelope"])
         record = JournalRecord.from_dict(env.record)
         if with_response and env.response_sha256 is not None:
             text = entity.get("response")
-            if text is None:
-                blob = self._storage.read_blob(blob_name(env.chain, env.seq))
-                record.response = json.loads(blob)["response"] if blob is not None else None
-            else:
+            if text is not None:
                 record.response = json.loads(text)
+            else:
+                copy = copy or self._copy(env.chain, env.seq)
+                record.response = copy.get("response")
         return StoredRecord(record, env, str(entity.get("hash", "")))
+
+    def _copy(self, pk: str, seq: int) -> dict[str, Any]:
+        blob = self._storage.read_blob(blob_name(pk, seq))
+        if blob is None:
+            raise LookupError(f"the immutable copy of {pk}/{seq} is missing (run journal verify)")
+        return json.loads(blob)
 
     def get(self, record_id: str) -> StoredRecord | None:
         keys = parse_record_id(record_id)

@@ -135,12 +135,8 @@ class JournalWriter:
                        response_chars=len(response_bytes.decode("utf-8")) if response_bytes is not None else 0)
         env_bytes = env.canonical()
         digest = record_hash(env_bytes)
-        try:
-            entity = encode_row(env, env_bytes, digest,
-                                response_bytes.decode("utf-8") if response_bytes is not None else None)
-        except ValueError as exc:
-            raise Unavailable("The journal record is too large to store; nothing was run.",
-                              code="journal_unavailable") from exc
+        entity = encode_row(env, env_bytes, digest,
+                            response_bytes.decode("utf-8") if response_bytes is not None else None)
         self._store(entity, blob_name(lane.partition, seq), assemble_blob(env_bytes, digest, response_bytes),
                     record.event)
         lane.seq, lane.prev, lane.last_at = seq, digest, at

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from journal_samples import execute, intent, outcome
 
-from broker.journal import JournalQuery, JournalReader, JournalStorage, JournalWriter
+from broker.journal import JournalQuery, JournalReader, JournalStorage, JournalWriter, Verifier
 from broker.journal._canonical import sha256_hex
 from broker.journal.envelope import GENESIS, Envelope, blob_name, parse_record_id, row_envelope_text
 from broker.problems import Unavailable
@@ -134,9 +134,16 @@ def test_a_limited_query_returns_the_newest_records_across_days(storage):
     assert [r.id for r in reader.iter_range(t13 + timedelta(seconds=1), t14 + timedelta(seconds=1))] == ids[1:4]
 
 
-def test_a_record_too_large_for_a_row_is_refused_not_truncated(storage, writer):
-    huge = intent(sql="SELECT '" + "x" * 800_000 + "'")
-    with pytest.raises(Unavailable) as refused:
-        writer.write(huge)
-    assert refused.value.code == "journal_unavailable" and huge.record_id == ""
-    assert list(storage.table.list_entities()) == []
+def test_a_record_too_large_for_a_row_lives_in_its_blob_and_the_row_refers_to_it(storage, writer):
+    sql = "SELECT '" + "é" * 300_000 + "'"
+    rid = writer.write(intent(sql=sql))
+    row = _row(storage, rid)
+    assert row["chunks"] == 0 and not any(k.startswith("e") and k[1:].isdigit() for k in row)
+    assert row["target"] == "demo-postgres" and row["hash"]
+    stored = JournalReader(storage).get(rid)
+    assert stored is not None and stored.record.command["sql"] == sql and stored.hash == row["hash"]
+    assert Verifier(storage).verify().intact
+    row["target"] = "orders-db"
+    storage.table.update_entity(row)
+    assert [(f.kind, f.where) for f in Verifier(storage).verify().findings if f.severity == "error"] == [
+        ("edited", rid)]
