@@ -141,8 +141,10 @@ def _first_ok(*versions: Version | None) -> Version | None:
 
 
 def _reordered(pk: str, row_v: dict[int, Version], report: VerifyReport) -> set[int]:
-    """Rows holding another position's record; a swapped pair is reported once."""
-    moved = {seq: (v.env.chain, v.env.seq) for seq, v in row_v.items() if (v.env.chain, v.env.seq) != (pk, seq)}
+    """Rows holding another position's (intact) record; a swapped pair is reported once. A row
+    whose position fields were edited does not match its hash and is reported as edited instead."""
+    moved = {seq: (v.env.chain, v.env.seq) for seq, v in row_v.items()
+             if v.ok and (v.env.chain, v.env.seq) != (pk, seq)}
     for seq, (chain, other) in sorted(moved.items()):
         if chain == pk and moved.get(other) == (pk, seq):
             if seq < other:

@@ -103,6 +103,13 @@ def edit_the_record_and_its_hash(j: Journal) -> tuple[str, str, str]:
     return "edited", j.a[2], "reason"
 
 
+def edit_a_records_position(j: Journal) -> tuple[str, str, str]:
+    row = j.row(j.a[2])
+    row["e0"] = row["e0"].replace('"seq":3,', '"seq":9,')
+    j.put(row)
+    return "edited", j.a[2], "seq"
+
+
 def delete_a_row(j: Journal) -> tuple[str, str, str]:
     j.storage.table.delete_entity(*parse_record_id(j.a[3]))
     return "deleted", j.a[3], "Table row is gone"
@@ -201,7 +208,7 @@ def delete_a_seal(j: Journal) -> tuple[str, str, str]:
 
 
 TAMPERING: list[Callable[[Journal], tuple[str, str, str]]] = [
-    edit_a_column, edit_the_record, edit_the_record_and_its_hash, delete_a_row,
+    edit_a_column, edit_the_record, edit_the_record_and_its_hash, edit_a_records_position, delete_a_row,
     insert_a_forged_record_at_a_chain_tail, insert_a_forged_chain, reorder_two_records, replace_a_blob,
     replace_a_blob_with_garbage, delete_a_blob, truncate_a_sealed_chain, replace_a_seal, delete_a_seal,
 ]
