@@ -7,7 +7,7 @@ in a hash chain (see ``envelope.py``); this module only says what a record *cont
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,7 +78,8 @@ class JournalRecord:
     schema: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict (values shared, not copied: the writer normalises a copy anyway)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @property
     def session(self) -> str:
