@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import rfc8785
 from azure.core.exceptions import AzureError, ResourceExistsError
 
 from broker.journal._canonical import canonical, normalize, sha256_hex
@@ -42,6 +43,7 @@ from broker.problems import Unavailable
 log = logging.getLogger("broker.journal")
 
 Clock = Callable[[], datetime]
+_UNAVAILABLE = "The journal cannot be written, and the broker does not act or answer without its journal."
 
 
 def _utc_now() -> datetime:
@@ -127,16 +129,19 @@ class JournalWriter:
         at = now if lane.last_at is None or now > lane.last_at else lane.last_at + timedelta(microseconds=1)
         seq = lane.seq + 1
         rid = record_id(lane.partition, seq)
-        body = normalize({**record.to_dict(), "record_id": rid})
-        response = body.pop("response", None)
-        response_bytes = canonical(response) if response is not None else None
-        env = Envelope(id=rid, chain=lane.partition, seq=seq, prev=lane.prev, at=format_at(at), record=body,
-                       response_sha256=sha256_hex(response_bytes) if response_bytes is not None else None,
-                       response_chars=len(response_bytes.decode("utf-8")) if response_bytes is not None else 0)
-        env_bytes = env.canonical()
+        try:
+            body = normalize({**record.to_dict(), "record_id": rid})
+            response = body.pop("response", None)
+            response_bytes = canonical(response) if response is not None else None
+            response_text = response_bytes.decode("utf-8") if response_bytes is not None else None
+            env = Envelope(id=rid, chain=lane.partition, seq=seq, prev=lane.prev, at=format_at(at), record=body,
+                           response_sha256=sha256_hex(response_bytes) if response_bytes is not None else None,
+                           response_chars=len(response_text or ""))
+            env_bytes = env.canonical()
+        except (ValueError, TypeError, rfc8785.CanonicalizationError) as exc:
+            raise Unavailable(_UNAVAILABLE, code="journal_unavailable") from exc
         digest = record_hash(env_bytes)
-        entity = encode_row(env, env_bytes, digest,
-                            response_bytes.decode("utf-8") if response_bytes is not None else None)
+        entity = encode_row(env, env_bytes, digest, response_text)
         self._store(entity, blob_name(lane.partition, seq), assemble_blob(env_bytes, digest, response_bytes),
                     record.event)
         lane.seq, lane.prev, lane.last_at = seq, digest, at
@@ -157,11 +162,10 @@ class JournalWriter:
         except (ImmutableCopyExists, ResourceExistsError) as exc:
             log.error("journal: refused to overwrite %s: %s", name, exc)
             raise Unavailable("The journal found an existing record where it was about to write; it overwrote "
-                              "nothing and will not run the command.", code="journal_unavailable",
-                              extra={"reason": "immutable_copy_exists"}) from exc
+                              "nothing, and the broker does not act or answer without its journal.",
+                              code="journal_unavailable", extra={"reason": "immutable_copy_exists"}) from exc
         except (AzureError, OSError) as exc:
-            raise Unavailable("The journal cannot be written, so the broker will not run the command.",
-                              code="journal_unavailable") from exc
+            raise Unavailable(_UNAVAILABLE, code="journal_unavailable") from exc
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
