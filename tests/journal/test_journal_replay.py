@@ -11,7 +11,7 @@ from azure.data.tables import UpdateMode
 from journal_samples import DEVIN, base, execute, intent
 
 from broker.cli import main
-from broker.journal import Event, JournalQuery, JournalReader, JournalRecord, replay_json, replay_text
+from broker.journal import Event, JournalQuery, JournalReader, JournalRecord, StoredRecord, replay_json, replay_text
 from broker.journal.envelope import parse_record_id
 
 
@@ -139,3 +139,25 @@ def test_cli_list_and_show(cli_env, writer, capsys):
     shown = json.loads(capsys.readouterr().out)
     assert shown["record_id"] == ids["denied"] and shown["journal"]["seq"] == int(ids["denied"][-10:])
     assert main(["journal", "show", "nonsense"]) == 1
+
+
+def _stored(record: JournalRecord, seq: int) -> StoredRecord:
+    from broker.journal.envelope import GENESIS, Envelope
+
+    record.record_id = f"20250614-0123456789abcdef-{seq:010d}"
+    env = Envelope(id=record.record_id, chain="20250614-0123456789abcdef", seq=seq, prev=GENESIS,
+                   at=f"2025-06-14T10:00:{seq:02d}.000000Z", record=record.to_dict())
+    return StoredRecord(record, env, "h")
+
+
+def test_kubernetes_commands_and_other_events_replay_too():
+    kube = {**base(target="aks-prod"), "command": {"language": "kubectl", "argv": ["get", "pods", "-n", "payments"]}}
+    first = _stored(JournalRecord(event=Event.EXECUTE_INTENT, **kube), 1)
+    done = _stored(JournalRecord(event=Event.EXECUTE_OUTCOME, response={"text": "NAME   READY\napi-1  1/1\n"},
+                                 outcome={"intent": first.id, "status": "ok", "duration_ms": 12.5}, **kube), 2)
+    approved = _stored(JournalRecord(event="approval.decided", request_id="r9", principal={"display_name": "Ada"},
+                                     target="aks-prod", outcome={"status": "approved"}), 3)
+    text = replay_text([first, done, approved])
+    assert "$ kubectl get pods -n payments\nNAME   READY\napi-1  1/1\n(12.5 ms)" in text
+    assert text.rstrip().endswith("Ada · approval.decided · target=aks-prod, status=approved")
+    assert "· 1 command ·" in text.splitlines()[0]
