@@ -18,12 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=7071)
     serve.add_argument("--app", default="function_app", help="module that defines `app`")
     serve.add_argument("--verbose", action="store_true")
+    serve.add_argument("--no-timers", action="store_true", help="do not run timer functions on their schedule")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
     from devhost.durable import start_for
     from devhost.server import serve as make_server
+    from devhost.timers import attach_timers
 
     server = make_server(args.host, args.port, args.app)
     try:
@@ -31,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         server.server_close()
         raise
+    timers = attach_timers(server, schedule=not args.no_timers)
     stopping = threading.Event()
 
     def stop(signum: int, frame: object) -> None:
@@ -42,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     logging.getLogger("devhost").info("serving %s on %s", args.app, server.base_url)
     server.serve_forever()
+    timers.stop()
     log = logging.getLogger("devhost")
     log.info("stopping")
     if engine is not None:

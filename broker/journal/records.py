@@ -1,30 +1,33 @@
 """The journal record: one schema, versioned, for every event the broker records.
 
 A record is written once and never updated (write-ahead: an ``execute.intent`` before the
-command runs, an ``execute.outcome`` after). Its canonical JSON is what the Table row and the
-immutable blob both hold, so the two can be compared byte for byte.
+command runs, an ``execute.outcome`` after). The writer wraps it in an envelope that places it
+in a hash chain (see ``envelope.py``); this module only says what a record *contains*.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import time
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Event:
-    """The catalogue of event types; a suffix says how the step ended."""
+    """The catalogue of event types: ``area.step``, the step saying how far things got.
+
+    Adding an event type is one constant here. Storage, chaining, sealing, verify and export
+    treat every event alike; ``replay`` renders the ``execute.*`` steps as a terminal session and
+    any other event as one summary line (give it a renderer in ``replay.py`` if it deserves more).
+    """
 
     EXECUTE_INTENT = "execute.intent"  # about to run: durable before the target sees anything
     EXECUTE_OUTCOME = "execute.outcome"  # ran (ok or error), with the masked response
     EXECUTE_DENIED = "execute.denied"  # refused before running (policy, unknown target, bad input)
     EXECUTE_PENDING = "execute.pending"  # waiting for a human approval
     EXECUTE_PREVIEW = "execute.preview"  # a server-side dry run shown to approvers (masked diff); nothing changed
+    JOURNAL_READ = "journal.read"  # an auditor queried the journal (who watched the watchers)
 
     # approvals: one request (a command or a grant) waiting for people
     APPROVAL_NOTIFIED = "approval.notified"  # the approvers were asked (mail / Logic App)
@@ -40,20 +43,32 @@ class Event:
     GRANT_ACTIVATED = "grant.activated"  # approved: the execute path honours it until it ends
     GRANT_REVOKED = "grant.revoked"  # ended, at its expiry or early by an approver or the grantee
 
-
-def new_record_id(now: float | None = None) -> str:
-    """Time-sortable id: 12 hex digits of milliseconds, then 10 random hex digits."""
-    millis = int((now if now is not None else time.time()) * 1000)
-    return f"{millis:012x}{os.urandom(5).hex()}"
+    @classmethod
+    def all(cls) -> frozenset[str]:
+        return frozenset(v for k, v in vars(cls).items() if k.isupper() and isinstance(v, str))
 
 
-def record_day(record_id: str) -> date:
-    """The UTC day encoded in a record id (raises ValueError for a malformed id)."""
-    return datetime.fromtimestamp(int(record_id[:12], 16) / 1000, UTC).date()
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 @dataclass
 class JournalRecord:
+    """One journaled event. Field groups (all optional but ``event``/``request_id``/``principal``):
+
+    - who: ``principal`` (tenant_id, object_id, app_id, display_name, kind, roles, groups),
+      ``sponsor`` (the human on whose behalf an agent acts) and ``ticket``, when the caller sent them;
+    - when: ``received_at``, ``started_at``, ``ended_at`` (ISO 8601 UTC), and ``time`` (record created);
+    - where from: ``client`` (ip as seen, forwarded_for, user_agent, http_request_id), ``session_id``;
+    - what: ``target``, ``command`` (exact), ``command_digest``, ``classification`` (risk class),
+      ``reason``;
+    - why: ``decision`` (effect, rule_id, reason, policy_version, trace), ``approval`` (references);
+    - result: ``outcome`` (status, rows, bytes, truncated, masked counts by type, code, intent id,
+      duration_ms) and ``response`` (the masked payload; stored inline when small, else in the blob).
+
+    ``record_id`` is assigned by the writer (it names the record's place in its chain).
+    """
+
     event: str
     request_id: str
     principal: dict[str, Any]
@@ -62,22 +77,32 @@ class JournalRecord:
     command_digest: str = ""
     classification: dict[str, Any] = field(default_factory=dict)
     decision: dict[str, Any] = field(default_factory=dict)
+    approval: dict[str, Any] = field(default_factory=dict)
     outcome: dict[str, Any] = field(default_factory=dict)
     response: Any = None
     client: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
-    record_id: str = field(default_factory=new_record_id)
-    time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="microseconds"))
+    session_id: str = ""
+    sponsor: str = ""
+    ticket: str = ""
+    received_at: str = ""
+    started_at: str = ""
+    ended_at: str = ""
+    time: str = field(default_factory=utc_now_iso)
+    record_id: str = ""
     schema: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict (values shared, not copied: the writer normalises a copy anyway)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
-    def canonical_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          default=str)
+    @property
+    def session(self) -> str:
+        """The session a replay groups this record under: the caller's, else its request."""
+        return self.session_id or self.request_id
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JournalRecord:
-        known = {f for f in cls.__dataclass_fields__}
+        """Tolerant of older and newer schemas: unknown fields are dropped, missing ones default."""
+        known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})

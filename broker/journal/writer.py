@@ -1,4 +1,11 @@
-"""Writes journal records: a Table row and a write-once blob, both durable before returning.
+"""Writes journal records: a chained Table row and a write-once blob, both durable before returning.
+
+Chains without a global lock: each writer keeps a small pool of *lanes*; a lane is one hash
+chain (its own random id, sequence and predecessor hash) written strictly in order, one record
+in flight at a time. Concurrent calls take different lanes, so a process writes as many chains
+in parallel as it has concurrent calls, and every chain is its own Table partition (no hot
+partition, no cross-instance coordination). A lane whose write fails is retired (its chain ends
+cleanly at its last durable record) and a fresh chain takes its place.
 
 If either write fails the caller gets ``Unavailable(journal_unavailable)``; the execute path
 treats that as "do not run" (before) or "do not answer with data" (after).
@@ -6,32 +13,92 @@ treats that as "do not run" (before) or "do not answer with data" (after).
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
+import rfc8785
 from azure.core.exceptions import AzureError, ResourceExistsError
 
-from broker.journal.records import JournalRecord, record_day
-from broker.journal.storage import JournalStorage
+from broker.journal._canonical import canonical, normalize, sha256_hex
+from broker.journal.envelope import (
+    GENESIS,
+    Envelope,
+    assemble_blob,
+    blob_name,
+    encode_row,
+    format_at,
+    partition_key,
+    record_hash,
+    record_id,
+)
+from broker.journal.records import JournalRecord
+from broker.journal.storage import ImmutableCopyExists, JournalStorage
 from broker.problems import Unavailable
 
-INLINE_BODY_CHARS = 30_000  # a Table string property holds 64 KiB of UTF-16
+log = logging.getLogger("broker.journal")
+
+Clock = Callable[[], datetime]
+_UNAVAILABLE = "The journal cannot be written, and the broker does not act or answer without its journal."
 
 
-def partition_for(record_id: str) -> str:
-    """Records are partitioned by the UTC day of their id's timestamp."""
-    return record_day(record_id).strftime("%Y%m%d")
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
-def blob_name_for(record_id: str) -> str:
-    return f"records/{record_day(record_id).strftime('%Y/%m/%d')}/{record_id}.json"
+@dataclass
+class _Lane:
+    """One chain being written: only the thread holding the lane touches it."""
+
+    partition: str = ""
+    day: date | None = None
+    seq: int = 0
+    prev: str = GENESIS
+    last_at: datetime | None = None
+
+    def roll(self, day: date) -> None:
+        self.partition = partition_key(day, os.urandom(8).hex())
+        self.day, self.seq, self.prev = day, 0, GENESIS
+
+
+class _LanePool:
+    """Idle lanes are reused most-recently-first, so chains stay few and long."""
+
+    def __init__(self, max_lanes: int) -> None:
+        self._idle: list[_Lane] = []
+        self._count = 0
+        self._max = max_lanes
+        self._cond = threading.Condition()
+
+    def acquire(self) -> _Lane:
+        with self._cond:
+            while True:
+                if self._idle:
+                    return self._idle.pop()
+                if self._count < self._max:
+                    self._count += 1
+                    return _Lane()
+                self._cond.wait()
+
+    def release(self, lane: _Lane, *, healthy: bool) -> None:
+        with self._cond:
+            if healthy:
+                self._idle.append(lane)
+            else:
+                self._count -= 1
+            self._cond.notify()
 
 
 class JournalWriter:
-    def __init__(self, storage: JournalStorage) -> None:
+    def __init__(self, storage: JournalStorage, *, clock: Clock = _utc_now, max_lanes: int = 32) -> None:
         self._storage = storage
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="journal")
+        self._clock = clock
+        self._lanes = _LanePool(max_lanes)
+        self._pool = ThreadPoolExecutor(max_workers=max_lanes, thread_name_prefix="journal")
         self._ensured = False
         self._ensure_lock = threading.Lock()
 
@@ -44,46 +111,61 @@ class JournalWriter:
                 self._ensured = True
 
     def write(self, record: JournalRecord) -> str:
-        """Persist one record to Table and Blob (in parallel); return its id."""
-        body = record.canonical_json()
-        entity = self._entity(record, body)
+        """Append ``record`` to a chain, durably in Table and Blob; set and return its id."""
+        lane = self._lanes.acquire()
+        healthy = False
+        try:
+            rid = self._append(lane, record)
+            healthy = True
+            return rid
+        finally:
+            self._lanes.release(lane, healthy=healthy)
+
+    def _append(self, lane: _Lane, record: JournalRecord) -> str:
+        now = self._clock()
+        if lane.day != now.date():
+            lane.roll(now.date())
+            lane.last_at = None
+        at = now if lane.last_at is None or now > lane.last_at else lane.last_at + timedelta(microseconds=1)
+        seq = lane.seq + 1
+        rid = record_id(lane.partition, seq)
+        try:
+            body = normalize({**record.to_dict(), "record_id": rid})
+            response = body.pop("response", None)
+            response_bytes = canonical(response) if response is not None else None
+            response_text = response_bytes.decode("utf-8") if response_bytes is not None else None
+            env = Envelope(id=rid, chain=lane.partition, seq=seq, prev=lane.prev, at=format_at(at), record=body,
+                           response_sha256=sha256_hex(response_bytes) if response_bytes is not None else None,
+                           response_chars=len(response_text or ""))
+            env_bytes = env.canonical()
+        except (ValueError, TypeError, rfc8785.CanonicalizationError) as exc:
+            raise Unavailable(_UNAVAILABLE, code="journal_unavailable") from exc
+        digest = record_hash(env_bytes)
+        entity = encode_row(env, env_bytes, digest, response_text)
+        self._store(entity, blob_name(lane.partition, seq), assemble_blob(env_bytes, digest, response_bytes),
+                    record.event)
+        lane.seq, lane.prev, lane.last_at = seq, digest, at
+        record.record_id = rid
+        return rid
+
+    def _store(self, entity: dict, name: str, blob: bytes, event: str) -> None:
+        """Table row and blob copy in parallel; both must land."""
         try:
             self._ensure()
-            blob = self._pool.submit(self._write_blob, record, body)
-            self._storage.table.create_entity(entity)
-            blob.result()
-        except ResourceExistsError as exc:
-            raise Unavailable("A journal record with this id already exists; nothing was overwritten.",
-                              code="journal_conflict") from exc
+            copy = self._pool.submit(self._storage.put_immutable, name, blob, {"event": event.replace(".", "_")})
+            try:
+                self._storage.table.create_entity(entity)
+            finally:
+                wait_error = copy.exception()
+            if wait_error is not None:
+                raise wait_error
+        except (ImmutableCopyExists, ResourceExistsError) as exc:
+            log.error("journal: refused to overwrite %s: %s", name, exc)
+            raise Unavailable("The journal found an existing record where it was about to write; it overwrote "
+                              "nothing, and the broker does not act or answer without its journal.",
+                              code="journal_unavailable", extra={"reason": "immutable_copy_exists"}) from exc
         except (AzureError, OSError) as exc:
-            raise Unavailable("The journal cannot be written, so the broker will not run the command.",
-                              code="journal_unavailable") from exc
-        return record.record_id
-
-    def _write_blob(self, record: JournalRecord, body: str) -> None:
-        self._storage.container.upload_blob(
-            blob_name_for(record.record_id), body.encode("utf-8"), overwrite=False,
-            metadata={"event": record.event.replace(".", "_")},
-        )
-
-    @staticmethod
-    def _entity(record: JournalRecord, body: str) -> dict[str, Any]:
-        entity: dict[str, Any] = {
-            "PartitionKey": partition_for(record.record_id),
-            "RowKey": record.record_id,
-            "event": record.event,
-            "request_id": record.request_id,
-            "principal": f"{record.principal.get('tenant_id', '')}/{record.principal.get('object_id', '')}",
-            "target": record.target,
-            "effect": record.decision.get("effect", ""),
-            "status": record.outcome.get("status", ""),
-            "time": record.time,
-            "blob": blob_name_for(record.record_id),
-        }
-        if len(body) <= INLINE_BODY_CHARS:
-            entity["body"] = body
-        return entity
+            raise Unavailable(_UNAVAILABLE, code="journal_unavailable") from exc
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-

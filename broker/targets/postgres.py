@@ -65,7 +65,10 @@ class PostgresEngine:
             if pool is None:
                 for old_key in [k for k in self._pools if k[0] == target.name]:
                     self._pools.pop(old_key).close(timeout=0)  # credential rotated
-                pool = ConnectionPool(kwargs=self._conninfo(target, secret), min_size=0,
+                # prepare_threshold=None: agents' statements are one-offs, and DISCARD ALL on reset
+                # would leave psycopg's client-side cache naming prepared statements that are gone
+                pool = ConnectionPool(kwargs={**self._conninfo(target, secret), "prepare_threshold": None},
+                                      min_size=0,
                                       max_size=self._pool_max, open=True, timeout=self._connect_timeout,
                                       max_idle=300, check=ConnectionPool.check_connection,
                                       reset=_reset_session, name=f"broker-{target.name}")

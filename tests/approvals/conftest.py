@@ -64,11 +64,12 @@ class Parts:
     suffix: str
 
     def events(self, request_id: str) -> list[tuple[str, str, str]]:
-        return sorted((r.event, r.outcome.get("status", ""), r.outcome.get("code", ""))
-                      for r in self.reader.by_request(request_id))
+        return sorted((s.record.event, s.record.outcome.get("status", ""), s.record.outcome.get("code", ""))
+                      for s in self.reader.by_request(request_id))
 
     def refusals(self, request_id: str) -> list[str]:
-        return [r.outcome["code"] for r in self.reader.by_request(request_id) if r.event == "approval.refused"]
+        return [s.record.outcome["code"] for s in self.reader.by_request(request_id)
+                if s.record.event == "approval.refused"]
 
 
 @pytest.fixture

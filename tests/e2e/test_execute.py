@@ -65,10 +65,10 @@ def test_the_call_is_journaled_before_and_after_with_who_what_decision_and_outco
     r = api.execute({"target": "demo-postgres", "sql": "SELECT id, email FROM customers WHERE id < 4",
                      "reason": "journal check", "ticket": "INC-7"})
     body = r.json()
-    records = sorted(reader(stack).by_request(body["request_id"]), key=lambda rec: rec.record_id)
-    assert [rec.event for rec in records] == ["execute.intent", "execute.outcome"]
-    intent, outcome = records
-    assert outcome.record_id == body["record_id"]
+    stored = sorted(reader(stack).by_request(body["request_id"]), key=lambda s: s.at)
+    assert [s.record.event for s in stored] == ["execute.intent", "execute.outcome"]
+    assert stored[1].id == body["record_id"]
+    intent, outcome = (s.record for s in stored)
     assert intent.principal["object_id"] == "11111111-1111-4111-8111-111111111111"
     assert intent.principal["display_name"] == "Devin (dev agent)"
     assert intent.command == {"language": "sql", "sql": "SELECT id, email FROM customers WHERE id < 4"}
@@ -82,15 +82,6 @@ def test_the_call_is_journaled_before_and_after_with_who_what_decision_and_outco
     raw = demo_rows(stack, "SELECT email FROM customers WHERE id = 1")[0][0]
     assert raw not in json.dumps(outcome.to_dict())
     assert outcome.response["rows"][0][1].startswith("[email:")
-
-
-def test_every_record_has_an_identical_write_once_blob_copy(api, stack):
-    body = api.execute({"target": "demo-postgres", "sql": "SELECT 1 AS one"}).json()
-    storage = JournalStorage.from_settings(Settings(storage_connection_string=stack.azurite.connection_string))
-    for record in reader(stack).by_request(body["request_id"]):
-        entity = next(storage.table.query_entities("RowKey eq @r", parameters={"r": record.record_id}))
-        blob = storage.container.download_blob(entity["blob"]).readall().decode()
-        assert blob == entity["body"] == record.canonical_json()
 
 
 def test_types_are_rendered_to_json_faithfully(api):
@@ -126,6 +117,7 @@ def test_row_cap_truncates_and_says_so(api):
 def test_byte_cap_truncates_and_says_so(api):
     r = api.execute({"target": "demo-postgres",
                      "sql": "SELECT g, repeat('x', 100000) AS blob FROM generate_series(1, 30) AS g"})
+    assert r.status_code == 200, r.text
     body = r.json()
     assert body["truncated"] is True
     assert 5 <= body["row_count"] < 11  # 1 MiB cap / ~100 kB rows

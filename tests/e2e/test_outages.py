@@ -69,7 +69,7 @@ def test_key_vault_down_means_503_journaled_and_the_database_receives_nothing(st
         r = post(client, stack, sql)
         assert r.status_code == 503 and r.json()["code"] == "secrets_unavailable"
         assert not database_saw(stack, marker)
-        records = list(reader(stack).by_request(_request_id_for(stack, marker)))
+        records = [s.record for s in reader(stack).by_request(_request_id_for(stack, marker))]
         events = sorted((rec.event, rec.outcome.get("code")) for rec in records)
         assert events == [("execute.intent", None), ("execute.outcome", "secrets_unavailable")]
 
@@ -103,7 +103,7 @@ def test_an_invalid_catalog_refuses_every_call_with_503_misconfigured(stack, tmp
 
 
 def _request_id_for(stack, marker: str) -> str:
-    for record in reader(stack).recent(limit=100):
-        if marker in record.command.get("sql", ""):
-            return record.request_id
+    for stored in reader(stack).recent(limit=100):
+        if marker in stored.record.command.get("sql", ""):
+            return stored.record.request_id
     raise AssertionError("no journal record for the marker")

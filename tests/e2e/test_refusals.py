@@ -109,8 +109,8 @@ def test_a_denied_identity_gets_403_with_a_remedy_and_the_refusal_is_journaled(a
     assert body["policy_version"].startswith("sha256:")
     from tests.e2e.test_execute import reader
 
-    denied = [rec for rec in reader(stack).recent(limit=50)
-              if rec.event == "execute.denied" and rec.principal["object_id"] == IDENTITIES["outsider"].object_id]
+    denied = [s.record for s in reader(stack).recent(limit=50) if s.record.event == "execute.denied"
+              and s.record.principal["object_id"] == IDENTITIES["outsider"].object_id]
     assert denied and denied[0].outcome == {"status": "refused", "code": "policy_denied"}
 
 

@@ -4,6 +4,7 @@ broker reaches target demo-k8s (kmock over HTTPS) with its managed identity, mas
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
@@ -69,8 +70,8 @@ def test_reading_the_secret_returns_masked_data(api, journal, argv) -> None:
     assert DEMO_PASSWORD not in r.text and B64_PASSWORD not in r.text
     body = r.json()
     assert body["risk"] == "read-secret" and body["decision"]["rule_id"] == "agents-read-demo-k8s-secrets"
-    record = journal.get(body["record_id"])
-    stored = record.canonical_json()
+    record = journal.get(body["record_id"]).record
+    stored = json.dumps(record.to_dict(), ensure_ascii=False)
     assert DEMO_PASSWORD not in stored and B64_PASSWORD not in stored
     if argv[-1] == "json" and argv[1] == "secret":
         assert set(body["document"]["data"]) == {"username", "password"}
@@ -159,7 +160,7 @@ def test_injection_attempts_are_refused_before_anything_runs(api, stack, journal
     r = kubectl(api, *argv)
     assert r.status_code == 400 and r.json()["code"] == code, r.text
     assert stack.kubernetes.served == served
-    denied = [rec for rec in journal.recent(limit=5) if rec.command.get("argv") == list(argv)]
+    denied = [s.record for s in journal.recent(limit=5) if s.record.command.get("argv") == list(argv)]
     assert denied and denied[0].event == "execute.denied" and denied[0].outcome["code"] == code
 
 
@@ -175,7 +176,7 @@ def test_wrong_language_and_stray_manifest(api) -> None:
 def test_the_journal_carries_argv_operation_decision_and_masked_output(api, journal) -> None:
     argv = ["get", "deploy", "web", "-n", "demo", "-o", "json"]
     body = kubectl(api, *argv).json()
-    outcome = journal.get(body["record_id"])
+    outcome = journal.get(body["record_id"]).record
     assert outcome.event == "execute.outcome" and outcome.target == "demo-k8s"
     assert outcome.command == {"language": "kubectl", "argv": argv}
     assert outcome.command_digest.startswith("sha256:")
@@ -185,5 +186,5 @@ def test_the_journal_carries_argv_operation_decision_and_masked_output(api, jour
     assert outcome.outcome["operations"] == [{"group": "apps", "version": "v1", "resource": "deployments",
                                               "verb": "get", "namespace": "demo", "name": "web"}]
     assert outcome.response["document"]["metadata"]["name"] == "web"
-    intent = journal.get(outcome.outcome["intent"])
+    intent = journal.get(outcome.outcome["intent"]).record
     assert intent.event == "execute.intent" and intent.command == outcome.command

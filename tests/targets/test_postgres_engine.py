@@ -50,3 +50,8 @@ def test_byte_cap_counts_encoded_bytes_and_never_sends_the_row_that_crosses_it(p
 def test_a_read_only_statement_without_rows_answers_with_its_status(pg, one_connection_engine):
     result = run(one_connection_engine, pg, "SET LOCAL work_mem = '8MB'")
     assert result.rows == [] and result.columns == []
+
+
+def test_the_same_statement_many_times_across_resets_keeps_working(pg, one_connection_engine):
+    for _ in range(12):  # past psycopg's auto-prepare threshold, with a DISCARD ALL between calls
+        assert run(one_connection_engine, pg, "SELECT 1").rows == [[1]]

@@ -144,11 +144,11 @@ class Flow:
 
     # --- evidence ---
     def events(self, request_id: str) -> list[str]:
-        return sorted(r.event for r in self.reader.by_request(request_id))
+        return sorted(s.record.event for s in self.reader.by_request(request_id))
 
     def refusals(self, request_id: str) -> list[str]:
-        return sorted(r.outcome.get("code", "") for r in self.reader.by_request(request_id)
-                      if r.event == "approval.refused")
+        return sorted(s.record.outcome.get("code", "") for s in self.reader.by_request(request_id)
+                      if s.record.event == "approval.refused")
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         assert self.stack.postgres is not None

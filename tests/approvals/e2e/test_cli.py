@@ -41,7 +41,8 @@ def test_exec_waits_for_the_approval_and_prints_the_result(flow):
     rid = None
     deadline = time.monotonic() + 30
     while rid is None and time.monotonic() < deadline:
-        for record in flow.reader.recent(limit=20):
+        for stored in flow.reader.recent(limit=20):
+            record = stored.record
             if record.event == "execute.pending" and record.command.get("sql", "").endswith("WHERE id = 231"):
                 rid = record.request_id
         time.sleep(0.1)

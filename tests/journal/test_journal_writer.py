@@ -1,0 +1,149 @@
+"""The writer, against Azurite through the real SDK clients: chained rows, write-once copies,
+large responses in the blob, failures that refuse rather than lose."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from journal_samples import execute, intent, outcome
+
+from broker.journal import JournalQuery, JournalReader, JournalStorage, JournalWriter, Verifier
+from broker.journal._canonical import sha256_hex
+from broker.journal.envelope import GENESIS, Envelope, blob_name, parse_record_id, row_envelope_text
+from broker.problems import Unavailable
+from broker.settings import Settings
+
+
+def _row(storage: JournalStorage, rid: str) -> dict:
+    return storage.table.get_entity(*parse_record_id(rid))
+
+
+def test_a_record_is_a_chained_row_and_an_identical_write_once_copy(storage, writer):
+    first, second = execute(writer)
+    row1, row2 = _row(storage, first), _row(storage, second)
+    env1, env2 = (Envelope.from_bytes(row_envelope_text(r)) for r in (row1, row2))
+    assert (env1.seq, env1.prev) == (1, GENESIS)
+    assert (env2.seq, env2.prev, env2.chain) == (2, row1["hash"], env1.chain)
+    assert row1["hash"] == sha256_hex(row_envelope_text(row1).encode())
+    blob = json.loads(storage.read_blob(blob_name(env2.chain, 2)))
+    assert blob["hash"] == row2["hash"] and blob["envelope"] == json.loads(row_envelope_text(row2))
+    assert blob["response"] == json.loads(row2["response"])
+    assert row2["event"] == "execute.outcome" and row2["target"] == "demo-postgres"
+
+
+def test_the_writer_sets_the_record_id_it_returns(writer):
+    record = intent()
+    rid = writer.write(record)
+    assert record.record_id == rid and parse_record_id(rid) is not None
+
+
+def test_a_large_response_lives_in_the_blob_and_the_row_keeps_its_digest(storage, writer):
+    rows = [[i, "[name:ab12cd]", "x" * 200] for i in range(500)]
+    rec = intent()
+    rid = writer.write(outcome(writer.write(rec), rows=rows, request_id=rec.request_id))
+    row = _row(storage, rid)
+    assert "response" not in row
+    env = Envelope.from_bytes(row_envelope_text(row))
+    assert env.response_chars > 30_000 and env.response_sha256
+    stored = JournalReader(storage).get(rid)
+    assert stored is not None and stored.record.response["rows"] == rows
+
+
+def test_an_existing_copy_is_never_overwritten_and_the_write_is_refused(storage, writer):
+    rid = writer.write(intent())
+    pk, _ = parse_record_id(rid)
+    squatter = blob_name(pk, 2)
+    storage.container.upload_blob(squatter, b"someone else's", overwrite=False)
+    with pytest.raises(Unavailable) as refused:
+        writer.write(intent())
+    assert refused.value.code == "journal_unavailable"
+    assert refused.value.extra == {"reason": "immutable_copy_exists"}
+    assert storage.read_blob(squatter) == b"someone else's"
+    # the lane was retired: the next record starts a fresh chain and lands
+    nxt = writer.write(intent())
+    assert parse_record_id(nxt)[0] != pk and parse_record_id(nxt)[1] == "0000000001"
+
+
+def test_unreachable_storage_refuses_with_journal_unavailable(azurite):
+    dead = Settings(storage_connection_string=azurite.connection_string.replace(
+        f":{azurite.ports['table']}/", ":9/").replace(f":{azurite.ports['blob']}/", ":9/"),
+        journal_table="jdead", journal_container="jdead")
+    writer = JournalWriter(JournalStorage.from_settings(dead))
+    try:
+        with pytest.raises(Unavailable) as refused:
+            writer.write(intent())
+        assert refused.value.code == "journal_unavailable"
+    finally:
+        writer.close()
+
+
+def test_chains_roll_over_at_midnight_utc(storage):
+    moments = iter([datetime(2025, 6, 14, 23, 59, 59, tzinfo=UTC), datetime(2025, 6, 15, 0, 0, 1, tzinfo=UTC)])
+    writer = JournalWriter(storage, clock=lambda: next(moments))
+    try:
+        before, after = writer.write(intent()), writer.write(intent())
+    finally:
+        writer.close()
+    assert before.startswith("20250614-") and before.endswith("-0000000001")
+    assert after.startswith("20250615-") and after.endswith("-0000000001")
+
+
+def test_append_times_are_monotonic_within_a_chain_even_if_the_clock_steps_back(storage):
+    t0 = datetime(2025, 6, 14, 12, 0, tzinfo=UTC)
+    moments = iter([t0, t0 - timedelta(seconds=5), t0 - timedelta(seconds=4)])
+    writer = JournalWriter(storage, clock=lambda: next(moments))
+    try:
+        ids = [writer.write(intent()) for _ in range(3)]
+    finally:
+        writer.close()
+    ats = [Envelope.from_bytes(row_envelope_text(_row(storage, rid))).at for rid in ids]
+    assert ats == sorted(ats) and len(set(ats)) == 3
+
+
+def test_reader_queries_by_session_identity_and_time(storage, writer):
+    execute(writer, session_id="s-1")
+    execute(writer, session_id="s-2")
+    reader = JournalReader(storage)
+    assert [r.record.event for r in reader.query(JournalQuery(session="s-1"))] == ["execute.intent",
+                                                                                  "execute.outcome"]
+    devin = "11111111-1111-4111-8111-111111111111"
+    assert len(reader.query(JournalQuery(identity=devin))) == 4
+    assert len(reader.query(JournalQuery(identity="Devin (dev agent)"))) == 4
+    assert reader.query(JournalQuery(identity="someone-else")) == []
+    future = datetime.now(UTC) + timedelta(hours=1)
+    assert reader.query(JournalQuery(since=future, until=future + timedelta(hours=1))) == []
+    recent = reader.recent(limit=3)
+    assert len(recent) == 3 and recent[0].at >= recent[1].at >= recent[2].at
+
+
+def test_a_limited_query_returns_the_newest_records_across_days(storage):
+    t13, t14 = datetime(2025, 6, 13, 12, tzinfo=UTC), datetime(2025, 6, 14, 12, tzinfo=UTC)
+    moments = iter([t13 + timedelta(seconds=i) for i in range(3)] + [t14 + timedelta(seconds=i) for i in range(2)])
+    writer = JournalWriter(storage, clock=lambda: next(moments))
+    try:
+        ids = [writer.write(intent(session_id="s")) for _ in range(5)]
+    finally:
+        writer.close()
+    reader = JournalReader(storage)
+    window = {"since": datetime(2025, 6, 13, tzinfo=UTC), "until": datetime(2025, 6, 15, tzinfo=UTC)}
+    assert [r.id for r in reader.query(JournalQuery(**window, limit=3))] == ids[2:]
+    assert [r.id for r in reader.query(JournalQuery(**window))] == ids
+    assert [r.id for r in reader.query(JournalQuery(**window, session="s", limit=1))] == ids[4:]
+    assert [r.id for r in reader.iter_range(t13 + timedelta(seconds=1), t14 + timedelta(seconds=1))] == ids[1:4]
+
+
+def test_a_record_too_large_for_a_row_lives_in_its_blob_and_the_row_refers_to_it(storage, writer):
+    sql = "SELECT '" + "é" * 300_000 + "'"
+    rid = writer.write(intent(sql=sql))
+    row = _row(storage, rid)
+    assert row["chunks"] == 0 and not any(k.startswith("e") and k[1:].isdigit() for k in row)
+    assert row["target"] == "demo-postgres" and row["hash"]
+    stored = JournalReader(storage).get(rid)
+    assert stored is not None and stored.record.command["sql"] == sql and stored.hash == row["hash"]
+    assert Verifier(storage).verify().intact
+    row["target"] = "orders-db"
+    storage.table.update_entity(row)
+    assert [(f.kind, f.where) for f in Verifier(storage).verify().findings if f.severity == "error"] == [
+        ("edited", rid)]
