@@ -84,7 +84,10 @@ def admin_devhost(stack: DevStack) -> Iterator[tuple[str, str]]:
     key, port = "journal-admin-key", free_port()
     log = open(stack.state_dir / "journal-admin-devhost.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "devhost", "serve", "--port", str(port), "--no-timers"],
-                            cwd=REPO_ROOT, env={**os.environ, **stack.env, "DEVHOST_ADMIN_KEY": key},
+                            cwd=REPO_ROOT, env={**os.environ, **stack.env, "DEVHOST_ADMIN_KEY": key,
+                                                  # its own task hub: one devhost per hub (the app has
+                                                  # orchestrations since the approvals work)
+                                                  "BROKER_TASK_HUB": f"admin{port}"},
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
