@@ -1,4 +1,5 @@
-"""Writes journal records: a chained Table row and a write-once blob, both durable before returning.
+"""Writes journal records: a chained Table row, durable before returning, and its write-once blob
+copy right behind it (``copies.CopyQueue``; the writer refuses while copies are failing).
 
 Chains without a global lock: each writer keeps a small pool of *lanes*; a lane is one hash
 chain (its own random id, sequence and predecessor hash) written strictly in order, one record
@@ -7,8 +8,9 @@ in parallel as it has concurrent calls, and every chain is its own Table partiti
 partition, no cross-instance coordination). A lane whose write fails is retired (its chain ends
 cleanly at its last durable record) and a fresh chain takes its place.
 
-If either write fails the caller gets ``Unavailable(journal_unavailable)``; the execute path
-treats that as "do not run" (before) or "do not answer with data" (after).
+If the row cannot be written, or copies are failing or behind, the caller gets
+``Unavailable(journal_unavailable)``; the execute path treats that as "do not run" (before) or
+"do not answer with data" (after).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -25,6 +26,7 @@ import rfc8785
 from azure.core.exceptions import AzureError, ResourceExistsError
 
 from broker.journal._canonical import canonical, normalize, sha256_hex
+from broker.journal.copies import CopyQueue
 from broker.journal.envelope import (
     GENESIS,
     Envelope,
@@ -35,6 +37,7 @@ from broker.journal.envelope import (
     partition_key,
     record_hash,
     record_id,
+    row_holds_envelope,
 )
 from broker.journal.records import JournalRecord
 from broker.journal.storage import ImmutableCopyExists, JournalStorage
@@ -98,7 +101,7 @@ class JournalWriter:
         self._storage = storage
         self._clock = clock
         self._lanes = _LanePool(max_lanes)
-        self._pool = ThreadPoolExecutor(max_workers=max_lanes, thread_name_prefix="journal")
+        self.copies = CopyQueue(self._storage.put_immutable)
         self._ensured = False
         self._ensure_lock = threading.Lock()
 
@@ -111,7 +114,8 @@ class JournalWriter:
                 self._ensured = True
 
     def write(self, record: JournalRecord) -> str:
-        """Append ``record`` to a chain, durably in Table and Blob; set and return its id."""
+        """Append ``record`` to a chain, durably in Table (its Blob copy queued); set and return its id."""
+        self.copies.check()
         lane = self._lanes.acquire()
         healthy = False
         try:
@@ -143,22 +147,22 @@ class JournalWriter:
         digest = record_hash(env_bytes)
         entity = encode_row(env, env_bytes, digest, response_text)
         self._store(entity, blob_name(lane.partition, seq), assemble_blob(env_bytes, digest, response_bytes),
-                    record.event)
+                    record.event, response_text is not None)
         lane.seq, lane.prev, lane.last_at = seq, digest, at
         record.record_id = rid
         return rid
 
-    def _store(self, entity: dict, name: str, blob: bytes, event: str) -> None:
-        """Table row and blob copy in parallel; both must land."""
+    def _store(self, entity: dict, name: str, blob: bytes, event: str, has_response: bool) -> None:
+        """The Table row, durably; its write-once copy queued behind it. A row that is not
+        self-contained (its envelope or response lives only in the blob) waits for the blob too:
+        durable means the content, not a reference to it."""
+        metadata = {"event": event.replace(".", "_")}
+        self_contained = row_holds_envelope(entity) and (has_response is False or "response" in entity)
         try:
             self._ensure()
-            copy = self._pool.submit(self._storage.put_immutable, name, blob, {"event": event.replace(".", "_")})
-            try:
-                self._storage.table.create_entity(entity)
-            finally:
-                wait_error = copy.exception()
-            if wait_error is not None:
-                raise wait_error
+            if not self_contained:
+                self._storage.put_immutable(name, blob, metadata)
+            self._storage.table.create_entity(entity)
         except (ImmutableCopyExists, ResourceExistsError) as exc:
             log.error("journal: refused to overwrite %s: %s", name, exc)
             raise Unavailable("The journal found an existing record where it was about to write; it overwrote "
@@ -166,6 +170,12 @@ class JournalWriter:
                               code="journal_unavailable", extra={"reason": "immutable_copy_exists"}) from exc
         except (AzureError, OSError) as exc:
             raise Unavailable(_UNAVAILABLE, code="journal_unavailable") from exc
+        if self_contained:
+            self.copies.submit(name, blob, metadata)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued immutable copy is written."""
+        return self.copies.flush(timeout)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self.copies.close()

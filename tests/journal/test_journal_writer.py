@@ -4,6 +4,7 @@ large responses in the blob, failures that refuse rather than lose."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,6 +23,7 @@ def _row(storage: JournalStorage, rid: str) -> dict:
 
 def test_a_record_is_a_chained_row_and_an_identical_write_once_copy(storage, writer):
     first, second = execute(writer)
+    assert writer.flush()  # the copy follows its row; nothing is pending after a flush
     row1, row2 = _row(storage, first), _row(storage, second)
     env1, env2 = (Envelope.from_bytes(row_envelope_text(r)) for r in (row1, row2))
     assert (env1.seq, env1.prev) == (1, GENESIS)
@@ -51,19 +53,52 @@ def test_a_large_response_lives_in_the_blob_and_the_row_keeps_its_digest(storage
     assert stored is not None and stored.record.response["rows"] == rows
 
 
-def test_an_existing_copy_is_never_overwritten_and_the_write_is_refused(storage, writer):
+def test_an_existing_copy_is_never_overwritten_and_the_journal_then_refuses(storage, writer):
     rid = writer.write(intent())
     pk, _ = parse_record_id(rid)
     squatter = blob_name(pk, 2)
     storage.container.upload_blob(squatter, b"someone else's", overwrite=False)
+    writer.write(intent())  # its row lands; its copy finds the squatter
+    assert writer.flush()
     with pytest.raises(Unavailable) as refused:
         writer.write(intent())
     assert refused.value.code == "journal_unavailable"
     assert refused.value.extra == {"reason": "immutable_copy_exists"}
     assert storage.read_blob(squatter) == b"someone else's"
-    # the lane was retired: the next record starts a fresh chain and lands
-    nxt = writer.write(intent())
-    assert parse_record_id(nxt)[0] != pk and parse_record_id(nxt)[1] == "0000000001"
+    assert "blob_replaced" in {f.kind for f in Verifier(storage).verify().findings}
+
+
+def test_a_large_record_waits_for_its_blob_because_the_row_only_refers_to_it(storage, writer):
+    sql = "SELECT '" + "x" * 300_000 + "'"
+    rid = writer.write(intent(sql=sql))
+    assert writer.copies.pending == 0  # written before write() returned, not queued
+    assert JournalReader(storage).get(rid).record.command["sql"] == sql
+
+
+def test_copies_failing_refuse_new_records_until_they_land(storage):
+    calls = {"n": 0}
+    real = storage.put_immutable
+
+    def flaky(name, data, metadata=None):
+        calls["n"] += 1
+        if calls["n"] <= 3:
+            raise OSError("blob storage is down")
+        real(name, data, metadata)
+
+    storage.put_immutable = flaky
+    writer = JournalWriter(storage)
+    try:
+        writer.copies._retry_delays = (0.3,)
+        rid = writer.write(intent())
+        time.sleep(0.1)
+        with pytest.raises(Unavailable) as refused:
+            writer.write(intent())
+        assert refused.value.extra == {"reason": "copies_failing"}
+        assert writer.flush(10)
+        assert storage.read_blob(blob_name(parse_record_id(rid)[0], 1)) is not None
+        writer.write(intent())  # healthy again
+    finally:
+        writer.close()
 
 
 def test_unreachable_storage_refuses_with_journal_unavailable(azurite):

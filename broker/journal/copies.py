@@ -1,0 +1,133 @@
+"""Write-once Blob copies of journal records, written right behind the Table row.
+
+The Table row is the durable record the execute path waits for (intent before the command,
+outcome before the answer); its immutable copy follows milliseconds later from this queue, so a
+call pays for one storage round trip per record instead of two. The copy is made from the exact
+canonical bytes that were hashed into the chain, never re-read from the Table, so an edit to the
+row in between is still caught by verify.
+
+Fail closed: while a copy cannot be written (storage down, a retry pending) or the backlog is
+full, ``check`` refuses, so the broker stops running commands rather than run them without
+their immutable copies. A copy whose name already exists is never overwritten; it is reported
+and the journal stays refused until an operator looks (it means a bug or tampering). A process
+that dies with copies queued leaves Table rows without copies, which ``verify`` reports as
+``blob_missing``; nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from azure.core.exceptions import AzureError
+
+from broker.problems import Unavailable
+
+log = logging.getLogger("broker.journal")
+
+Put = Callable[[str, bytes, dict[str, str]], None]
+
+
+@dataclass(frozen=True)
+class _Copy:
+    name: str
+    data: bytes
+    metadata: dict[str, str]
+
+
+class CopyQueue:
+    def __init__(self, put: Put, *, max_backlog: int = 2000, workers: int = 2,
+                 retry_delays: tuple[float, ...] = (0.05, 0.2, 1.0, 2.0)) -> None:
+        self._put = put
+        self._max_backlog = max_backlog
+        self._retry_delays = retry_delays
+        self._queue: queue.Queue[_Copy | None] = queue.Queue()
+        self._pending = 0
+        self._failing: str | None = None  # a copy is being retried: refuse new records meanwhile
+        self._conflict: str | None = None  # a name already existed: refuse until an operator looks
+        self._lock = threading.Condition()
+        self._workers = [threading.Thread(target=self._run, name=f"journal-copy-{i}", daemon=True)
+                         for i in range(workers)]
+        for worker in self._workers:
+            worker.start()
+        atexit.register(self.flush, 5.0)
+
+    # --- the writer's side ---
+    def check(self) -> None:
+        """Raise unless new records can be journaled with their copies."""
+        with self._lock:
+            if self._conflict:
+                raise Unavailable("The journal found an existing immutable copy where it was about to write one; "
+                                  "it overwrote nothing and refuses to journal until an operator checks it.",
+                                  code="journal_unavailable", extra={"reason": "immutable_copy_exists"})
+            if self._failing:
+                raise Unavailable("The journal's immutable copies cannot be written, so the broker will not run "
+                                  "commands.", code="journal_unavailable", extra={"reason": "copies_failing"})
+            if self._pending >= self._max_backlog:
+                raise Unavailable("The journal's immutable copies are behind, so the broker will not run commands.",
+                                  code="journal_unavailable", extra={"reason": "copies_backlog"})
+
+    def submit(self, name: str, data: bytes, metadata: dict[str, str]) -> None:
+        with self._lock:
+            self._pending += 1
+        self._queue.put(_Copy(name, data, metadata))
+
+    # --- state, for health and tests ---
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued copy is written (or given up on); True when none is pending."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(left)
+        return True
+
+    def close(self, timeout: float = 60.0) -> None:
+        self.flush(timeout)
+        for _ in self._workers:
+            self._queue.put(None)
+
+    # --- the workers ---
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self._write(item)
+            with self._lock:
+                self._pending -= 1
+                self._lock.notify_all()
+
+    def _write(self, item: _Copy) -> None:
+        from broker.journal.storage import ImmutableCopyExists
+
+        attempt = 0
+        while True:
+            try:
+                self._put(item.name, item.data, item.metadata)
+            except ImmutableCopyExists:
+                log.error("journal: immutable copy %s already exists; nothing was overwritten", item.name)
+                with self._lock:
+                    self._conflict = item.name
+                return
+            except (AzureError, OSError) as exc:
+                delay = self._retry_delays[min(attempt, len(self._retry_delays) - 1)]
+                attempt += 1
+                with self._lock:
+                    self._failing = item.name
+                log.warning("journal: copy %s failed (attempt %d, retrying in %.2fs): %s", item.name, attempt,
+                            delay, exc)
+                time.sleep(delay)
+                continue
+            with self._lock:
+                if self._failing == item.name:
+                    self._failing = None
+            return
