@@ -1,0 +1,65 @@
+"""Detectors that look inside: base64 that decodes to text, and hints that a string is JSON worth
+parsing. Nesting goes one level deep, no further (the engine enforces it)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from broker.masking.detectors.base import Detector
+
+
+class Base64Text(Detector):
+    """Base64 that decodes to readable text is scanned as text; a finding masks the whole token.
+
+    Caught: ``cG9zdGdyZXM6Ly9hcHA6V3E5eFoycExAZGIuaW50ZXJuYWwvb3JkZXJz`` (a URL with a password)
+    Passed: ``aGVsbG8gd29ybGQsIGhvdyBhcmUgeW91Pw==`` ("hello world, how are you?")
+    """
+
+    type = "base64"
+    priority = 10
+    nested = True
+    patterns = (r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=_-])",)
+
+    def decode(self, value: str) -> str | None:
+        if len(value) % 4:
+            return None
+        try:
+            text = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        printable = sum(c.isprintable() or c in "\n\r\t" for c in text)
+        return text if printable == len(text) else None
+
+
+_JSON_KEY_STEMS = (r"pass|pwd|secret|token|cred|auth|cookie|sig|otp|pin|key|dsn|conn|mail|phone|tel|mobile|fax|msisdn"
+                   r"|ssn|social|card|pan|cc|cvv|cvc|iban")
+
+
+class JsonKeyHint(Detector):
+    """A JSON key that a name rule may mask: the engine parses the string and applies the rules.
+
+    Caught: ``{"customer": {"ssn": "536221234"}}`` (the key, not the nine digits, says SSN)
+    Passed: ``{"count": 3}``
+    """
+
+    type = "json_key"
+    hint = True
+    ignore_case = True
+    patterns = (r"\"[A-Za-z0-9_. -]{0,60}(?:" + _JSON_KEY_STEMS + r")[A-Za-z0-9_. -]{0,60}\"[ \t\r\n]*:",)
+
+
+class JsonEscapeHint(Detector):
+    """JSON escapes (``\\u0040``, ``\\/``) can hide a value from a text scan: parse it instead.
+
+    Caught: ``{"url": "https:\\/\\/app:Wq9xZ2pL@db.internal\\/orders"}``
+    Passed: ``{"url": "https://db.internal/orders"}``
+    """
+
+    type = "json_escape"
+    hint = True
+    patterns = (r"\\u[0-9A-Fa-f]{4}|\\/",)
+
+
+JSON_START = re.compile(r"\s*[\[{]")

@@ -1,0 +1,171 @@
+"""The one-pass prefilter: which strings of a batch may hold which patterns.
+
+All strings of a result are joined with newlines and scanned once for every detector pattern.
+With Hyperscan the patterns run together in one pass (compiled in prefilter mode, with large
+repeat bounds widened, so a report is a superset of the true matches); without it, each pattern
+runs over the joined text with ``re``. Either way, the exact ``re`` pattern then runs only on the
+strings where its pattern fired, so both scanners give the same result (tested on the corpus).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
+
+from broker.masking.detectors import DETECTORS, Detector
+
+log = logging.getLogger(__name__)
+
+SEPARATOR = "\n"
+BATCH_CHARS = 8_000_000
+"""Strings are scanned in batches of about this many characters (bounds the joined copy)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    id: int
+    detector: Detector
+    regex: re.Pattern[str]
+
+
+@lru_cache(maxsize=1)
+def patterns() -> tuple[Pattern, ...]:
+    table = []
+    for detector in DETECTORS:
+        flags = re.ASCII | (re.IGNORECASE if detector.ignore_case else 0)
+        for source in detector.patterns:
+            table.append(Pattern(len(table), detector, re.compile(source, flags)))
+    return tuple(table)
+
+
+Fired = dict[int, set[int]]
+"""String index -> ids of the patterns that may match in it (strings with none are absent)."""
+
+
+class Prefilter(Protocol):
+    name: str
+
+    def fired(self, texts: Sequence[str]) -> Fired: ...
+
+
+def _starts(texts: Sequence[str], lengths: Sequence[int]) -> list[int]:
+    return list(itertools.accumulate((n + 1 for n in lengths), initial=0))[:-1] if texts else []
+
+
+class RegexPrefilter:
+    """Pure ``re``: each pattern searched over the joined text, resuming at the next string."""
+
+    name = "re"
+
+    def __init__(self, table: Sequence[Pattern]) -> None:
+        self._table = table
+
+    def fired(self, texts: Sequence[str]) -> Fired:
+        joined = SEPARATOR.join(texts)
+        starts = _starts(texts, [len(t) for t in texts])
+        result: Fired = {}
+        count = len(starts)
+        for pattern in self._table:
+            search, pos = pattern.regex.search, 0
+            while True:
+                m = search(joined, pos)
+                if m is None:
+                    break
+                index = bisect.bisect_right(starts, m.start()) - 1
+                result.setdefault(index, set()).add(pattern.id)
+                if index + 1 >= count:
+                    break
+                pos = starts[index + 1]
+        return result
+
+
+_BOUND = re.compile(r"\{(\d+),(\d+)\}")
+WIDEN_ABOVE = 8
+
+
+def prefilter_source(source: str) -> str:
+    """The pattern Hyperscan compiles: large bounded repeats made open (compiles far faster,
+    matches a superset)."""
+    return _BOUND.sub(lambda m: f"{{{m.group(1)},}}" if int(m.group(2)) > WIDEN_ABOVE else m.group(0), source)
+
+
+class HyperscanPrefilter:
+    """Hyperscan: all patterns in one pass over the joined UTF-8 text."""
+
+    name = "hyperscan"
+
+    def __init__(self, table: Sequence[Pattern]) -> None:
+        import hyperscan
+
+        self._hs = hyperscan
+        flags, sources = [], []
+        for p in table:
+            sources.append(prefilter_source(p.regex.pattern).encode())
+            flags.append(hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_UTF8
+                         | (hyperscan.HS_FLAG_CASELESS if p.detector.ignore_case else 0))
+        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        self._db.compile(expressions=sources, ids=[p.id for p in table], elements=len(sources), flags=flags)
+        self._local = threading.local()
+
+    def _scratch(self) -> object:
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = self._hs.Scratch(self._db)
+        return scratch
+
+    def fired(self, texts: Sequence[str]) -> Fired:
+        joined = SEPARATOR.join(texts)
+        data = joined.encode("utf-8")  # lone surrogates raise: the caller falls back to re
+        if joined.isascii():
+            starts = _starts(texts, [len(t) for t in texts])
+        else:
+            starts = _starts(texts, [len(t.encode("utf-8")) for t in texts])
+        ends: list[tuple[int, int]] = []
+        add = ends.append
+
+        def on_match(pattern_id: int, _start: int, end: int, _flags: int, _context: object) -> None:
+            add((end, pattern_id))
+
+        self._db.scan(data, match_event_handler=on_match, scratch=self._scratch())
+        result: Fired = {}
+        right = bisect.bisect_right
+        for end, pattern_id in set(ends):
+            index = right(starts, end - 1) - 1
+            result.setdefault(index, set()).add(pattern_id)
+        return result
+
+
+@lru_cache(maxsize=2)
+def build_prefilter(kind: str = "auto") -> Prefilter:
+    """``auto``: Hyperscan when its wheel is importable, else ``re``; or ask for one by name."""
+    table = patterns()
+    if kind in ("auto", "hyperscan"):
+        try:
+            return HyperscanPrefilter(table)
+        except ImportError:
+            if kind == "hyperscan":
+                raise
+            log.info("hyperscan is not installed; masking scans with re")
+    elif kind != "re":
+        raise ValueError(f"unknown scanner {kind!r} (auto, hyperscan, re)")
+    return RegexPrefilter(table)
+
+
+def batches(lengths: Sequence[int], limit: int = BATCH_CHARS) -> list[range]:
+    """Split string indexes into consecutive batches of about ``limit`` characters."""
+    out, start, size = [], 0, 0
+    for i, n in enumerate(lengths):
+        if size and size + n > limit:
+            out.append(range(start, i))
+            start, size = i, 0
+        size += n + 1
+    if start < len(lengths):
+        out.append(range(start, len(lengths)))
+    return out
