@@ -200,8 +200,10 @@ class ExecuteService:
             engine = self._engines[target.engine]
             read_only = classification.read_only or target.read_only
             result = engine.execute(target, command, secret, limits, read_only=read_only)
-            rules = MaskingRules(target.masking.columns, target.masking.column_patterns,
-                                 target.masking.keep_columns)
+            overrides = target.masking
+            rules = MaskingRules(overrides.columns, overrides.column_patterns, overrides.keep_columns,
+                                 keep_card_last_four=overrides.keep_card_last_four,
+                                 ip_addresses=overrides.ip_addresses)
             masked = masker.mask_table([c.name for c in result.columns], result.rows, rules)
             result.rows = masked.rows
         except BrokerError as failure:

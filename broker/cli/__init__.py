@@ -10,7 +10,7 @@ import argparse
 import sys
 from importlib import import_module
 
-COMMANDS = ["dev", "token", "exec", "journal"]
+COMMANDS = ["dev", "token", "exec", "journal", "mask"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any
 
 from broker.masking import spans
-from broker.masking.detectors import Finding
+from broker.masking.detectors import DETECTORS, Detector, Finding
 from broker.masking.detectors.nested import JSON_START
 from broker.masking.detectors.pii import is_card_number
 from broker.masking.placeholder import Placeholders, is_placeholder
@@ -50,13 +50,15 @@ class Masker:
 
     key: the masking key (at least 16 bytes); placeholders are keyed hashes under it.
     scanner: ``auto`` (Hyperscan when importable, else ``re``), ``hyperscan`` or ``re``.
+    detectors: the detectors to run (default: all of ``broker.masking.detectors.DETECTORS``).
     """
 
     def __init__(self, key: bytes, *, scanner: str = "auto", max_cell_chars: int = MAX_CELL_CHARS,
-                 max_text_chars: int = MAX_TEXT_CHARS) -> None:
+                 max_text_chars: int = MAX_TEXT_CHARS, detectors: tuple[Detector, ...] = DETECTORS) -> None:
         self._placeholders = Placeholders(key)
-        self._prefilter: Prefilter = build_prefilter(scanner)
-        self._table = patterns()
+        self._detectors = detectors
+        self._prefilter: Prefilter = build_prefilter(scanner, detectors)
+        self._table = patterns(detectors)
         self._json_hints = frozenset(p.id for p in self._table if p.detector.hint)
         self.max_cell_chars = max_cell_chars
         self.max_text_chars = max_text_chars
@@ -234,7 +236,7 @@ class Masker:
             log.warning("masking: the %s scanner failed (%s); scanning with re", self._prefilter.name,
                         type(exc).__name__)
         try:
-            return build_prefilter("re").fired(chunk)
+            return build_prefilter("re", self._detectors).fired(chunk)
         except Exception as exc:
             log.error("masking: the re scanner failed too (%s); masking the batch whole", type(exc).__name__)
             return None

@@ -35,10 +35,10 @@ class Pattern:
     regex: re.Pattern[str]
 
 
-@lru_cache(maxsize=1)
-def patterns() -> tuple[Pattern, ...]:
+@lru_cache(maxsize=8)
+def patterns(detectors: tuple[Detector, ...] = DETECTORS) -> tuple[Pattern, ...]:
     table = []
-    for detector in DETECTORS:
+    for detector in detectors:
         flags = re.ASCII | (re.IGNORECASE if detector.ignore_case else 0)
         for source in detector.patterns:
             table.append(Pattern(len(table), detector, re.compile(source, flags)))
@@ -142,10 +142,10 @@ class HyperscanPrefilter:
         return result
 
 
-@lru_cache(maxsize=2)
-def build_prefilter(kind: str = "auto") -> Prefilter:
+@lru_cache(maxsize=8)
+def build_prefilter(kind: str = "auto", detectors: tuple[Detector, ...] = DETECTORS) -> Prefilter:
     """``auto``: Hyperscan when its wheel is importable, else ``re``; or ask for one by name."""
-    table = patterns()
+    table = patterns(detectors)
     if kind in ("auto", "hyperscan"):
         try:
             return HyperscanPrefilter(table)

@@ -167,7 +167,7 @@ class Ssn(Detector):
     )
 
     def accept(self, value: str, match: re.Match[str]) -> bool:
-        return _ssn.is_valid(value)
+        return _ssn.is_valid(value.replace(" ", "-") if len(value) == 11 else value)
 
 
 def _valid_iban(candidate: str) -> bool:

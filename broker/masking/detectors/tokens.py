@@ -143,7 +143,7 @@ class AnthropicKey(Detector):
 class NpmToken(Detector):
     """npm access tokens.
 
-    Caught: ``npm_k2Lm9Qp4Rs7Tv1Wx3Yz5Ab8Cd2Ef6GhIj0K``
+    Caught: ``npm_k2Lm9Qp4Rs7Tv1Wx3Yz5Ab8Cd2Ef6GhIj0KL``
     Passed: ``npm_install_log``
     """
 
@@ -155,7 +155,7 @@ class NpmToken(Detector):
 class SendgridKey(Detector):
     """SendGrid API keys.
 
-    Caught: ``SG.k2Lm9Qp4Rs7Tv1Wx3Yz5Ab.k2Lm9Qp4Rs7Tv1Wx3Yz5Ab8Cd2Ef6GhIj0KlMnOpQ1``
+    Caught: ``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``
     Passed: ``SG.short.key``
     """
 
@@ -179,7 +179,7 @@ class TwilioKey(Detector):
 class AzureClientSecret(Detector):
     """Microsoft Entra ID application (client) secrets in the current format (``Q~`` marker).
 
-    Caught: ``Xy78Q~k2Lm9Qp4Rs7Tv1Wx3Yz5Ab8Cd2Ef6GhIj0K``
+    Caught: ``Xy78Q~k2Lm9Qp4Rs7Tv1Wx3Yz5Ab8Cd2Ef6GhIj0``
     Passed: ``Q~`` alone
     """
 
