@@ -1,9 +1,10 @@
 """The masking engine: one ``Masker`` for rows, documents and text.
 
 Order of work for a result: name rules first (a sensitive column or key is masked whole, whatever
-it holds), then every remaining string goes into one batch, the prefilter scans the batch once,
-and only strings where a pattern fired get the exact phase (``spans.py``). JSON inside a string
-and base64 that decodes to text are looked into one level deep.
+it holds); then every remaining string, and the JSON text of every document, goes into one batch;
+the prefilter scans the batch once; only where a pattern fired does the exact phase run
+(``spans.py``), and only a document where something fired is walked key by key. JSON inside a
+string and base64 that decodes to text are looked into one level deep.
 
 Fail closed: a string too large to scan, or any error while masking one, masks that value whole
 (types ``oversized``, ``masking_error``) and is counted. Nothing here logs or raises a value.
@@ -15,12 +16,13 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from broker.masking import spans
+from broker.masking.batch import Batch, ColumnSink, RowSink
 from broker.masking.detectors import DETECTORS, Detector, Finding
 from broker.masking.detectors.nested import JSON_START
 from broker.masking.detectors.pii import is_card_number
@@ -37,6 +39,7 @@ MAX_TEXT_CHARS = 16_000_000
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]{0,63}")
 _CARD_INT_MIN = 10**11
+_SECRET_KINDS = ("password", "secret", "connection_string")
 
 
 @dataclass
@@ -46,7 +49,7 @@ class MaskedTable:
 
 
 class Masker:
-    """Masks secrets and personal data under one key.
+    """Masks secrets and personal data under one key. Thread-safe; build one per key and reuse it.
 
     key: the masking key (at least 16 bytes); placeholders are keyed hashes under it.
     scanner: ``auto`` (Hyperscan when importable, else ``re``), ``hyperscan`` or ``re``.
@@ -57,6 +60,8 @@ class Masker:
                  max_text_chars: int = MAX_TEXT_CHARS, detectors: tuple[Detector, ...] = DETECTORS) -> None:
         self._placeholders = Placeholders(key)
         self._detectors = detectors
+        self._scanner = scanner
+        self._opt_ins = frozenset(d.opt_in for d in detectors if d.opt_in)
         self._prefilter: Prefilter = build_prefilter(scanner, detectors)
         self._table = patterns(detectors)
         self._json_hints = frozenset(p.id for p in self._table if p.detector.hint)
@@ -74,26 +79,50 @@ class Masker:
 
     def mask_table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                    rules: MaskingRules | None = None) -> MaskedTable:
-        """Mask every cell of a result set; the rows come back as new lists, same shape."""
+        """Mask every cell of a result set. Returns rows of the same shape: a row with a masked
+        cell is a new list, a row with nothing to mask may be the input's own (never changed)."""
         rules = rules or DEFAULT_RULES
         counts: Counter[str] = Counter()
+        out = list(rows)
+        copied: set[int] = set()
+        batch = Batch(self, rules, counts)
         kinds = [rules.name_type(c) for c in columns]
-        batch = _Batch(self, rules, counts)
-        out: list[list[Any]] = []
-        for row in rows:
-            new = list(row)
-            for i, value in enumerate(new):
-                if value is None:
+        width = len(columns)
+        if out and set(map(len, out)) != {width}:  # ragged rows: cell by cell
+            for i, row in enumerate(rows):
+                sink = RowSink(out, copied, i)
+                for j, value in enumerate(row):
+                    self._column_cell(sink, j, value, columns[j] if j < width else None,
+                                      kinds[j] if j < width else None, rules, counts, batch)
+        elif out:
+            for j, name in enumerate(columns):
+                values = [row[j] for row in out]
+                sink = ColumnSink(out, copied, j)
+                kind = kinds[j]
+                types = set(map(type, values))
+                types.discard(type(None))
+                if kind is None and types <= {str} and not self._any_oversized(values):
+                    batch.add_texts(values, sink)  # the common case: no per-cell Python at all
+                elif kind is None and types <= {int, float, bool} and not _any_card_sized(values):
                     continue
-                kind = kinds[i] if i < len(kinds) else None
-                if kind is not None:
-                    new[i] = self._whole(value, kind, counts, rules)
-                    continue
-                path = (columns[i],) if rules.has_fields and i < len(columns) else None
-                self._cell(new, i, value, path, rules, counts, batch)
-            out.append(new)
+                else:
+                    for i, value in enumerate(values):
+                        self._column_cell(sink, i, value, name, kind, rules, counts, batch)
         batch.run()
         return MaskedTable(out, dict(counts))
+
+    def _column_cell(self, sink: Any, key: Any, value: Any, name: str | None, kind: str | None,
+                     rules: MaskingRules, counts: Counter[str], batch: Batch) -> None:
+        if value is None:
+            return
+        if kind is not None:
+            sink[key] = self._whole(value, kind, counts, rules)
+        else:
+            path = (name,) if rules.has_fields and name is not None else None
+            self._cell(sink, key, value, path, rules, counts, batch)
+
+    def _any_oversized(self, values: list[Any]) -> bool:
+        return any(len(v) > self.max_cell_chars for v in values if v is not None)
 
     def mask_text(self, text: str, counts: Counter[str] | None = None, rules: MaskingRules | None = None) -> str:
         """Mask free text (a log, command output, an error message) as one string."""
@@ -101,18 +130,23 @@ class Masker:
         rules = rules or DEFAULT_RULES
         if len(text) > self.max_text_chars:
             return self._whole(text, "oversized", counts, rules)
-        return self._mask_many([text], rules, counts, allow_json=True).get(0, text)
+        holder = [text]
+        batch = Batch(self, rules, counts, limit=self.max_text_chars)
+        batch.add_text(holder, 0, text)
+        batch.run()
+        return holder[0]
 
     def mask_document(self, value: Any, counts: Counter[str] | None = None,
                       rules: MaskingRules | None = None) -> Any:
         """Mask a JSON document (e.g. a Kubernetes object): name rules on keys, ``rules.fields``
-        paths, and content detection on every string. Returns a new document."""
+        paths, and content detection on every string and key. Returns a new document (parts
+        where nothing was found may be shared with the input; the input is never changed)."""
         counts = counts if counts is not None else Counter()
         rules = rules or DEFAULT_RULES
         if isinstance(value, str):
             return self.mask_text(value, counts, rules)
         holder = [value]
-        batch = _Batch(self, rules, counts)
+        batch = Batch(self, rules, counts)
         self._cell(holder, 0, value, () if rules.has_fields else None, rules, counts, batch)
         batch.run()
         return holder[0]
@@ -123,17 +157,19 @@ class Masker:
         return self._whole(value, kind, counts if counts is not None else Counter(), rules or DEFAULT_RULES)
 
     # --- walking values -----------------------------------------------------------------------
-    def _cell(self, container: list[Any] | dict[Any, Any], key: Any, value: Any, path: tuple[PathKey, ...] | None,
-              rules: MaskingRules, counts: Counter[str], batch: _Batch) -> None:
-        """Mask ``container[key]`` (already holding ``value``) in place or via the batch."""
+    def _cell(self, container: Any, key: Any, value: Any, path: tuple[PathKey, ...] | None, rules: MaskingRules,
+              counts: Counter[str], batch: Batch, *, walk: bool = False) -> None:
+        """Mask ``container[key]`` (already holding ``value``) in place or via the batch.
+        ``walk``: walk a document now rather than scanning its JSON text first."""
         kind = type(value)
         if kind is str:
-            batch.add(container, key, value)
+            batch.add_text(container, key, value)
         elif kind is dict or kind is list:
-            try:
-                container[key] = self._walk(value, path, rules, counts, batch)
-            except RecursionError:
-                container[key] = self._error(value, counts)
+            if walk or not batch.add_document(container, key, value, path):
+                try:
+                    container[key] = self._walk(value, path, rules, counts, batch)
+                except RecursionError:
+                    container[key] = self._error(value, counts)
         elif kind is int:
             if (value >= _CARD_INT_MIN or value <= -_CARD_INT_MIN) and is_card_number(str(abs(value))):
                 container[key] = self._whole(value, "card", counts, rules)
@@ -142,10 +178,10 @@ class Masker:
         else:  # not JSON-ready: scan its text rather than pass it through unscanned
             text = str(value)
             container[key] = text
-            batch.add(container, key, text)
+            batch.add_text(container, key, text)
 
     def _walk(self, value: dict[Any, Any] | list[Any], path: tuple[PathKey, ...] | None, rules: MaskingRules,
-              counts: Counter[str], batch: _Batch) -> dict[Any, Any] | list[Any]:
+              counts: Counter[str], batch: Batch) -> dict[Any, Any] | list[Any]:
         if isinstance(value, list):
             items = list(value)
             flag_kind = None
@@ -158,7 +194,7 @@ class Masker:
                 if kind is not None:
                     items[i] = self._whole(item, kind, counts, rules)
                 elif item is not None:
-                    self._cell(items, i, item, sub, rules, counts, batch)
+                    self._cell(items, i, item, sub, rules, counts, batch, walk=True)
             return items
         out: dict[Any, Any] = {}
         pair_key, pair_kind = _name_value_pair(value, rules)
@@ -171,13 +207,13 @@ class Masker:
             if kind is None:
                 kind = rules.name_type(name)
             if not _PLAIN_KEY.fullmatch(name):
-                key = self._mask_many([name], rules, counts, allow_json=False).get(0, key)
+                key = self.mask_text(name, counts, rules) if len(name) <= self.max_cell_chars else key
             if kind is not None:
                 out[key] = self._whole(item, kind, counts, rules)
             else:
                 out[key] = item
                 if item is not None:
-                    self._cell(out, key, item, sub, rules, counts, batch)
+                    self._cell(out, key, item, sub, rules, counts, batch, walk=True)
         return out
 
     def _whole(self, value: Any, kind: str, counts: Counter[str], rules: MaskingRules) -> Any:
@@ -199,44 +235,34 @@ class Masker:
         return self._placeholders.value("masking_error", value)
 
     # --- scanning strings ------------------------------------------------------------------
-    def _mask_many(self, texts: Sequence[str], rules: MaskingRules, counts: Counter[str], *,
-                   allow_json: bool) -> dict[int, str]:
-        """Masked forms of the strings that changed, by index. ``allow_json``: look into JSON."""
-        changed: dict[int, str] = {}
-        always_json = allow_json and bool(rules.columns or rules.column_patterns)
-        for part in batches([len(t) for t in texts]):
-            chunk = texts[part.start:part.stop]
-            fired = self._fired(chunk)
-            if fired is None:  # neither scanner could run: mask the whole batch
-                for i, text in enumerate(chunk):
-                    changed[part.start + i] = self._error(text, counts)
-                continue
-            if always_json:
-                for i, text in enumerate(chunk):
-                    if i not in fired and JSON_START.match(text):
-                        fired[i] = set()
-            for i, ids in fired.items():
-                text = chunk[i]
-                local: Counter[str] = Counter()
-                try:
-                    masked = self._mask_string(text, ids, rules, local, allow_json=allow_json)
-                except Exception as exc:  # fail closed, whatever went wrong
-                    log.warning("masking: %s while scanning a value; it is masked whole", type(exc).__name__)
-                    masked = self._error(text, counts)
-                else:
-                    counts.update(local)
-                if masked is not text:
-                    changed[part.start + i] = masked
-        return changed
+    def _prefilter_for(self, rules: MaskingRules, kind: str | None = None) -> Prefilter:
+        opt_ins = frozenset(name for name in self._opt_ins if getattr(rules, name, False))
+        if not opt_ins and kind is None:
+            return self._prefilter
+        return build_prefilter(kind or self._scanner, self._detectors, opt_ins)
 
-    def _fired(self, chunk: Sequence[str]) -> dict[int, set[int]] | None:
+    def _fired(self, texts: Sequence[str], rules: MaskingRules) -> Iterator[tuple[int, set[int] | None]]:
+        """(index, fired pattern ids) for each string that needs a look; ids None: the scanners
+        failed, mask it whole."""
+        for part in batches(texts):
+            chunk = texts[part.start:part.stop]
+            fired = self._scan_chunk(chunk, rules)
+            if fired is None:
+                for i in part:
+                    yield i, None
+                continue
+            for i, ids in fired.items():
+                yield part.start + i, ids
+
+    def _scan_chunk(self, chunk: Sequence[str], rules: MaskingRules) -> dict[int, set[int]] | None:
+        prefilter = self._prefilter
         try:
-            return self._prefilter.fired(chunk)
+            prefilter = self._prefilter_for(rules)
+            return prefilter.fired(chunk)
         except Exception as exc:
-            log.warning("masking: the %s scanner failed (%s); scanning with re", self._prefilter.name,
-                        type(exc).__name__)
+            log.warning("masking: the %s scanner failed (%s); scanning with re", prefilter.name, type(exc).__name__)
         try:
-            return build_prefilter("re", self._detectors).fired(chunk)
+            return self._prefilter_for(rules, "re").fired(chunk)
         except Exception as exc:
             log.error("masking: the re scanner failed too (%s); masking the batch whole", type(exc).__name__)
             return None
@@ -261,9 +287,9 @@ class Masker:
         if not isinstance(document, dict | list):
             return None
         local: Counter[str] = Counter()
-        batch = _Batch(self, rules, local, allow_json=False)
+        batch = Batch(self, rules, local, allow_json=False)
         holder = [document]
-        self._cell(holder, 0, document, None, rules, local, batch)
+        self._cell(holder, 0, document, None, rules, local, batch, walk=True)
         batch.run()
         if not local:
             return text
@@ -274,10 +300,15 @@ class Masker:
         """Findings in decoded base64 text (one level: no further decoding)."""
         if len(decoded) > self.max_cell_chars:
             return []
-        fired = self._prefilter.fired([decoded]).get(0)
+        fired = next(self._fired([decoded], rules), (0, None))[1]
         if not fired:
             return []
         return spans.find(decoded, fired, self._table, rules, None)
+
+
+def _any_card_sized(values: list[Any]) -> bool:
+    ints = [v for v in values if type(v) is int]
+    return bool(ints) and (max(ints) >= _CARD_INT_MIN or min(ints) <= -_CARD_INT_MIN)
 
 
 _PAIR_NAMES = ("name", "Name", "key", "Key")
@@ -297,34 +328,9 @@ def _name_value_pair(item: dict[Any, Any], rules: MaskingRules) -> tuple[Any, st
     return None, None
 
 
-_SECRET_KINDS = ("password", "secret", "connection_string")
-
-
 def _flag_kind(item: Any, rules: MaskingRules) -> str | None:
     """``["--token", "abc"]`` (container args, argv lists): a secret-named flag names the next item."""
-    if not isinstance(item, str) or not item.startswith("-") or "=" in item or len(item) > 64:
+    if type(item) is not str or not item.startswith("-") or "=" in item or len(item) > 64:
         return None
     kind = rules.name_type(item.lstrip("-"))
     return kind if kind in _SECRET_KINDS else None
-
-
-class _Batch:
-    """Strings waiting for the one-pass scan, and where each one's masked form goes."""
-
-    def __init__(self, masker: Masker, rules: MaskingRules, counts: Counter[str], *, allow_json: bool = True) -> None:
-        self._masker, self._rules, self._counts, self._allow_json = masker, rules, counts, allow_json
-        self.texts: list[str] = []
-        self._slots: list[tuple[Any, Any]] = []
-
-    def add(self, container: Any, key: Any, text: str) -> None:
-        if len(text) > self._masker.max_cell_chars:
-            container[key] = self._masker._whole(text, "oversized", self._counts, self._rules)
-            return
-        self.texts.append(text)
-        self._slots.append((container, key))
-
-    def run(self) -> None:
-        changed = self._masker._mask_many(self.texts, self._rules, self._counts, allow_json=self._allow_json)
-        for index, masked in changed.items():
-            container, key = self._slots[index]
-            container[key] = masked

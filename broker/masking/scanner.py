@@ -12,9 +12,10 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
+import operator
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
@@ -33,6 +34,8 @@ class Pattern:
     id: int
     detector: Detector
     regex: re.Pattern[str]
+    trigger: str | None
+    """The detector's explicit Hyperscan trigger for this pattern, if it has one."""
 
 
 @lru_cache(maxsize=8)
@@ -40,9 +43,15 @@ def patterns(detectors: tuple[Detector, ...] = DETECTORS) -> tuple[Pattern, ...]
     table = []
     for detector in detectors:
         flags = re.ASCII | (re.IGNORECASE if detector.ignore_case else 0)
-        for source in detector.patterns:
-            table.append(Pattern(len(table), detector, re.compile(source, flags)))
+        for i, source in enumerate(detector.patterns):
+            trigger = detector.triggers[i] if i < len(detector.triggers) else None
+            table.append(Pattern(len(table), detector, re.compile(source, flags), trigger))
     return tuple(table)
+
+
+def active(table: tuple[Pattern, ...], opt_ins: frozenset[str]) -> tuple[Pattern, ...]:
+    """The patterns to scan for: opt-in detectors only when their switch is on."""
+    return tuple(p for p in table if p.detector.opt_in is None or p.detector.opt_in in opt_ins)
 
 
 Fired = dict[int, set[int]]
@@ -55,8 +64,16 @@ class Prefilter(Protocol):
     def fired(self, texts: Sequence[str]) -> Fired: ...
 
 
-def _starts(texts: Sequence[str], lengths: Sequence[int]) -> list[int]:
-    return list(itertools.accumulate((n + 1 for n in lengths), initial=0))[:-1] if texts else []
+def _joined(texts: Sequence[str]) -> str:
+    """The batch as one text: every string between newlines (also the first and the last)."""
+    return SEPARATOR + SEPARATOR.join(texts) + SEPARATOR
+
+
+def _starts(lengths: Iterable[int]) -> list[int]:
+    """Where each string starts in the joined text (C-level iterators: no Python per string)."""
+    starts = list(itertools.accumulate(map(operator.add, lengths, itertools.repeat(1)), initial=1))
+    starts.pop()
+    return starts
 
 
 class RegexPrefilter:
@@ -68,8 +85,10 @@ class RegexPrefilter:
         self._table = table
 
     def fired(self, texts: Sequence[str]) -> Fired:
-        joined = SEPARATOR.join(texts)
-        starts = _starts(texts, [len(t) for t in texts])
+        if not texts:
+            return {}
+        joined = _joined(texts)
+        starts = _starts(map(len, texts))
         result: Fired = {}
         count = len(starts)
         for pattern in self._table:
@@ -78,7 +97,7 @@ class RegexPrefilter:
                 m = search(joined, pos)
                 if m is None:
                     break
-                index = bisect.bisect_right(starts, m.start()) - 1
+                index = max(bisect.bisect_right(starts, m.start()) - 1, 0)
                 result.setdefault(index, set()).add(pattern.id)
                 if index + 1 >= count:
                     break
@@ -107,7 +126,7 @@ class HyperscanPrefilter:
         self._hs = hyperscan
         flags, sources = [], []
         for p in table:
-            sources.append(prefilter_source(p.regex.pattern).encode())
+            sources.append((p.trigger or prefilter_source(p.regex.pattern)).encode())
             flags.append(hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_UTF8
                          | (hyperscan.HS_FLAG_CASELESS if p.detector.ignore_case else 0))
         self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
@@ -121,12 +140,12 @@ class HyperscanPrefilter:
         return scratch
 
     def fired(self, texts: Sequence[str]) -> Fired:
-        joined = SEPARATOR.join(texts)
+        if not texts:
+            return {}
+        joined = _joined(texts)
         data = joined.encode("utf-8")  # lone surrogates raise: the caller falls back to re
-        if joined.isascii():
-            starts = _starts(texts, [len(t) for t in texts])
-        else:
-            starts = _starts(texts, [len(t.encode("utf-8")) for t in texts])
+        lengths = map(len, texts) if joined.isascii() else (len(t.encode("utf-8")) for t in texts)
+        starts = _starts(lengths)
         ends: list[tuple[int, int]] = []
         add = ends.append
 
@@ -136,16 +155,19 @@ class HyperscanPrefilter:
         self._db.scan(data, match_event_handler=on_match, scratch=self._scratch())
         result: Fired = {}
         right = bisect.bisect_right
+        last = len(starts) - 1
         for end, pattern_id in set(ends):
-            index = right(starts, end - 1) - 1
+            index = min(max(right(starts, end - 1) - 1, 0), last)
             result.setdefault(index, set()).add(pattern_id)
         return result
 
 
-@lru_cache(maxsize=8)
-def build_prefilter(kind: str = "auto", detectors: tuple[Detector, ...] = DETECTORS) -> Prefilter:
-    """``auto``: Hyperscan when its wheel is importable, else ``re``; or ask for one by name."""
-    table = patterns(detectors)
+@lru_cache(maxsize=16)
+def build_prefilter(kind: str = "auto", detectors: tuple[Detector, ...] = DETECTORS,
+                    opt_ins: frozenset[str] = frozenset()) -> Prefilter:
+    """``auto``: Hyperscan when its wheel is importable, else ``re``; or ask for one by name.
+    Opt-in detectors are scanned for only when named in ``opt_ins``."""
+    table = active(patterns(detectors), opt_ins)
     if kind in ("auto", "hyperscan"):
         try:
             return HyperscanPrefilter(table)
@@ -158,14 +180,16 @@ def build_prefilter(kind: str = "auto", detectors: tuple[Detector, ...] = DETECT
     return RegexPrefilter(table)
 
 
-def batches(lengths: Sequence[int], limit: int = BATCH_CHARS) -> list[range]:
+def batches(texts: Sequence[str], limit: int = BATCH_CHARS) -> list[range]:
     """Split string indexes into consecutive batches of about ``limit`` characters."""
+    if sum(map(len, texts)) + len(texts) <= limit:
+        return [range(len(texts))] if texts else []
     out, start, size = [], 0, 0
-    for i, n in enumerate(lengths):
+    for i, n in enumerate(map(len, texts)):
         if size and size + n > limit:
             out.append(range(start, i))
             start, size = i, 0
         size += n + 1
-    if start < len(lengths):
-        out.append(range(start, len(lengths)))
+    if start < len(texts):
+        out.append(range(start, len(texts)))
     return out

@@ -9,6 +9,11 @@ a look, and the exact ``re`` pattern then decides. Rules for a pattern:
   behave like the end of the text (lookarounds such as ``(?![\\w-])`` do);
 - the part to mask is the group named ``value`` (or ``value2``, ``value3`` for alternatives),
   or the whole match when there is none.
+
+A pattern that would make Hyperscan report a match at many offsets (digit runs, long tokens)
+gets a ``trigger``: a Hyperscan-only pattern that must match wherever the pattern matches, in a
+text that starts and ends with a newline, but ends only once per candidate (it consumes the
+character before and after instead of looking around). ``tests/masking`` checks the superset.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class Detector:
 
     type: ClassVar[str]
     patterns: ClassVar[tuple[str, ...]]
+    triggers: ClassVar[tuple[str | None, ...]] = ()
+    """Per pattern, the Hyperscan trigger (None or absent: the pattern itself, in prefilter mode)."""
     ignore_case: ClassVar[bool] = False
     priority: ClassVar[int] = 50
     """Which finding names a span when findings overlap (the higher wins)."""

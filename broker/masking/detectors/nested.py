@@ -20,7 +20,11 @@ class Base64Text(Detector):
     type = "base64"
     priority = 10
     nested = True
-    patterns = (r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=_-])",)
+    # Base64 of UTF-8 never starts with + or / (bytes 0xF8-0xFF never start a character), so
+    # paths (/api/orders/123) don't qualify; hex (hashes, ids) is skipped before any decoding.
+    patterns = (r"(?<![A-Za-z0-9+/=_-])(?![0-9A-Fa-f]+(?![A-Za-z0-9+/=_-]))[A-Za-z0-9][A-Za-z0-9+/]{15,}={0,2}"
+                r"(?![A-Za-z0-9+/=_-])",)
+    triggers = (r"[^A-Za-z0-9+/=_-][A-Za-z0-9][A-Za-z0-9+/]{15,}={0,2}[^A-Za-z0-9+/=_-]",)
 
     def decode(self, value: str) -> str | None:
         if len(value) % 4:
@@ -33,12 +37,15 @@ class Base64Text(Detector):
         return text if printable == len(text) else None
 
 
-_JSON_KEY_STEMS = (r"pass|pwd|secret|token|cred|auth|cookie|sig|otp|pin|key|dsn|conn|mail|phone|tel|mobile|fax|msisdn"
-                   r"|ssn|social|card|pan|cc|cvv|cvc|iban")
+JSON_KEY_STEMS = (r"pass|pwd|secret|token|cred|auth|cookie|sig|otp|pin|key|dsn|conn|mail|phone|tel|mobile|fax"
+                  r"|msisdn|ssn|social|card|pan|cc|cvv|cvc|iban")
+"""Substrings of every name the name rules know (tested): a JSON text without any of them in a
+key, a ``name``/``key`` value or a ``--flag`` has nothing for a name rule."""
 
 
 class JsonKeyHint(Detector):
-    """A JSON key that a name rule may mask: the engine parses the string and applies the rules.
+    """A JSON key (or ``{"name": ...}`` pair, or ``"--flag"``) that a name rule may mask: the
+    engine parses the string, or walks the document, and applies the rules.
 
     Caught: ``{"customer": {"ssn": "536221234"}}`` (the key, not the nine digits, says SSN)
     Passed: ``{"count": 3}``
@@ -47,7 +54,11 @@ class JsonKeyHint(Detector):
     type = "json_key"
     hint = True
     ignore_case = True
-    patterns = (r"\"[A-Za-z0-9_. -]{0,60}(?:" + _JSON_KEY_STEMS + r")[A-Za-z0-9_. -]{0,60}\"[ \t\r\n]*:",)
+    patterns = (
+        r"\"[^\"\n]*(?:" + JSON_KEY_STEMS + r")[^\"\n]*\"[ \t\r\n]*:",
+        r"\"(?:name|key)\"[ \t\r\n]*:[ \t\r\n]*\"[^\"\n]*(?:" + JSON_KEY_STEMS + r")",
+        r"\"-[^\"\n]*(?:" + JSON_KEY_STEMS + r")",
+    )
 
 
 class JsonEscapeHint(Detector):

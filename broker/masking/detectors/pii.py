@@ -85,9 +85,17 @@ class Phone(Detector):
     patterns = (
         r"(?<![\w+])(?:\+|00)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,5}\)?){2,7}(?!\w)",
         r"(?<![\w+.-])(?:1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]|\.\d)",
-        r"(?<![\w+.-])(?:\(0\d{1,4}\)[ ]?|0\d{1,4}[ ./-]?)\d{2,4}(?:[ .-]?\d{2,4}){0,3}(?![\w-]|\.\d)",
+        r"(?<![\w+.-])(?:(?:\(0\d{1,4}\)[ ]?|0\d{1,4}[ .-]?)\d{2,4}[ .-]?\d{2,4}(?:[ .-]?\d{2,4}){0,2}"
+        r"|0\d{1,4}/\d{5,8}(?:[ .-]?\d{2,4}){0,2})(?![\w-]|\.\d)",
         r"(?<![A-Za-z])(?:phone|tel|telephone|mobile|cell|fax|sms|whatsapp)(?:[ _-]?(?:no|nr|num|number))?\.?"
-        r"[\"']?[ \t]*[:=#]?[ \t]*[\"']?(?P<value>\+?\(?\d[\d ().-]{5,18}\d)(?!\w)",
+        r"[\"']?[ \t]{0,8}[:=#]?[ \t]{0,8}[\"']?(?P<value>\+?\(?\d[\d ().-]{5,18}\d)(?!\w)",
+    )
+    triggers = (
+        r"[^\w+](?:\+|00)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,5}\)?){2,7}\W",
+        r"[^\w+.-](?:1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}[^\w-]",
+        r"[^\w+.-](?:(?:\(0\d{1,4}\)[ ]?|0\d{1,4}[ .-]?)\d{2,4}[ .-]?\d{2,4}(?:[ .-]?\d{2,4}){0,2}"
+        r"|0\d{1,4}/\d{5,8}(?:[ .-]?\d{2,4}){0,2})[^\w-]",
+        r"[^A-Za-z](?:phone|tel|telephone|mobile|cell|fax|sms|whatsapp)[^\n]{0,32}\d[\d ().-]{5,18}\d\W",
     )
 
     def locate(self, match: re.Match[str]) -> tuple[int, int, str] | None:
@@ -121,13 +129,20 @@ _CARD_LENGTHS: list[tuple[tuple[int, int], frozenset[int]]] = [
 ]
 
 
+_CARD_PREFIXES: dict[str, frozenset[int]] = {}
+for (_low, _high), _lengths in _CARD_LENGTHS:
+    for _prefix in range(_low, _high + 1):
+        _CARD_PREFIXES[str(_prefix)] = _CARD_PREFIXES.get(str(_prefix), frozenset()) | _lengths
+_CARD_FIRST_DIGITS = frozenset(p[0] for p in _CARD_PREFIXES)
+
+
 def is_card_number(digits: str) -> bool:
     """A payment card number: a known network's prefix and length, and a valid Luhn check digit."""
-    if not 12 <= len(digits) <= 19 or not digits.isdigit():
+    if not 12 <= len(digits) <= 19 or digits[0] not in _CARD_FIRST_DIGITS or not digits.isdigit():
         return False
-    for (low, high), lengths in _CARD_LENGTHS:
-        prefix = int(digits[: len(str(low))])
-        if low <= prefix <= high and len(digits) in lengths:
+    for size in (1, 2, 3, 4):
+        lengths = _CARD_PREFIXES.get(digits[:size])
+        if lengths is not None and len(digits) in lengths:
             return _luhn.is_valid(digits)
     return False
 
@@ -141,8 +156,10 @@ class Card(Detector):
 
     type = "card"
     priority = 60
-    patterns = (r"(?<![\w.,+-])(?:\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{4,5}|\d{12,19})"
-                r"(?!\w|[.,-]\d)",)
+    # every network's prefix starts with 2-6 (epoch milliseconds start with 1)
+    patterns = (r"(?<![\w.,+-])(?:[2-6]\d{3}([ -])\d{4}\1\d{4}\1\d{1,7}|[2-6]\d{3}([ -])\d{6}\2\d{4,5}"
+                r"|[2-6]\d{11,18})(?!\w|[.,-]\d)",)
+    triggers = (r"[^\w.,+-][2-6](?:\d{3}[ -]\d{4}[ -]\d{4}[ -]\d{1,7}|\d{3}[ -]\d{6}[ -]\d{4,5}|\d{11,18})\W",)
 
     def accept(self, value: str, match: re.Match[str]) -> bool:
         return is_card_number(value.replace(" ", "").replace("-", ""))
@@ -186,6 +203,7 @@ class Iban(Detector):
     type = "iban"
     priority = 60
     patterns = (r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])",)
+    triggers = (r"[^A-Za-z0-9][A-Z]{2}\d{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}",)
 
     def locate(self, match: re.Match[str]) -> tuple[int, int, str] | None:
         span = trimmed(match, _valid_iban, max_trims=2)
@@ -205,6 +223,10 @@ class IpAddress(Detector):
     patterns = (
         r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)",
         r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])",
+    )
+    triggers = (
+        r"[^\w.](?:\d{1,3}\.){3}\d{1,3}(?:[^\w.]|\.\D)",
+        r"[^\w:.](?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}[^\w:]",
     )
 
     def accept(self, value: str, match: re.Match[str]) -> bool:
