@@ -7,7 +7,7 @@ sets: a realistic result set (ids, timestamps, JSON metadata, notes; a few perce
 are personal data or secrets) and the dense labelled test corpus (several findings per row).
 
     .venv/bin/pip install -r requirements-bench.txt   # Presidio and spaCy, for the comparison only
-    .venv/bin/python benchmarks/masking.py [--mb 10] [--presidio-mb 10] [--repeat 3]
+    .venv/bin/python benchmarks/masking.py [--mb 10] [--presidio-mb 10] [--repeat 5]
 
 Figures are CPU seconds of this process (``time.process_time``), so other load on the machine
 moves them less than wall time; both are printed.
@@ -150,7 +150,7 @@ def main() -> int:
     parser.add_argument("--mb", type=float, default=10.0, help="size of each data set in MB (default 10)")
     parser.add_argument("--presidio-mb", type=float, default=10.0,
                         help="how much of the realistic set Presidio analyses (default 10; it is slow; 0 skips it)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per figure, best kept (default 3)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per figure, best kept (default 5)")
     args = parser.parse_args()
 
     have_hyperscan = importlib.util.find_spec("hyperscan") is not None

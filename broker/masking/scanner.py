@@ -35,7 +35,10 @@ class Pattern:
     detector: Detector
     regex: re.Pattern[str]
     trigger: str | None
-    """The detector's explicit Hyperscan trigger for this pattern, if it has one."""
+    """The detector's explicit prefilter trigger for this pattern, if it has one."""
+    literals: tuple[str, ...]
+    """Every match contains one of these (lower case when the detector ignores case); () if unknown."""
+
 
 
 @lru_cache(maxsize=8)
@@ -45,7 +48,8 @@ def patterns(detectors: tuple[Detector, ...] = DETECTORS) -> tuple[Pattern, ...]
         flags = re.ASCII | (re.IGNORECASE if detector.ignore_case else 0)
         for i, source in enumerate(detector.patterns):
             trigger = detector.triggers[i] if i < len(detector.triggers) else None
-            table.append(Pattern(len(table), detector, re.compile(source, flags), trigger))
+            literals = detector.literals[i] if i < len(detector.literals) else ()
+            table.append(Pattern(len(table), detector, re.compile(source, flags), trigger, literals))
     return tuple(table)
 
 
@@ -77,31 +81,44 @@ def _starts(lengths: Iterable[int]) -> list[int]:
 
 
 class RegexPrefilter:
-    """Pure ``re``: each pattern searched over the joined text, resuming at the next string."""
+    """Pure ``re``: each exact pattern searched over the joined text, skipping patterns whose
+    required literals are absent, and resuming at the next string after each hit. (Triggers are
+    for Hyperscan: ``re`` runs the exact patterns at least as fast.)"""
 
     name = "re"
 
     def __init__(self, table: Sequence[Pattern]) -> None:
-        self._table = table
+        self._screens = [(p.id, p.regex, p.literals, p.detector.ignore_case) for p in table]
 
     def fired(self, texts: Sequence[str]) -> Fired:
         if not texts:
             return {}
         joined = _joined(texts)
+        lowered: str | None = None
         starts = _starts(map(len, texts))
+        last = len(starts) - 1
         result: Fired = {}
-        count = len(starts)
-        for pattern in self._table:
-            search, pos = pattern.regex.search, 0
-            while True:
-                m = search(joined, pos)
-                if m is None:
+        right = bisect.bisect_right
+        for pattern_id, screen, literals, ignore_case in self._screens:
+            if literals:
+                if ignore_case and lowered is None:
+                    lowered = joined.lower()
+                haystack = lowered if ignore_case else joined
+                if not any(literal in haystack for literal in literals):  # type: ignore[operator]
+                    continue
+            search, pos = screen.search, 0
+            while (m := search(joined, pos)) is not None:
+                # a match may start on the separator before a string: the string at start+1 is
+                # marked too (an extra mark only costs a look)
+                at = m.start()
+                index = min(max(right(starts, at) - 1, 0), last)
+                result.setdefault(index, set()).add(pattern_id)
+                after = min(max(right(starts, at + 1) - 1, 0), last)
+                if after != index:
+                    result.setdefault(after, set()).add(pattern_id)
+                if after >= last:
                     break
-                index = max(bisect.bisect_right(starts, m.start()) - 1, 0)
-                result.setdefault(index, set()).add(pattern.id)
-                if index + 1 >= count:
-                    break
-                pos = starts[index + 1]
+                pos = max(starts[after + 1] - 1, at + 1)
         return result
 
 

@@ -41,7 +41,10 @@ class Detector:
     type: ClassVar[str]
     patterns: ClassVar[tuple[str, ...]]
     triggers: ClassVar[tuple[str | None, ...]] = ()
-    """Per pattern, the Hyperscan trigger (None or absent: the pattern itself, in prefilter mode)."""
+    """Per pattern, the prefilter trigger (None or absent: the pattern itself, in prefilter mode)."""
+    literals: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    """Per pattern, strings of which every match contains one (lower case if ``ignore_case``):
+    without any of them in a batch, the ``re`` prefilter skips the pattern. Empty: no such list."""
     ignore_case: ClassVar[bool] = False
     priority: ClassVar[int] = 50
     """Which finding names a span when findings overlap (the higher wins)."""

@@ -27,6 +27,7 @@ class PrivateKey(Detector):
 
     type = "private_key"
     priority = 100
+    literals = (("-----BEGIN ",),)
     patterns = (
         r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
         r"(?:[\s\S]{0,2000}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
@@ -43,6 +44,7 @@ class Jwt(Detector):
 
     type = "jwt"
     priority = 95
+    literals = (("eyJ",),)
     patterns = (r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*",)
 
     def accept(self, value: str, match: re.Match[str]) -> bool:
@@ -75,6 +77,7 @@ class UrlPassword(Detector):
 
     type = "password"
     priority = 80
+    literals = (("://",),)
     patterns = (r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{1,30}://[^\s:/?#@\"'<>\[\]]{0,128}:"
                 r"(?P<value>[^\s/\"'<>]{1,256})@[A-Za-z0-9\[]",)
 
@@ -107,6 +110,10 @@ class SecretAssignment(Detector):
     type = "secret"
     priority = 70
     ignore_case = True
+    literals = (
+        ("pass", "pwd", "secret", "token", "credential", "auth", "sig", "otp", "pin", "dsn", "conn", "key"),
+        ("--",), ("password", "identified"), ("-u", "--user"),
+    )
     patterns = (
         r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]{0,40}(?:" + _KEY_STEMS + r")[A-Za-z0-9_.-]{0,30})"
         r"\\?[\"']?[ \t]*(?::=|=>|=|:)[ \t]*" + _VALUE,
@@ -117,6 +124,10 @@ class SecretAssignment(Detector):
         r"(?<![A-Za-z0-9_])(?:password|identified[ \t]+by)[ \t]+'(?P<value>[^'\n]{1,256})'",
         # curl -u user:password, --user user:password
         r"(?<![A-Za-z0-9_-])(?:-u|--user)[ \t]+[\"']?[^\s:\"']{1,64}:(?P<value>[^\s@\"']{1,256})",
+    )
+
+    triggers = (  # the key's stem to the separator: every assignment has it, and re finds it fast
+        r"(?:" + _KEY_STEMS + r")[A-Za-z0-9_.-]{0,30}\\?[\"']?[ \t]*(?::=|=>|=|:)",
     )
 
     def locate(self, match: re.Match[str]) -> tuple[int, int, str] | None:

@@ -41,6 +41,7 @@ JSON_KEY_STEMS = (r"pass|pwd|secret|token|cred|auth|cookie|sig|otp|pin|key|dsn|c
                   r"|msisdn|ssn|social|card|pan|cc|cvv|cvc|iban")
 """Substrings of every name the name rules know (tested): a JSON text without any of them in a
 key, a ``name``/``key`` value or a ``--flag`` has nothing for a name rule."""
+_STEM_LITERALS = tuple(JSON_KEY_STEMS.split("|"))
 
 
 class JsonKeyHint(Detector):
@@ -54,6 +55,8 @@ class JsonKeyHint(Detector):
     type = "json_key"
     hint = True
     ignore_case = True
+    literals = (_STEM_LITERALS, _STEM_LITERALS, _STEM_LITERALS)
+    triggers = (r"(?:" + JSON_KEY_STEMS + r")[^\"\n]*\"[ \t\r\n]*:",)
     patterns = (
         r"\"[^\"\n]*(?:" + JSON_KEY_STEMS + r")[^\"\n]*\"[ \t\r\n]*:",
         r"\"(?:name|key)\"[ \t\r\n]*:[ \t\r\n]*\"[^\"\n]*(?:" + JSON_KEY_STEMS + r")",
@@ -70,6 +73,7 @@ class JsonEscapeHint(Detector):
 
     type = "json_escape"
     hint = True
+    literals = (("\\u", "\\/"),)
     patterns = (r"\\u[0-9A-Fa-f]{4}|\\/",)
 
 

@@ -34,6 +34,7 @@ class Email(Detector):
 
     type = "email"
     priority = 55
+    literals = (("@",),)
     patterns = (r"(?<![A-Za-z0-9._%+-])(?P<value>[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?"
                 r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24})(?![A-Za-z0-9-])",)
 
@@ -82,6 +83,7 @@ class Phone(Detector):
     type = "phone"
     priority = 50
     ignore_case = True
+    literals = ((), (), (), ("phone", "tel", "mobile", "cell", "fax", "sms", "whatsapp"))
     patterns = (
         r"(?<![\w+])(?:\+|00)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,5}\)?){2,7}(?!\w)",
         r"(?<![\w+.-])(?:1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]|\.\d)",
@@ -176,6 +178,7 @@ class Ssn(Detector):
     type = "ssn"
     priority = 60
     ignore_case = True
+    literals = ((), (), ("ssn", "social security"))
     patterns = (
         r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])",
         r"(?<![\w-])\d{3} \d{2} \d{4}(?![\w-]| \d)",

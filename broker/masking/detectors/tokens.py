@@ -20,6 +20,7 @@ class AwsAccessKey(Detector):
 
     type = "aws_access_key"
     priority = 90
+    literals = (("AKIA", "ASIA", "ABIA", "ACCA"),)
     patterns = (r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}(?![A-Za-z0-9])",)
 
 
@@ -32,6 +33,7 @@ class GithubToken(Detector):
 
     type = "github_token"
     priority = 90
+    literals = (("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),)
     patterns = (r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,242})"
                 r"(?![A-Za-z0-9_])",)
 
@@ -45,6 +47,8 @@ class GitlabToken(Detector):
 
     type = "gitlab_token"
     priority = 90
+    literals = (("glpat-", "gldt-", "glptt-", "glrt-", "glsoat-", "glft-", "glcbt-", "glimt-", "glagent-",
+                 "GR1348941"),)
     patterns = (r"(?<![A-Za-z0-9_-])(?:gl(?:pat|dt|ptt|rt|soat|ft|cbt|imt|agent)-[A-Za-z0-9_-]{20,64}"
                 r"|GR1348941[A-Za-z0-9_-]{20})(?![A-Za-z0-9_-])",)
 
@@ -58,6 +62,7 @@ class SlackToken(Detector):
 
     type = "slack_token"
     priority = 90
+    literals = (("xox", "xapp-"),)
     patterns = (r"(?<![A-Za-z0-9-])(?:xox[abposre]-[A-Za-z0-9-]{10,250}|xapp-\d-[A-Z0-9]{8,}-\d+-[a-z0-9]{20,})"
                 r"(?![A-Za-z0-9-])",)
 
@@ -71,6 +76,7 @@ class SlackWebhook(Detector):
 
     type = "slack_webhook"
     priority = 90
+    literals = (("https://hooks.slack.com/",),)
     patterns = (r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{20,160}",)
 
 
@@ -83,6 +89,7 @@ class StripeKey(Detector):
 
     type = "stripe_key"
     priority = 90
+    literals = (("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"),)
     patterns = (r"(?<![A-Za-z0-9_])(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,247}|whsec_[A-Za-z0-9+/=]{24,100})"
                 r"(?![A-Za-z0-9_])",)
 
@@ -96,6 +103,7 @@ class GoogleApiKey(Detector):
 
     type = "google_api_key"
     priority = 90
+    literals = (("AIza",),)
     patterns = (r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])",)
 
 
@@ -108,6 +116,7 @@ class GoogleOauthSecret(Detector):
 
     type = "google_oauth_secret"
     priority = 90
+    literals = (("GOCSPX-", "ya29."),)
     patterns = (r"(?<![A-Za-z0-9_-])(?:GOCSPX-[A-Za-z0-9_-]{28}|ya29\.[0-9A-Za-z_-]{20,2048})(?![A-Za-z0-9_-])",)
 
 
@@ -120,6 +129,7 @@ class OpenAiKey(Detector):
 
     type = "openai_key"
     priority = 85
+    literals = (("sk-",),)
     patterns = (r"(?<![A-Za-z0-9_-])sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,200}(?![A-Za-z0-9_-])",)
     _DIGIT, _UPPER, _LOWER = re.compile(r"\d"), re.compile(r"[A-Z]"), re.compile(r"[a-z]")
 
@@ -137,6 +147,7 @@ class AnthropicKey(Detector):
 
     type = "anthropic_key"
     priority = 90
+    literals = (("sk-ant-",),)
     patterns = (r"(?<![A-Za-z0-9_-])sk-ant-(?:api|admin|oat|sid)\d{2}-[A-Za-z0-9_-]{20,200}(?![A-Za-z0-9_-])",)
 
 
@@ -149,6 +160,7 @@ class NpmToken(Detector):
 
     type = "npm_token"
     priority = 90
+    literals = (("npm_",),)
     patterns = (r"(?<![A-Za-z0-9_])npm_[A-Za-z0-9]{36}(?![A-Za-z0-9_])",)
 
 
@@ -161,6 +173,7 @@ class SendgridKey(Detector):
 
     type = "sendgrid_key"
     priority = 90
+    literals = (("SG.",),)
     patterns = (r"(?<![A-Za-z0-9_-])SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])",)
 
 
@@ -173,6 +186,7 @@ class TwilioKey(Detector):
 
     type = "twilio_key"
     priority = 90
+    literals = (("SK",),)
     patterns = (r"(?<![A-Za-z0-9])SK[0-9a-fA-F]{32}(?![A-Za-z0-9])",)
 
 
@@ -185,6 +199,7 @@ class AzureClientSecret(Detector):
 
     type = "azure_client_secret"
     priority = 90
+    literals = (("Q~",),)
     patterns = (r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",)
 
 
@@ -198,6 +213,7 @@ class AzureStorageKey(Detector):
     type = "azure_storage_key"
     priority = 92
     ignore_case = True
+    literals = (("accountkey",),)
     patterns = (r"(?<![A-Za-z0-9])AccountKey[ \t]*=[ \t]*(?P<value>[A-Za-z0-9+/]{86}==)",)
 
 
@@ -211,6 +227,7 @@ class AzureSharedAccessKey(Detector):
     type = "azure_shared_key"
     priority = 92
     ignore_case = True
+    literals = (("sharedaccesskey",),)
     patterns = (r"(?<![A-Za-z0-9])SharedAccessKey[ \t]*=[ \t]*(?P<value>[A-Za-z0-9+/]{20,88}={0,2})",)
 
 
@@ -223,4 +240,5 @@ class AzureSasSignature(Detector):
 
     type = "azure_sas_signature"
     priority = 88
+    literals = (("sig=",),)
     patterns = (r"(?<![A-Za-z0-9_-])sig=(?P<value>[A-Za-z0-9%+/=]{20,200})",)
