@@ -171,7 +171,7 @@ class Masker:
                 except RecursionError:
                     container[key] = self._error(value, counts)
         elif kind is int:
-            if (value >= _CARD_INT_MIN or value <= -_CARD_INT_MIN) and is_card_number(str(abs(value))):
+            if value >= _CARD_INT_MIN and is_card_number(str(value)):
                 container[key] = self._whole(value, "card", counts, rules)
         elif kind is float or kind is bool or value is None:
             return
@@ -308,7 +308,7 @@ class Masker:
 
 def _any_card_sized(values: list[Any]) -> bool:
     ints = [v for v in values if type(v) is int]
-    return bool(ints) and (max(ints) >= _CARD_INT_MIN or min(ints) <= -_CARD_INT_MIN)
+    return bool(ints) and max(ints) >= _CARD_INT_MIN
 
 
 _PAIR_NAMES = ("name", "Name", "key", "Key")
