@@ -122,7 +122,7 @@ class Masker:
             self._cell(sink, key, value, path, rules, counts, batch)
 
     def _any_oversized(self, values: list[Any]) -> bool:
-        return any(len(v) > self.max_cell_chars for v in values if v is not None)
+        return max(map(len, filter(None, values)), default=0) > self.max_cell_chars
 
     def mask_text(self, text: str, counts: Counter[str] | None = None, rules: MaskingRules | None = None) -> str:
         """Mask free text (a log, command output, an error message) as one string."""

@@ -18,7 +18,7 @@ from itertools import pairwise
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 WORDS: dict[str, str] = {
-    **dict.fromkeys(("password", "passwords", "passwd", "pwd", "passphrase", "passcode", "pin",
+    **dict.fromkeys(("password", "passwords", "passwd", "pwd", "pass", "pw", "passphrase", "passcode", "pin",
                      "requirepass"), "password"),
     **dict.fromkeys(("secret", "token", "credential", "credentials", "apikey", "auth", "authorization",
                      "cookie", "signature", "sig", "otp", "totp", "privatekey", "masterauth"), "secret"),
@@ -63,7 +63,8 @@ QUALIFIERS = frozenset({
     "comment", "template", "algorithm", "alg", "method", "scheme", "scope", "scopes", "audience", "issuer",
     "prefix", "suffix", "last", "mask", "masked", "brand", "network", "country", "domain", "strength", "min",
     "max", "is", "has", "use", "uses", "allow", "allowed", "flag", "mode", "level", "limit", "quota", "usage",
-    "used", "remaining", "attempts", "retries", "failures", "source", "store", "vault", "manager"
+    "used", "remaining", "rate", "ratio", "percent", "attempts", "retries", "failures", "source", "store", "vault",
+    "manager"
 })
 """Words that make a name describe a secret rather than hold it."""
 

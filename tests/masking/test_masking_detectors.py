@@ -60,6 +60,10 @@ CASES: list[tuple[str, list[str]]] = [
     ("curl -u admin:hunter2 https://api.internal", ["password"]),
     ("Driver={ODBC Driver 18};Server=x;Uid=sa;Pwd={p@ss;word};", ["password"]),
     ("Server=tcp:x.database.windows.net;User ID=app;Password=Xq9pL2;Encrypt=true", ["password"]),
+    ("Data Source=x;Initial Catalog=y;User ID=z;Password=p@ss w0rd;", ["password"]),
+    ('{"pass": "hunter2", "pw": "x9"}', ["password", "password"]), ("mysql -uroot -phunter2 orders", ["password"]),
+    ("docker run -p 8080:80 nginx && mysql -h db -P 3306 orders", []),
+    ("kubectl create secret generic db --from-literal=password=abc123", ["password"]),
     # URLs
     ("postgres://app:#390!+xC6SSz@db.internal:5432/app", ["password"]),
     ("redis://:Xq9pL2@cache:6379/0", ["password"]), ("mysql://root:p%40ss@mysql:3306/db", ["password"]),

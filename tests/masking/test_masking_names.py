@@ -10,6 +10,7 @@ from broker.masking.rules import FieldRule, MaskingRules
 NAMES = [
     ("password", "password"), ("DB_PASSWORD", "password"), ("userPassword", "password"), ("passwd", "password"),
     ("password_hash", "password"), ("userpassword", "password"), ("pwd", "password"),
+    ("pass", "password"), ("smtp_pw", "password"),
     ("api_key", "secret"), ("X-Api-Key", "secret"), ("apiKey", "secret"), ("client_secret", "secret"),
     ("access_token", "secret"), ("AccountKey", "secret"), ("private_key", "secret"), ("credentials", "secret"),
     ("Authorization", "secret"), ("Ocp-Apim-Subscription-Key", "secret"),
@@ -24,6 +25,7 @@ NAMES = [
     ("prompt_tokens", None), ("max_tokens", None), ("card_brand", None), ("card_last4", None), ("api_key_id", None),
     ("email_verified", None), ("company", None), ("span", None), ("classname", None), ("author", None),
     ("key", None), ("primary_key", None), ("spinning", None), ("token_endpoint", None), ("passenger", None),
+    ("passed", None), ("bypass", None), ("pass_rate", None),
 ]
 
 

@@ -65,7 +65,8 @@ def is_reference(value: str) -> bool:
     """A value that stands for a secret without being one: ``${DB_PASSWORD}``, ``***``, ``null``,
     a template, a bind parameter, or a placeholder this engine made."""
     value = value.rstrip(".,:!")
-    return not value or _UNSET.fullmatch(value) is not None or is_placeholder(value)
+    return (not value or not any(c.isalnum() for c in value) or _UNSET.fullmatch(value) is not None
+            or is_placeholder(value))
 
 
 class UrlPassword(Detector):
@@ -85,7 +86,7 @@ class UrlPassword(Detector):
         return not is_reference(value)
 
 
-_KEY_STEMS = (r"pass(?:word|wd|phrase|code)|pwd|requirepass|secret|token|credential|auth|signature|sig|otp|pin"
+_KEY_STEMS = (r"pass(?:word|wd|phrase|code)?|pwd|pw|requirepass|secret|token|credential|auth|signature|sig|otp|pin"
               r"|dsn|conn(?:ection)?[_.-]?str(?:ing)?"
               r"|(?:api|access|secret|private|account|signing|encryption|master|shared|storage|license"
               r"|subscription|client|session)[_.-]?key")
@@ -101,7 +102,8 @@ class SecretAssignment(Detector):
     The key must be sensitive by the name rules (``names.py``); the type is the key's type
     (``password`` or ``secret``); references such as ``${VAR}`` or ``***`` are left alone.
 
-    Also ``--password x``, SQL ``PASSWORD 'x'`` / ``IDENTIFIED BY 'x'`` and ``curl -u user:x``.
+    Also ``--password x``, SQL ``PASSWORD 'x'`` / ``IDENTIFIED BY 'x'``, ``curl -u user:x``,
+    ``Password=two words;`` in connection strings and ``mysql -px``.
 
     Caught: ``DB_PASSWORD=hunter2-Blue``
     Passed: ``password_min_length: 12``
@@ -111,8 +113,8 @@ class SecretAssignment(Detector):
     priority = 70
     ignore_case = True
     literals = (
-        ("pass", "pwd", "secret", "token", "credential", "auth", "sig", "otp", "pin", "dsn", "conn", "key"),
-        ("--",), ("password", "identified"), ("-u", "--user"),
+        ("pass", "pwd", "pw", "secret", "token", "credential", "auth", "sig", "otp", "pin", "dsn", "conn", "key"),
+        ("--",), ("password", "identified"), ("-u", "--user"), ("password", "pwd"), ("mysql", "mariadb"),
     )
     patterns = (
         r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]{0,40}(?:" + _KEY_STEMS + r")[A-Za-z0-9_.-]{0,30})"
@@ -124,6 +126,11 @@ class SecretAssignment(Detector):
         r"(?<![A-Za-z0-9_])(?:password|identified[ \t]+by)[ \t]+'(?P<value>[^'\n]{1,256})'",
         # curl -u user:password, --user user:password
         r"(?<![A-Za-z0-9_-])(?:-u|--user)[ \t]+[\"']?[^\s:\"']{1,64}:(?P<value>[^\s@\"']{1,256})",
+        # connection strings: Password=... runs to the next ; (spaces allowed)
+        r"(?<![A-Za-z0-9_])(?:password|pwd)[ \t]*=[ \t]*(?P<value>[^;\n\"'{}]{1,256})(?=;)",
+        # mysql -pSECRET (the password glued to -p)
+        r"(?<![A-Za-z0-9_])(?:mysql|mysqldump|mysqladmin|mariadb)[ \t][^\n]{0,200}?(?<![\w-])-p"
+        r"(?P<value>[^\s\"']{1,256})",
     )
 
     triggers = (  # the key's stem to the separator: every assignment has it, and re finds it fast

@@ -37,7 +37,7 @@ class Base64Text(Detector):
         return text if printable == len(text) else None
 
 
-JSON_KEY_STEMS = (r"pass|pwd|secret|token|cred|auth|cookie|sig|otp|pin|key|dsn|conn|mail|phone|tel|mobile|fax"
+JSON_KEY_STEMS = (r"pass|pwd|pw|secret|token|cred|auth|cookie|sig|otp|pin|key|dsn|conn|mail|phone|tel|mobile|fax"
                   r"|msisdn|ssn|social|card|pan|cc|cvv|cvc|iban")
 """Substrings of every name the name rules know (tested): a JSON text without any of them in a
 key, a ``name``/``key`` value or a ``--flag`` has nothing for a name rule."""
