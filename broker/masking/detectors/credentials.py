@@ -33,6 +33,7 @@ class PrivateKey(Detector):
         r"(?:[\s\S]{0,2000}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
         r"|(?:[A-Za-z0-9+/=:,. -]|\s|\\[nrt]){0,2000})",
     )
+    triggers = (r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",)
 
 
 class Jwt(Detector):
@@ -46,6 +47,7 @@ class Jwt(Detector):
     priority = 95
     literals = (("eyJ",),)
     patterns = (r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*",)
+    triggers = (r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.",)
 
     def accept(self, value: str, match: re.Match[str]) -> bool:
         head = value.split(".", 1)[0]
@@ -133,8 +135,13 @@ class SecretAssignment(Detector):
         r"(?P<value>[^\s\"']{1,256})",
     )
 
-    triggers = (  # the key's stem to the separator: every assignment has it, and re finds it fast
+    triggers = (  # what every match of each pattern contains, reported once per candidate
         r"(?:" + _KEY_STEMS + r")[A-Za-z0-9_.-]{0,30}\\?[\"']?[ \t]*(?::=|=>|=|:)",
+        r"--[A-Za-z0-9-]{0,30}(?:password|passwd|token|secret|api-key|client-secret)[ \t]",
+        r"(?:password|identified[ \t]+by)[ \t]+'",
+        r"(?:-u|--user)[ \t]",
+        r"(?:password|pwd)[ \t]*=",
+        r"(?:mysql|mysqldump|mysqladmin|mariadb)[ \t]",
     )
 
     def locate(self, match: re.Match[str]) -> tuple[int, int, str] | None:

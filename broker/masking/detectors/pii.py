@@ -37,6 +37,7 @@ class Email(Detector):
     literals = (("@",),)
     patterns = (r"(?<![A-Za-z0-9._%+-])(?P<value>[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?"
                 r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24})(?![A-Za-z0-9-])",)
+    triggers = (r"[A-Za-z0-9_%+-]@[A-Za-z0-9]",)
 
     def accept(self, value: str, match: re.Match[str]) -> bool:
         local, _, domain = value.rpartition("@")

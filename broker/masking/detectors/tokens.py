@@ -36,6 +36,7 @@ class GithubToken(Detector):
     literals = (("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),)
     patterns = (r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,242})"
                 r"(?![A-Za-z0-9_])",)
+    triggers = (r"gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{22}",)
 
 
 class GitlabToken(Detector):
@@ -51,6 +52,7 @@ class GitlabToken(Detector):
                  "GR1348941"),)
     patterns = (r"(?<![A-Za-z0-9_-])(?:gl(?:pat|dt|ptt|rt|soat|ft|cbt|imt|agent)-[A-Za-z0-9_-]{20,64}"
                 r"|GR1348941[A-Za-z0-9_-]{20})(?![A-Za-z0-9_-])",)
+    triggers = (r"gl(?:pat|dt|ptt|rt|soat|ft|cbt|imt|agent)-[A-Za-z0-9_-]{20}|GR1348941[A-Za-z0-9_-]{20}",)
 
 
 class SlackToken(Detector):
@@ -65,6 +67,7 @@ class SlackToken(Detector):
     literals = (("xox", "xapp-"),)
     patterns = (r"(?<![A-Za-z0-9-])(?:xox[abposre]-[A-Za-z0-9-]{10,250}|xapp-\d-[A-Z0-9]{8,}-\d+-[a-z0-9]{20,})"
                 r"(?![A-Za-z0-9-])",)
+    triggers = (r"xox[abposre]-[A-Za-z0-9-]{10}|xapp-\d-[A-Z0-9]{8}",)
 
 
 class SlackWebhook(Detector):
@@ -78,6 +81,7 @@ class SlackWebhook(Detector):
     priority = 90
     literals = (("https://hooks.slack.com/",),)
     patterns = (r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{20,160}",)
+    triggers = (r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{20}",)
 
 
 class StripeKey(Detector):
@@ -92,6 +96,7 @@ class StripeKey(Detector):
     literals = (("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"),)
     patterns = (r"(?<![A-Za-z0-9_])(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,247}|whsec_[A-Za-z0-9+/=]{24,100})"
                 r"(?![A-Za-z0-9_])",)
+    triggers = (r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16}|whsec_[A-Za-z0-9+/=]{24}",)
 
 
 class GoogleApiKey(Detector):
@@ -118,6 +123,7 @@ class GoogleOauthSecret(Detector):
     priority = 90
     literals = (("GOCSPX-", "ya29."),)
     patterns = (r"(?<![A-Za-z0-9_-])(?:GOCSPX-[A-Za-z0-9_-]{28}|ya29\.[0-9A-Za-z_-]{20,2048})(?![A-Za-z0-9_-])",)
+    triggers = (r"GOCSPX-[A-Za-z0-9_-]{28}|ya29\.[0-9A-Za-z_-]{20}",)
 
 
 class OpenAiKey(Detector):
@@ -131,6 +137,7 @@ class OpenAiKey(Detector):
     priority = 85
     literals = (("sk-",),)
     patterns = (r"(?<![A-Za-z0-9_-])sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,200}(?![A-Za-z0-9_-])",)
+    triggers = (r"sk-[A-Za-z0-9_-]{20}",)
     _DIGIT, _UPPER, _LOWER = re.compile(r"\d"), re.compile(r"[A-Z]"), re.compile(r"[a-z]")
 
     def accept(self, value: str, match: re.Match[str]) -> bool:
@@ -149,6 +156,7 @@ class AnthropicKey(Detector):
     priority = 90
     literals = (("sk-ant-",),)
     patterns = (r"(?<![A-Za-z0-9_-])sk-ant-(?:api|admin|oat|sid)\d{2}-[A-Za-z0-9_-]{20,200}(?![A-Za-z0-9_-])",)
+    triggers = (r"sk-ant-(?:api|admin|oat|sid)\d{2}-[A-Za-z0-9_-]{20}",)
 
 
 class NpmToken(Detector):
@@ -229,6 +237,7 @@ class AzureSharedAccessKey(Detector):
     ignore_case = True
     literals = (("sharedaccesskey",),)
     patterns = (r"(?<![A-Za-z0-9])SharedAccessKey[ \t]*=[ \t]*(?P<value>[A-Za-z0-9+/]{20,88}={0,2})",)
+    triggers = (r"SharedAccessKey[ \t]*=[ \t]*[A-Za-z0-9+/]{20}",)
 
 
 class AzureSasSignature(Detector):
@@ -242,3 +251,4 @@ class AzureSasSignature(Detector):
     priority = 88
     literals = (("sig=",),)
     patterns = (r"(?<![A-Za-z0-9_-])sig=(?P<value>[A-Za-z0-9%+/=]{20,200})",)
+    triggers = (r"sig=[A-Za-z0-9%+/=]{20}",)
