@@ -65,8 +65,8 @@ def realistic_rows(target_bytes: int, seed: int = 7) -> list[Table]:
                 log = f"retry with {v.github_token(rng)} for {v.email(rng)}"
         row = [rng.randint(1, 10**9), v.uuid_text(rng), f"{rng.choice(v.FIRST).title()} {rng.choice(v.LAST).title()}",
                rng.choice(["paid", "shipped", "refunded", "pending"]), round(rng.random() * 900, 2),
-               rng.choice(["EUR", "USD", "GBP"]), v.timestamp(rng), v.timestamp(rng), f"SKU-{rng.randint(10**5, 10**6)}",
-               v.hostname(rng), v.version(rng), notes,
+               rng.choice(["EUR", "USD", "GBP"]), v.timestamp(rng), v.timestamp(rng),
+               f"SKU-{rng.randint(10**5, 10**6)}", v.hostname(rng), v.version(rng), notes,
                {"source": rng.choice(["web", "ios", "android"]), "build": v.build_number(rng), "log": log,
                 "tags": [rng.choice(["vip", "b2b", "promo", "eu"]) for _ in range(rng.randint(0, 3))],
                 "weights": [rng.randint(1, 999) for _ in range(3)], "ip": v.ip_address(rng)},
