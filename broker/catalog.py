@@ -8,11 +8,12 @@ where the credential lives.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from broker.problems import NotFound
 
@@ -44,12 +45,24 @@ Credential = KeyVaultCredential | ManagedIdentityCredential
 
 
 class MaskingOverrides(BaseModel):
-    """Per-target masking rules added to the built-in ones."""
+    """Per-target masking rules added to the built-in ones (see ``broker.masking.MaskingRules``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     columns: tuple[str, ...] = ()
     column_patterns: tuple[str, ...] = ()
     keep_columns: tuple[str, ...] = ()
+    keep_card_last_four: bool = False
+    ip_addresses: bool = False
+
+    @field_validator("column_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"column pattern {pattern!r} is not a regular expression: {exc}") from None
+        return patterns
 
 
 class Target(BaseModel):

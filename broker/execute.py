@@ -318,16 +318,18 @@ def mask_result(engine: TargetEngine, masker: Masker, result: ResultSet, target:
     """Mask every output shape in place: rows, then the document and text (the generic scan, then the
     engine's structural rules, e.g. Kubernetes Secret values, which must not be undone or re-scanned),
     then render text from the masked document. Returns the counts by kind."""
-    rules = MaskingRules(target.masking.columns, target.masking.column_patterns, target.masking.keep_columns)
+    overrides = target.masking
+    rules = MaskingRules(overrides.columns, overrides.column_patterns, overrides.keep_columns,
+                         keep_card_last_four=overrides.keep_card_last_four, ip_addresses=overrides.ip_addresses)
     table = masker.mask_table([c.name for c in result.columns], result.rows, rules)
     result.rows = table.rows
     counts: Counter[str] = Counter(table.counts)
     structure = getattr(engine, "mask_structure", None)
     if result.document is not None:
-        document = masker.mask_document(result.document, counts)
+        document = masker.mask_document(result.document, counts, rules)
         result.document = structure(document, masker, counts) if structure else document
     if result.text is not None:
-        text = masker.mask_text(result.text, counts)
+        text = masker.mask_text(result.text, counts, rules)
         result.text = structure(text, masker, counts) if structure else text
     if result.render is not None:
         result.text = result.render(result.document)

@@ -1,65 +1,45 @@
-"""First masking engine: column-name rules, then content patterns with validators."""
+"""The masking engine: one ``Masker`` for rows, documents and text.
+
+Order of work for a result: name rules first (a sensitive column or key is masked whole, whatever
+it holds); then every remaining string, and the JSON text of every document, goes into one batch;
+the prefilter scans the batch once; only where a pattern fired does the exact phase run
+(``spans.py``), and only a document where something fired is walked key by key. JSON inside a
+string and base64 that decodes to text are looked into one level deep.
+
+Fail closed: a string too large to scan, or any error while masking one, masks that value whole
+(types ``oversized``, ``masking_error``) and is counted. Nothing here logs or raises a value.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import logging
 import re
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-MAX_SCAN_CHARS = 1_000_000
+from broker.masking import spans
+from broker.masking.batch import Batch, ColumnSink, RowSink
+from broker.masking.detectors import DETECTORS, Detector, Finding
+from broker.masking.detectors.nested import JSON_START
+from broker.masking.detectors.pii import is_card_number
+from broker.masking.placeholder import Placeholders, is_placeholder
+from broker.masking.rules import DEFAULT_RULES, MaskingRules, PathKey
+from broker.masking.scanner import Prefilter, batches, build_prefilter, patterns
 
-_SENSITIVE_COLUMN = re.compile(
-    r"(pass(word|wd)?|secret|token|api_?key|credential|private_?key|ssn|dsn|conn(ection)?_?str(ing)?"
-    r"|card|pan|iban|email|e_?mail|phone|mobile)", re.IGNORECASE)
-_COLUMN_TYPE = [
-    (re.compile(r"e_?mail", re.I), "email"), (re.compile(r"phone|mobile", re.I), "phone"),
-    (re.compile(r"card|pan", re.I), "card"), (re.compile(r"ssn", re.I), "ssn"),
-    (re.compile(r"iban", re.I), "iban"),
-]
+log = logging.getLogger(__name__)
 
+MAX_CELL_CHARS = 1_000_000
+"""A string value longer than this is not scanned: it is masked whole (``oversized``)."""
+MAX_TEXT_CHARS = 16_000_000
+"""The same for ``mask_text`` (logs, command output), which is scanned as one string."""
 
-def _luhn(digits: str) -> bool:
-    total, parity = 0, len(digits) % 2
-    for i, ch in enumerate(digits):
-        d = ord(ch) - 48
-        if i % 2 == parity:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-_PATTERNS: list[tuple[str, re.Pattern[str], Any]] = [
-    ("private_key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"), None),
-    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), None),
-    ("connection_string", re.compile(
-        r"(?i)\b(?:[a-z][a-z0-9+.-]*://[^\s:/@]+:[^\s@/]+@[^\s]+"
-        r"|(?:[A-Za-z][A-Za-z ]*=[^;\s]*;)*(?:password|pwd|accountkey|sharedaccesskey)=[^;\s]+"
-        r"(?:;[A-Za-z][A-Za-z ]*=[^;\s]*)*)"), None),
-    ("aws_access_key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), None),
-    ("github_token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"), None),
-    ("api_key", re.compile(r"\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}\b|\bsk-[A-Za-z0-9_-]{20,}\b"), None),
-    ("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"), None),
-    ("card", re.compile(r"\b\d(?:[ -]?\d){12,18}\b"),
-     lambda m: _luhn(re.sub(r"\D", "", m)) and 13 <= len(re.sub(r"\D", "", m)) <= 19),
-    ("phone", re.compile(r"(?<![\w.])\+?\d{1,3}[ .-]?\(?\d{2,4}\)?[ .-]\d{3,4}[ .-]?\d{3,4}\b"), None),
-    ("secret_assignment", re.compile(
-        r"(?i)\b(?:password|passwd|secret|api_?key|token)\s*[:=]\s*[\"']?[^\s\"',;]{4,}"), None),
-]
-
-
-@dataclass(frozen=True)
-class MaskingRules:
-    """Per-target additions: columns to mask whole, name patterns, and columns to keep."""
-
-    columns: tuple[str, ...] = ()
-    column_patterns: tuple[str, ...] = ()
-    keep_columns: tuple[str, ...] = ()
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]{0,63}")
+_CARD_INT_MIN = 10**11
+_SECRET_KINDS = ("password", "secret", "connection_string")
 
 
 @dataclass
@@ -69,74 +49,288 @@ class MaskedTable:
 
 
 class Masker:
-    def __init__(self, key: bytes) -> None:
-        if len(key) < 16:
-            raise ValueError("the masking key must be at least 16 bytes")
-        self._key = key
+    """Masks secrets and personal data under one key. Thread-safe; build one per key and reuse it.
 
+    key: the masking key (at least 16 bytes); placeholders are keyed hashes under it.
+    scanner: ``auto`` (Hyperscan when importable, else ``re``), ``hyperscan`` or ``re``.
+    detectors: the detectors to run (default: all of ``broker.masking.detectors.DETECTORS``).
+    """
+
+    def __init__(self, key: bytes, *, scanner: str = "auto", max_cell_chars: int = MAX_CELL_CHARS,
+                 max_text_chars: int = MAX_TEXT_CHARS, detectors: tuple[Detector, ...] = DETECTORS) -> None:
+        self._placeholders = Placeholders(key)
+        self._detectors = detectors
+        self._scanner = scanner
+        self._opt_ins = frozenset(d.opt_in for d in detectors if d.opt_in)
+        self._prefilter: Prefilter = build_prefilter(scanner, detectors)
+        self._table = patterns(detectors)
+        self._json_hints = frozenset(p.id for p in self._table if p.detector.hint)
+        self.max_cell_chars = max_cell_chars
+        self.max_text_chars = max_text_chars
+
+    @property
+    def scanner(self) -> str:
+        return self._prefilter.name
+
+    # --- public surface ---------------------------------------------------------------------
     def placeholder(self, kind: str, value: Any) -> str:
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-        digest = hmac.new(self._key, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:6]
-        return f"[{kind}:{digest}]"
+        """The placeholder of ``value`` as type ``kind`` (no counting)."""
+        return self._placeholders.value(kind, value)
 
-    def _column_kind(self, name: str, rules: MaskingRules) -> str | None:
-        if name in rules.keep_columns:
-            return None
-        if name in rules.columns or any(re.search(p, name) for p in rules.column_patterns):
-            return "column"
-        if _SENSITIVE_COLUMN.search(name):
-            for pattern, kind in _COLUMN_TYPE:
-                if pattern.search(name):
-                    return kind
-            return "secret"
-        return None
-
-    def mask_text(self, text: str, counts: Counter[str] | None = None) -> str:
-        counts = counts if counts is not None else Counter()
-        if len(text) > MAX_SCAN_CHARS:
-            counts["oversized"] += 1
-            return self.placeholder("oversized", text)
-        for kind, pattern, validator in _PATTERNS:
-            def repl(m: re.Match[str], kind: str = kind, validator: Any = validator) -> str:
-                if validator is not None and not validator(m.group(0)):
-                    return m.group(0)
-                counts[kind] += 1
-                return self.placeholder(kind, m.group(0))
-            text = pattern.sub(repl, text)
-        return text
-
-    def mask_document(self, value: Any, counts: Counter[str]) -> Any:
-        if isinstance(value, str):
-            return self.mask_text(value, counts)
-        if isinstance(value, list):
-            return [self.mask_document(v, counts) for v in value]
-        if isinstance(value, dict):
-            out = {}
-            for k, v in value.items():
-                kind = self._column_kind(str(k), MaskingRules())
-                if kind and v is not None:
-                    counts[kind] += 1
-                    out[k] = self.placeholder(kind, v)
-                else:
-                    out[k] = self.mask_document(v, counts)
-            return out
-        return value
-
-    def mask_table(self, columns: list[str], rows: list[list[Any]],
+    def mask_table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                    rules: MaskingRules | None = None) -> MaskedTable:
-        rules = rules or MaskingRules()
+        """Mask every cell of a result set. Returns rows of the same shape: a row with a masked
+        cell is a new list, a row with nothing to mask may be the input's own (never changed)."""
+        rules = rules or DEFAULT_RULES
         counts: Counter[str] = Counter()
-        kinds = [self._column_kind(c, rules) for c in columns]
-        out: list[list[Any]] = []
-        for row in rows:
-            masked = []
-            for kind, value in zip(kinds, row, strict=False):
-                if value is None:
-                    masked.append(None)
-                elif kind:
-                    counts[kind] += 1
-                    masked.append(self.placeholder(kind, value))
+        out = list(rows)
+        copied: set[int] = set()
+        batch = Batch(self, rules, counts)
+        kinds = [rules.name_type(c) for c in columns]
+        width = len(columns)
+        if out and set(map(len, out)) != {width}:  # ragged rows: cell by cell
+            for i, row in enumerate(rows):
+                sink = RowSink(out, copied, i)
+                for j, value in enumerate(row):
+                    self._column_cell(sink, j, value, columns[j] if j < width else None,
+                                      kinds[j] if j < width else None, rules, counts, batch)
+        elif out:
+            for j, name in enumerate(columns):
+                values = [row[j] for row in out]
+                sink = ColumnSink(out, copied, j)
+                kind = kinds[j]
+                types = set(map(type, values))
+                types.discard(type(None))
+                if kind is None and types <= {str} and not self._any_oversized(values):
+                    batch.add_texts(values, sink)  # the common case: no per-cell Python at all
+                elif kind is None and types <= {int, float, bool} and not _any_card_sized(values):
+                    continue
                 else:
-                    masked.append(self.mask_document(value, counts))
-            out.append(masked)
+                    for i, value in enumerate(values):
+                        self._column_cell(sink, i, value, name, kind, rules, counts, batch)
+        batch.run()
         return MaskedTable(out, dict(counts))
+
+    def _column_cell(self, sink: Any, key: Any, value: Any, name: str | None, kind: str | None,
+                     rules: MaskingRules, counts: Counter[str], batch: Batch) -> None:
+        if value is None:
+            return
+        if kind is not None:
+            sink[key] = self._whole(value, kind, counts, rules)
+        else:
+            path = (name,) if rules.has_fields and name is not None else None
+            self._cell(sink, key, value, path, rules, counts, batch)
+
+    def _any_oversized(self, values: list[Any]) -> bool:
+        return max(map(len, filter(None, values)), default=0) > self.max_cell_chars
+
+    def mask_text(self, text: str, counts: Counter[str] | None = None, rules: MaskingRules | None = None) -> str:
+        """Mask free text (a log, command output, an error message) as one string."""
+        counts = counts if counts is not None else Counter()
+        rules = rules or DEFAULT_RULES
+        if len(text) > self.max_text_chars:
+            return self._whole(text, "oversized", counts, rules)
+        holder = [text]
+        batch = Batch(self, rules, counts, limit=self.max_text_chars)
+        batch.add_text(holder, 0, text)
+        batch.run()
+        return holder[0]
+
+    def mask_document(self, value: Any, counts: Counter[str] | None = None,
+                      rules: MaskingRules | None = None) -> Any:
+        """Mask a JSON document (e.g. a Kubernetes object): name rules on keys, ``rules.fields``
+        paths, and content detection on every string and key. Returns a new document (parts
+        where nothing was found may be shared with the input; the input is never changed)."""
+        counts = counts if counts is not None else Counter()
+        rules = rules or DEFAULT_RULES
+        if isinstance(value, str):
+            return self.mask_text(value, counts, rules)
+        holder = [value]
+        batch = Batch(self, rules, counts)
+        self._cell(holder, 0, value, () if rules.has_fields else None, rules, counts, batch)
+        batch.run()
+        return holder[0]
+
+    def mask_value(self, value: Any, kind: str, counts: Counter[str] | None = None,
+                   rules: MaskingRules | None = None) -> Any:
+        """Mask ``value`` whole as ``kind``; in a container each leaf is masked and keys stay."""
+        return self._whole(value, kind, counts if counts is not None else Counter(), rules or DEFAULT_RULES)
+
+    # --- walking values -----------------------------------------------------------------------
+    def _cell(self, container: Any, key: Any, value: Any, path: tuple[PathKey, ...] | None, rules: MaskingRules,
+              counts: Counter[str], batch: Batch, *, walk: bool = False) -> None:
+        """Mask ``container[key]`` (already holding ``value``) in place or via the batch.
+        ``walk``: walk a document now rather than scanning its JSON text first."""
+        kind = type(value)
+        if kind is str:
+            batch.add_text(container, key, value)
+        elif kind is dict or kind is list:
+            if walk or not batch.add_document(container, key, value, path):
+                try:
+                    container[key] = self._walk(value, path, rules, counts, batch)
+                except RecursionError:
+                    container[key] = self._error(value, counts)
+        elif kind is int:
+            if value >= _CARD_INT_MIN and is_card_number(str(value)):
+                container[key] = self._whole(value, "card", counts, rules)
+        elif kind is float or kind is bool or value is None:
+            return
+        else:  # not JSON-ready: scan its text rather than pass it through unscanned
+            text = str(value)
+            container[key] = text
+            batch.add_text(container, key, text)
+
+    def _walk(self, value: dict[Any, Any] | list[Any], path: tuple[PathKey, ...] | None, rules: MaskingRules,
+              counts: Counter[str], batch: Batch) -> dict[Any, Any] | list[Any]:
+        if isinstance(value, list):
+            items = list(value)
+            flag_kind = None
+            for i, item in enumerate(items):
+                sub = (*path, i) if path is not None else None
+                kind = rules.field_type(sub) if sub is not None else None
+                if kind is None and flag_kind is not None and isinstance(item, str):
+                    kind = flag_kind
+                flag_kind = _flag_kind(item, rules)
+                if kind is not None:
+                    items[i] = self._whole(item, kind, counts, rules)
+                elif item is not None:
+                    self._cell(items, i, item, sub, rules, counts, batch, walk=True)
+            return items
+        out: dict[Any, Any] = {}
+        pair_key, pair_kind = _name_value_pair(value, rules)
+        for key, item in value.items():
+            sub = (*path, key) if path is not None else None
+            kind = rules.field_type(sub) if sub is not None else None
+            if kind is None and key == pair_key:
+                kind = pair_kind
+            name = key if isinstance(key, str) else str(key)
+            if kind is None:
+                kind = rules.name_type(name)
+            if not _PLAIN_KEY.fullmatch(name):
+                key = self.mask_text(name, counts, rules) if len(name) <= self.max_cell_chars else key
+            if kind is not None:
+                out[key] = self._whole(item, kind, counts, rules)
+            else:
+                out[key] = item
+                if item is not None:
+                    self._cell(out, key, item, sub, rules, counts, batch, walk=True)
+        return out
+
+    def _whole(self, value: Any, kind: str, counts: Counter[str], rules: MaskingRules) -> Any:
+        if value is None or isinstance(value, bool) or (isinstance(value, str) and is_placeholder(value)):
+            return value  # nothing to hide (masking twice changes nothing)
+        if isinstance(value, dict):
+            return {k: self._whole(v, kind, counts, rules) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._whole(v, kind, counts, rules) for v in value]
+        last_four = None
+        if kind == "card" and rules.keep_card_last_four:
+            digits = [c for c in str(value) if c.isdigit()]
+            last_four = "".join(digits[-4:]) if len(digits) >= 12 else None
+        counts[kind] += 1
+        return self._placeholders.value(kind, value, last_four)
+
+    def _error(self, value: Any, counts: Counter[str]) -> str:
+        counts["masking_error"] += 1
+        return self._placeholders.value("masking_error", value)
+
+    # --- scanning strings ------------------------------------------------------------------
+    def _prefilter_for(self, rules: MaskingRules, kind: str | None = None) -> Prefilter:
+        opt_ins = frozenset(name for name in self._opt_ins if getattr(rules, name, False))
+        if not opt_ins and kind is None:
+            return self._prefilter
+        return build_prefilter(kind or self._scanner, self._detectors, opt_ins)
+
+    def _fired(self, texts: Sequence[str], rules: MaskingRules) -> Iterator[tuple[int, set[int] | None]]:
+        """(index, fired pattern ids) for each string that needs a look; ids None: the scanners
+        failed, mask it whole."""
+        for part in batches(texts):
+            chunk = texts[part.start:part.stop]
+            fired = self._scan_chunk(chunk, rules)
+            if fired is None:
+                for i in part:
+                    yield i, None
+                continue
+            for i, ids in fired.items():
+                yield part.start + i, ids
+
+    def _scan_chunk(self, chunk: Sequence[str], rules: MaskingRules) -> dict[int, set[int]] | None:
+        prefilter = self._prefilter
+        try:
+            prefilter = self._prefilter_for(rules)
+            return prefilter.fired(chunk)
+        except Exception as exc:
+            log.warning("masking: the %s scanner failed (%s); scanning with re", prefilter.name, type(exc).__name__)
+        try:
+            return self._prefilter_for(rules, "re").fired(chunk)
+        except Exception as exc:
+            log.error("masking: the re scanner failed too (%s); masking the batch whole", type(exc).__name__)
+            return None
+
+    def _mask_string(self, text: str, ids: set[int], rules: MaskingRules, counts: Counter[str], *,
+                     allow_json: bool) -> str:
+        if allow_json and (ids & self._json_hints or rules.columns or rules.column_patterns) \
+                and JSON_START.match(text):
+            masked = self._mask_json(text, rules, counts)
+            if masked is not None:
+                return masked
+        findings = spans.find(text, ids, self._table, rules, partial(self._nested, rules))
+        return spans.replace(text, spans.resolve(text, findings), self._placeholders, counts)
+
+    def _mask_json(self, text: str, rules: MaskingRules, counts: Counter[str]) -> str | None:
+        """A string holding a JSON object or array: mask it as a document (one level: strings in
+        it are not parsed again). None if it is not JSON. Unchanged JSON keeps its formatting."""
+        try:
+            document = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(document, dict | list):
+            return None
+        local: Counter[str] = Counter()
+        batch = Batch(self, rules, local, allow_json=False)
+        holder = [document]
+        self._cell(holder, 0, document, None, rules, local, batch, walk=True)
+        batch.run()
+        if not local:
+            return text
+        counts.update(local)
+        return json.dumps(holder[0], ensure_ascii=False)
+
+    def _nested(self, rules: MaskingRules, decoded: str) -> list[Finding]:
+        """Findings in decoded base64 text (one level: no further decoding)."""
+        if len(decoded) > self.max_cell_chars:
+            return []
+        fired = next(self._fired([decoded], rules), (0, None))[1]
+        if not fired:
+            return []
+        return spans.find(decoded, fired, self._table, rules, None)
+
+
+def _any_card_sized(values: list[Any]) -> bool:
+    ints = [v for v in values if type(v) is int]
+    return bool(ints) and max(ints) >= _CARD_INT_MIN
+
+
+_PAIR_NAMES = ("name", "Name", "key", "Key")
+_PAIR_VALUES = ("value", "Value")
+
+
+def _name_value_pair(item: dict[Any, Any], rules: MaskingRules) -> tuple[Any, str | None]:
+    """``{"name": "DB_PASSWORD", "value": "..."}`` (Kubernetes env, tags, settings lists): the
+    name names the value. Returns the value's key and type, or (None, None)."""
+    for value_key in _PAIR_VALUES:
+        if value_key in item:
+            for name_key in _PAIR_NAMES:
+                name = item.get(name_key)
+                if isinstance(name, str):
+                    kind = rules.name_type(name)
+                    return (value_key, kind) if kind else (None, None)
+    return None, None
+
+
+def _flag_kind(item: Any, rules: MaskingRules) -> str | None:
+    """``["--token", "abc"]`` (container args, argv lists): a secret-named flag names the next item."""
+    if type(item) is not str or not item.startswith("-") or "=" in item or len(item) > 64:
+        return None
+    kind = rules.name_type(item.lstrip("-"))
+    return kind if kind in _SECRET_KINDS else None

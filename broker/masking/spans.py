@@ -1,0 +1,96 @@
+"""The exact phase for one string: run the patterns that fired, validate, resolve overlaps, and
+replace every chosen span once.
+
+Replacing once, from spans collected over all detectors first, is what keeps a placeholder from
+ever being matched again: ``key: sk_live_...`` gives one ``[stripe_key:...]``, never a placeholder
+inside a placeholder. Overlapping findings merge into one span named by the strongest detector.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from broker.masking.detectors import Finding
+from broker.masking.placeholder import PLACEHOLDER, Placeholders
+from broker.masking.rules import MaskingRules
+from broker.masking.scanner import Pattern
+
+NestedScan = Callable[[str], list[Finding]]
+
+
+def find(text: str, pattern_ids: Iterable[int], table: tuple[Pattern, ...], rules: MaskingRules,
+         nested: NestedScan | None) -> list[Finding]:
+    """Every finding of the fired patterns in ``text``; ``nested`` scans decoded base64 (None: don't)."""
+    findings: list[Finding] = []
+    for pid in sorted(pattern_ids):
+        pattern = table[pid]
+        detector = pattern.detector
+        if detector.hint or (detector.opt_in and not getattr(rules, detector.opt_in)):
+            continue
+        if detector.nested and nested is None:
+            continue
+        for match in pattern.regex.finditer(text):
+            located = detector.locate(match)
+            if located is None:
+                continue
+            start, end, kind = located
+            if detector.nested:
+                decoded = detector.decode(text[start:end])
+                inner = nested(decoded) if decoded is not None and nested is not None else []
+                if not inner:
+                    continue
+                strongest = max(inner, key=lambda f: f.priority)
+                kind = strongest.type
+            last_four = None
+            if kind == "card" and rules.keep_card_last_four:
+                digits = [c for c in text[start:end] if c.isdigit()]
+                last_four = "".join(digits[-4:])
+            findings.append(Finding(start, end, kind, detector.priority, last_four))
+    return findings
+
+
+def resolve(text: str, findings: list[Finding]) -> list[Finding]:
+    """Merge overlapping findings: one span covering them all, typed by the highest priority
+    (then the longest) finding. The result is sorted and disjoint. Findings that touch a
+    placeholder already in the text are dropped: masking twice changes nothing."""
+    if findings and "[" in text:
+        taken = [m.span() for m in PLACEHOLDER.finditer(text)]
+        if taken:
+            findings = [f for f in findings if not any(f.start < end and start < f.end for start, end in taken)]
+    if len(findings) < 2:
+        return findings
+    findings = sorted(findings, key=lambda f: (f.start, -f.end))
+    merged: list[Finding] = []
+    group = [findings[0]]
+    end = findings[0].end
+    for f in findings[1:]:
+        if f.start < end:
+            group.append(f)
+            end = max(end, f.end)
+            continue
+        merged.append(_merge(group, end))
+        group, end = [f], f.end
+    merged.append(_merge(group, end))
+    return merged
+
+
+def _merge(group: list[Finding], end: int) -> Finding:
+    if len(group) == 1:
+        return group[0]
+    best = max(group, key=lambda f: (f.priority, f.end - f.start))
+    return Finding(group[0].start, end, best.type, best.priority, best.last_four)
+
+
+def replace(text: str, findings: list[Finding], placeholders: Placeholders, counts: Counter[str]) -> str:
+    """``text`` with each (resolved, disjoint) finding replaced by its placeholder."""
+    if not findings:
+        return text
+    parts, pos = [], 0
+    for f in findings:
+        parts.append(text[pos:f.start])
+        parts.append(placeholders.text(f.type, text[f.start:f.end], f.last_four))
+        counts[f.type] += 1
+        pos = f.end
+    parts.append(text[pos:])
+    return "".join(parts)
