@@ -17,6 +17,7 @@ from broker.catalog import Catalog, load_catalog
 from broker.execute import ExecuteService, MaskerSource
 from broker.identity import TokenValidator
 from broker.journal import JournalReader, JournalStorage, JournalWriter
+from broker.masking.scanner import build_prefilter
 from broker.policy import Policy
 from broker.problems import Unavailable
 from broker.secrets import CredentialResolver, KeyVaultSecretStore
@@ -47,6 +48,7 @@ class Broker:
 
     @classmethod
     def from_settings(cls, settings: Settings, credential: TokenCredential | None = None) -> Broker:
+        build_prefilter()  # compile the masking scanner now (cold start), not on the first request
         catalog = load_catalog(settings.catalog_path)
         catalog.check_engines(set(ENGINES))
         policy = Policy.load(settings.policy_path)

@@ -16,8 +16,8 @@ SECRET_SHAPES = [
     re.compile(r"sk_live_[A-Za-z0-9]{8,}"),
     re.compile(r"AKIA[A-Z0-9]{16}"),
     re.compile(r"ghp_[A-Za-z0-9]{20,}"),
-    re.compile(r"://[^\s:/@]+:[^\s@/]+@"),  # URL with a password
-    re.compile(r"(?i)password=[^;\s\]]+"),
+    re.compile(r"://[^\s:/@]+:(?!\[password:)[^\s@/]+@"),  # URL with a password (not a placeholder)
+    re.compile(r"(?i)password=(?!\[)[^;\s\]]+"),
 ]
 
 
