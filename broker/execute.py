@@ -90,6 +90,11 @@ class ExecuteResult:
     decision: Decision
     status: Literal["done"] = "done"
     extra: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    """Milliseconds per phase (``Server-Timing``): decide, journal-intent, run, mask, journal-outcome."""
+
+    def server_timing(self) -> str:
+        return ", ".join(f"{name};dur={ms:.2f}" for name, ms in self.timings.items())
 
     def to_dict(self) -> dict[str, Any]:
         r = self.result
@@ -195,6 +200,7 @@ class ExecuteService:
         request_id = str(uuid.uuid4())
         base = {"request_id": request_id, "principal": principal.describe(), "client": ctx.to_dict(),
                 "reason": body.reason}
+        decided = time.perf_counter()
         try:
             target, command, classification, decision = self.evaluate(principal, body)
         except BrokerError as refusal:
@@ -216,7 +222,10 @@ class ExecuteService:
                 f"{decision.reason}.", code=code, remedy=decision.remedy,
                 extra={"risk": classification.risk.value, "risk_reason": classification.reason,
                        "rule_id": decision.rule_id, "policy_version": decision.policy_version})
-        return self.run(principal, target, command, classification, decision, record)
+        decide_ms = (time.perf_counter() - decided) * 1000
+        result = self.run(principal, target, command, classification, decision, record)
+        result.timings = {"decide": decide_ms, **result.timings}
+        return result
 
     def run_approved(self, requester: Principal, target_name: str, command: Command, digest: str,
                      request_id: str, approvals: list[dict[str, Any]], reason: str = "") -> ExecuteResult:
@@ -245,8 +254,10 @@ class ExecuteService:
     def run(self, principal: Principal, target: Target, command: Command, classification: Classification,
             decision: Decision, record: dict[str, Any]) -> ExecuteResult:
         """Journal the intent, run once, mask, journal the outcome. Raises BrokerError on refusal."""
+        mark = time.perf_counter()
         intent_id = self._journal.write(JournalRecord(event=Event.EXECUTE_INTENT, **record))
         started = time.perf_counter()
+        timings = {"journal-intent": (started - mark) * 1000}
         outcome_base = {**record, "outcome": {"intent": intent_id}}
         try:
             masker = self._masker.get()
@@ -256,7 +267,9 @@ class ExecuteService:
             engine = self._engines[target.engine]
             read_only = classification.read_only or target.read_only
             result = engine.execute(target, command, secret, limits, read_only=read_only)
+            ran = time.perf_counter()
             masked_counts = mask_result(engine, masker, result, target)
+            timings["run"], timings["mask"] = (ran - started) * 1000, (time.perf_counter() - ran) * 1000
         except BrokerError as failure:
             failure = _masked_failure(failure, self._masker)
             elapsed = (time.perf_counter() - started) * 1000
@@ -273,10 +286,12 @@ class ExecuteService:
                                    "affected": result.affected, "duration_ms": round(elapsed, 2)}
         if result.operations:
             outcome_base["outcome"]["operations"] = result.operations
+        mark = time.perf_counter()
         outcome_id = self._journal.write(JournalRecord(event=Event.EXECUTE_OUTCOME, response=_response(result),
                                                        **outcome_base))
+        timings["journal-outcome"] = (time.perf_counter() - mark) * 1000
         return ExecuteResult(record["request_id"], outcome_id, target.name, result, masked_counts, elapsed,
-                             classification, decision)
+                             classification, decision, timings=timings)
 
     # --- kubernetes (issue 5): what a changing command would do, for approvers ---
     def preview(self, principal: Principal, target: Target, command: Command, decision: Decision,

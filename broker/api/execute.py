@@ -23,7 +23,7 @@ async def execute(req: func.HttpRequest, client: df.DurableOrchestrationClient, 
     ctx = call_context(req)
     outcome = await blocking(broker.execute.execute, principal, body, ctx)
     if not isinstance(outcome, ApprovalNeeded):
-        return json_response(outcome.to_dict())
+        return json_response(outcome.to_dict(), headers={"Server-Timing": outcome.server_timing()})
     request = await blocking(broker.approvals.approvals.hold_command, outcome, ctx)
     return await start_workflow(client, broker, request, APPROVAL_ORCHESTRATOR)
 

@@ -65,13 +65,12 @@ class PostgresEngine:
             if pool is None:
                 for old_key in [k for k in self._pools if k[0] == target.name]:
                     self._pools.pop(old_key).close(timeout=0)  # credential rotated
-                # prepare_threshold=None: agents' statements are one-offs, and DISCARD ALL on reset
-                # would leave psycopg's client-side cache naming prepared statements that are gone
-                pool = ConnectionPool(kwargs={**self._conninfo(target, secret), "prepare_threshold": None},
-                                      min_size=0,
-                                      max_size=self._pool_max, open=True, timeout=self._connect_timeout,
-                                      max_idle=300, check=ConnectionPool.check_connection,
-                                      reset=_reset_session, name=f"broker-{target.name}")
+                # autocommit: the engine writes its own BEGIN/COMMIT so that opening a transaction
+                # with its limits, and closing it with the session reset, are one round trip each.
+                # prepare_threshold=None: agents' statements are one-offs.
+                kwargs = {**self._conninfo(target, secret), "autocommit": True, "prepare_threshold": None}
+                pool = ConnectionPool(kwargs=kwargs, min_size=0, max_size=self._pool_max, open=True,
+                                      timeout=self._connect_timeout, max_idle=300, name=f"broker-{target.name}")
                 self._pools[key] = pool
             return pool
 
@@ -86,19 +85,7 @@ class PostgresEngine:
     def execute(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
                 *, read_only: bool) -> ResultSet:
         try:
-            with self._pool(target, secret).connection() as conn:
-                conn.read_only = read_only
-                try:
-                    with conn.transaction():
-                        conn.execute(
-                            "SELECT set_config('statement_timeout', %s, true),"
-                            " set_config('lock_timeout', %s, true),"
-                            " set_config('idle_in_transaction_session_timeout', %s, true)",
-                            (str(limits.timeout_ms), str(limits.timeout_ms), str(limits.timeout_ms * 2)),
-                        )
-                        return self._run(conn, command.sql, limits, read_only)
-                finally:
-                    conn.read_only = False
+            return self._execute(self._pool(target, secret), command.sql, limits, read_only)
         except pg_errors.QueryCanceled as exc:
             raise TimedOut(f"The statement ran longer than {limits.timeout_ms} ms and was cancelled.",
                            code="statement_timeout") from exc
@@ -117,6 +104,29 @@ class PostgresEngine:
             raise _command_failed(exc) from exc
         except psycopg.Error as exc:
             raise _command_failed(exc) from exc
+
+    def _execute(self, pool: ConnectionPool, sql: str, limits: ExecutionLimits, read_only: bool) -> ResultSet:
+        """Three round trips: open the transaction with its limits; the statement; close it and
+        reset the session. A connection that failed anywhere is closed, never reused."""
+        for attempt in (1, 2):
+            conn = pool.getconn()
+            reusable = False
+            try:
+                try:
+                    conn.execute(_begin(limits, read_only))
+                except psycopg.OperationalError:
+                    if attempt == 1 and conn.broken:  # a pooled connection the server dropped: nothing ran yet
+                        continue
+                    raise
+                result = self._run(conn, sql, limits, read_only)
+                conn.execute(("ROLLBACK; " if read_only else "COMMIT; ") + _RESET_SESSION)
+                reusable = True
+                return result
+            finally:
+                if not reusable:
+                    conn.close()
+                pool.putconn(conn)
+        raise AssertionError("unreachable")
 
     def _run(self, conn: psycopg.Connection, sql: str, limits: ExecutionLimits, read_only: bool) -> ResultSet:
         with conn.cursor() as cur:
@@ -156,15 +166,19 @@ class PostgresEngine:
             self._pools.clear()
 
 
-def _reset_session(conn: psycopg.Connection) -> None:
-    """Back in the pool, a connection forgets what the last command did to its session (an
-    approved ``SET standard_conforming_strings = off`` must not change how the next caller's
-    statement is read), its prepared statements, temp tables and advisory locks."""
-    conn.autocommit = True
-    try:
-        conn.execute("DISCARD ALL")
-    finally:
-        conn.autocommit = False
+def _begin(limits: ExecutionLimits, read_only: bool) -> str:
+    """The broker's own opening statement (integers only: no agent text reaches it)."""
+    timeout = int(limits.timeout_ms)
+    return (f"BEGIN{' READ ONLY' if read_only else ''}; SET LOCAL statement_timeout = {timeout}; "
+            f"SET LOCAL lock_timeout = {timeout}; SET LOCAL idle_in_transaction_session_timeout = {timeout * 2}")
+
+
+# What DISCARD ALL does, in a form that may follow COMMIT/ROLLBACK in one round trip: the next
+# caller must not inherit what an approved command did to the session (an approved
+# ``SET standard_conforming_strings = off`` would change how the next statement is read), nor its
+# prepared statements, cursors, LISTENs, advisory locks, temp tables or sequence state.
+_RESET_SESSION = ("SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; CLOSE ALL; UNLISTEN *; "
+                  "SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES")
 
 
 def _type_name(conn: psycopg.Connection, oid: int) -> str:

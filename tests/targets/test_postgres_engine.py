@@ -55,3 +55,19 @@ def test_a_read_only_statement_without_rows_answers_with_its_status(pg, one_conn
 def test_the_same_statement_many_times_across_resets_keeps_working(pg, one_connection_engine):
     for _ in range(12):  # past psycopg's auto-prepare threshold, with a DISCARD ALL between calls
         assert run(one_connection_engine, pg, "SELECT 1").rows == [[1]]
+
+
+def test_a_pooled_connection_the_server_dropped_is_replaced_before_anything_runs(pg, one_connection_engine):
+    pid = run(one_connection_engine, pg, "SELECT pg_backend_pid()").rows[0][0]
+    with pg.server.admin() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    result = run(one_connection_engine, pg, "SELECT pg_backend_pid()")
+    assert result.rows[0][0] != pid
+
+
+def test_a_failed_write_leaves_nothing_behind_and_the_connection_is_not_reused(pg, one_connection_engine):
+    pid = run(one_connection_engine, pg, "SELECT pg_backend_pid()").rows[0][0]
+    with pytest.raises(CommandFailed):
+        run(one_connection_engine, pg, "INSERT INTO orders VALUES (1, 'dup', 1)", read_only=False)
+    assert run(one_connection_engine, pg, "SELECT count(*) FROM orders").rows == [[3]]
+    assert run(one_connection_engine, pg, "SELECT pg_backend_pid()").rows[0][0] != pid
