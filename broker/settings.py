@@ -44,8 +44,8 @@ class Settings(BaseSettings):
     jwks_max_age_seconds: float = 3600.0
 
     # --- configuration files ---
-    catalog_path: Path = Path("config/catalog.yaml")
-    policy_path: Path = Path("config/policy.yaml")
+    catalog_path: Path = Path("config/azure/catalog.yaml")
+    policy_path: Path = Path("config/azure/policy.yaml")
 
     # --- target credentials ---
     key_vault_url: str = ""
@@ -60,9 +60,6 @@ class Settings(BaseSettings):
 
     # --- request limits ---
     max_body_bytes: int = 256 * 1024
-    default_max_rows: int = 1000
-    default_max_bytes: int = 1024 * 1024
-    default_statement_timeout_ms: int = 5000
 
     # --- masking ---
     masking_key_secret: str = "masking-key"
@@ -81,7 +78,7 @@ class Settings(BaseSettings):
     """Just-in-time grants (one partition per grantee), read by the execute path."""
     results_container: str = "approval-results"
     """Masked results of approved commands too large to keep in the request's Table row."""
-    approvers_path: Path = Path("config/approvers.yaml")
+    approvers_path: Path = Path("config/azure/approvers.yaml")
     """Who may approve: people with their Entra ids, emails, groups and roles."""
     approval_signing_secret: str = "approval-signing-key"
     """Key Vault secret holding the HMAC key that signs approval links and form nonces."""

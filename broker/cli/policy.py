@@ -1,6 +1,6 @@
 """``policy``: check a policy file, or explain the decision it gives for one command.
 
-    python -m broker policy check config/policy.yaml
+    python -m broker policy check config/examples/policy.yaml
     python -m broker policy explain --identity devin --target demo-postgres --sql "DELETE FROM orders WHERE id = 1"
     python -m broker policy explain --role Broker.Caller --group dba --target orders-db --label env=prod --risk write
 
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     explain = actions.add_parser("explain", help="print the decision and why", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     explain.add_argument("--policy", type=Path, help="policy file (default: BROKER_POLICY_PATH or "
-                                                     "config/policy.yaml)")
+                                                     "config/examples/policy.yaml)")
     explain.add_argument("--identity", help="a dev identity name: devin, approver, approver2, auditor, operator, "
                                             "outsider")
     explain.add_argument("--role", action="append", default=[], help="an app role of the caller (repeatable)")

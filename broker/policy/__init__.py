@@ -1,6 +1,6 @@
 """Policy as code: who may run what on which target, decided by a rule that can be named.
 
-A YAML file (``config/policy.yaml``; language in ``docs/policy.md``, JSON Schema in
+A YAML file (``config/examples/policy.yaml``; language in ``docs/policy.md``, JSON Schema in
 ``policy.schema.json``) validated at start-up: an invalid policy stops the broker with every
 problem listed. Every decision carries the rule that decided, the policy version (hash of the
 file) and a trace. Effects rank deny > approve > allow; no matching rule means deny.

@@ -72,7 +72,7 @@ def test_explain_with_a_dev_identity(tmp_path: Path) -> None:
 
 
 def test_explain_with_roles_labels_and_a_risk(tmp_path: Path) -> None:
-    code, out, _ = run("policy", "explain", "--policy", str(ROOT / "config" / "policy.yaml"), "--role",
+    code, out, _ = run("policy", "explain", "--policy", str(ROOT / "config" / "examples" / "policy.yaml"), "--role",
                        "Broker.Caller", "--target", "aks-prod", "--engine", "kubernetes", "--label", "env=prod",
                        "--risk", "read-secret", "--catalog", str(tmp_path / "absent.yaml"))
     assert code == 0 and "rule            prod-secrets-oncall-only" in out
@@ -82,7 +82,7 @@ def test_explain_finds_the_target_in_the_catalog(tmp_path: Path) -> None:
     catalog = tmp_path / "catalog.yaml"
     catalog.write_text("targets:\n  crm:\n    engine: mysql\n    labels: {env: prod}\n"
                        "    credential: {source: key-vault, secret: s}\n")
-    code, out, _ = run("policy", "explain", "--policy", str(ROOT / "config" / "policy.yaml"), "--role",
+    code, out, _ = run("policy", "explain", "--policy", str(ROOT / "config" / "examples" / "policy.yaml"), "--role",
                        "Broker.Caller", "--target", "crm", "--catalog", str(catalog),
                        "--sql", "SELECT 1 /*! , SLEEP(1) */")
     assert code == 0 and "rule            never-unknown" in out and "MySQL executable comments" in out

@@ -1,4 +1,4 @@
-"""docs/policy.md is executable: its example policy is config/policy.yaml, every YAML block in
+"""docs/policy.md is executable: its example policy is config/examples/policy.yaml, every YAML block in
 it is a valid policy (or rule), every scenario row decides as the page says, and the console
 examples print what the page shows."""
 
@@ -77,11 +77,11 @@ def _command(text: str, target: Target) -> Classification:
 
 
 def test_example_policy_is_config_policy_yaml() -> None:
-    assert _block_after("<!-- example-policy -->", "yaml") == (ROOT / "config" / "policy.yaml").read_text()
+    assert _block_after("<!-- example-policy -->", "yaml") == (ROOT / "config" / "examples" / "policy.yaml").read_text()
 
 
 def test_documented_version_is_the_real_one() -> None:
-    version = Policy.load(ROOT / "config" / "policy.yaml").version
+    version = Policy.load(ROOT / "config" / "examples" / "policy.yaml").version
     assert set(re.findall(r"sha256:[0-9a-f]{16}", DOC)) == {version}
 
 
@@ -126,8 +126,9 @@ def _run(*argv: str) -> tuple[int, str, str]:
 
 
 def test_console_examples_print_what_the_page_shows(tmp_path: Path) -> None:
-    code, out, _ = _run("policy", "check", str(ROOT / "config" / "policy.yaml"))
-    assert code == 0 and out.splitlines()[0].endswith(f"version {Policy.load(ROOT / 'config/policy.yaml').version}")
+    code, out, _ = _run("policy", "check", str(ROOT / "config" / "examples" / "policy.yaml"))
+    version = Policy.load(ROOT / "config" / "examples" / "policy.yaml").version
+    assert code == 0 and out.splitlines()[0].endswith(f"version {version}")
     broken = tmp_path / "broken.yaml"
     broken.write_text("version: 1\nrules:\n  - id: a\n    effect: approve\n    when: {risk: [wirte]}\n"
                       "  - id: b\n    effect: allow\n    approval: {quorum: 1}\n")
@@ -136,7 +137,7 @@ def test_console_examples_print_what_the_page_shows(tmp_path: Path) -> None:
     assert code == 1
     assert [line.split(": ", 1)[1] for line in err.splitlines()[1:]] == [
         line.split(": ", 1)[1] for line in shown.splitlines()[1:]]
-    code, out, _ = _run("policy", "explain", "--policy", str(ROOT / "config" / "policy.yaml"), "--role",
+    code, out, _ = _run("policy", "explain", "--policy", str(ROOT / "config" / "examples" / "policy.yaml"), "--role",
                         "Broker.Caller", "--target", "orders-db", "--label", "env=prod", "--label", "data=pii",
                         "--sql", "DELETE FROM orders", "--catalog", str(tmp_path / "none.yaml"))
     assert code == 0

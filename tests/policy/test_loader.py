@@ -97,7 +97,7 @@ def test_missing_file_is_a_policy_error(tmp_path: Path) -> None:
 
 
 def test_shipped_policies_are_valid() -> None:
-    for path in (ROOT / "config" / "policy.yaml", ROOT / "config" / "dev" / "policy.yaml"):
+    for path in (ROOT / "config" / "examples" / "policy.yaml", ROOT / "config" / "dev" / "policy.yaml"):
         assert Policy.load(path).document.rules
 
 
