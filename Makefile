@@ -38,9 +38,15 @@ test: setup infra-check
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Figures, not pass/fail: each script prints what it measured (README "Benchmarks").
 bench: setup
 	$(PY) benchmarks/execute_overhead.py
+	$(PY) benchmarks/journal.py
+	$(PY) benchmarks/masking.py
+	$(PY) benchmarks/classify.py
 	$(PY) benchmarks/approval_latency.py
+	$(PY) benchmarks/durable_event_latency.py
+	$(PY) benchmarks/kubernetes_execute.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules .broker

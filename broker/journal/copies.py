@@ -41,10 +41,11 @@ class _Copy:
 
 
 class CopyQueue:
-    def __init__(self, put: Put, *, max_backlog: int = 2000, workers: int = 2,
+    def __init__(self, put: Put, *, max_backlog: int = 2000, workers: int = 4, backlog_wait: float = 5.0,
                  retry_delays: tuple[float, ...] = (0.05, 0.2, 1.0, 2.0)) -> None:
         self._put = put
         self._max_backlog = max_backlog
+        self._backlog_wait = backlog_wait
         self._retry_delays = retry_delays
         self._queue: queue.Queue[_Copy | None] = queue.Queue()
         self._pending = 0
@@ -68,6 +69,11 @@ class CopyQueue:
             if self._failing:
                 raise Unavailable("The journal's immutable copies cannot be written, so the broker will not run "
                                   "commands.", code="journal_unavailable", extra={"reason": "copies_failing"})
+            # A burst faster than copies can be written slows writers down (back-pressure); only a
+            # backlog that does not drain within the wait refuses.
+            deadline = time.monotonic() + self._backlog_wait
+            while self._pending >= self._max_backlog and not self._failing and time.monotonic() < deadline:
+                self._lock.wait(deadline - time.monotonic())
             if self._pending >= self._max_backlog:
                 raise Unavailable("The journal's immutable copies are behind, so the broker will not run commands.",
                                   code="journal_unavailable", extra={"reason": "copies_backlog"})
@@ -130,4 +136,5 @@ class CopyQueue:
             with self._lock:
                 if self._failing == item.name:
                     self._failing = None
+                    self._lock.notify_all()
             return

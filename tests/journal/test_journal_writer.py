@@ -4,6 +4,7 @@ large responses in the blob, failures that refuse rather than lose."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -182,3 +183,31 @@ def test_a_record_too_large_for_a_row_lives_in_its_blob_and_the_row_refers_to_it
     storage.table.update_entity(row)
     assert [(f.kind, f.where) for f in Verifier(storage).verify().findings if f.severity == "error"] == [
         ("edited", rid)]
+
+
+def test_a_burst_faster_than_copies_is_slowed_down_not_refused(storage):
+    writer = JournalWriter(storage)
+    try:
+        writer.copies._max_backlog = 3  # a tiny backlog: writers must wait for copies to drain
+        ids = [writer.write(intent()) for _ in range(12)]
+        assert len(set(ids)) == 12 and writer.flush()
+        assert Verifier(storage).verify().copies == 12
+    finally:
+        writer.close()
+
+
+def test_a_backlog_that_does_not_drain_refuses(storage):
+    gate = threading.Event()
+    real = storage.put_immutable
+    storage.put_immutable = lambda *a, **k: (gate.wait(10), real(*a, **k))
+    writer = JournalWriter(storage)
+    try:
+        writer.copies._max_backlog, writer.copies._backlog_wait = 2, 0.2
+        writer.write(intent())
+        writer.write(intent())
+        with pytest.raises(Unavailable) as refused:
+            writer.write(intent())
+        assert refused.value.extra == {"reason": "copies_backlog"}
+    finally:
+        gate.set()
+        writer.close()
