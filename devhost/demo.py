@@ -85,9 +85,9 @@ def seed_demo(pg: EmbeddedPostgres, agent_password: str, rows: int = 240, seed: 
                 notes text, created_at timestamptz NOT NULL)""")
         db.execute("""
             CREATE TABLE IF NOT EXISTS orders (
-                id bigint PRIMARY KEY, customer_id integer REFERENCES customers(id), amount numeric(12,2),
-                status text, items jsonb, tags text[], shipped_on date, receipt bytea, placed_at timestamptz,
-                fulfilment interval)""")
+                id bigint PRIMARY KEY, customer_id integer REFERENCES customers(id) ON DELETE SET NULL,
+                amount numeric(12,2), status text, items jsonb, tags text[], shipped_on date, receipt bytea,
+                placed_at timestamptz, fulfilment interval)""")
         if db.execute("SELECT count(*) FROM customers").fetchone()[0] == 0:
             base = datetime(2024, 1, 1, tzinfo=UTC)
             with db.cursor() as cur:

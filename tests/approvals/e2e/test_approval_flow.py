@@ -205,3 +205,18 @@ def test_the_devhost_restarts_mid_wait_and_the_command_still_runs_once(flow):
     assert flow.runs(210) == 1
     flow.idle()
     assert flow.events(rid).count("execute.intent") == 1
+
+
+def test_the_readme_walk_through_deletes_customer_3_after_one_approval(flow):
+    """README: `exec --sql "DELETE FROM customers WHERE id = 3"` waits; an approver approves; it runs."""
+    assert flow.rows("SELECT count(*) FROM customers WHERE id = 3") == [(1,)]
+    orders = flow.rows("SELECT count(*) FROM orders WHERE customer_id = 3")[0][0]
+    pending = flow.pending("DELETE FROM customers WHERE id = 3")
+    rid = pending["request_id"]
+    assert flow.decide(flow.links(rid)[ADA]).status_code == 200
+    done = flow.wait_status(rid, "done", "failed")
+    assert done["status"] == "done", done
+    assert done["result"]["command_status"] == "DELETE 1" and done["result"]["affected_rows"] == 1
+    assert flow.rows("SELECT count(*) FROM customers WHERE id = 3") == [(0,)]
+    # the customer's orders stay, no longer linked to them
+    assert flow.rows("SELECT count(*) FROM orders WHERE customer_id IS NULL")[0][0] >= orders
