@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 import azure.durable_functions as df
 import azure.functions as func
 
-from broker.api._http import json_response, problem_response
+from broker.api._http import json_response, refusal_response
 from broker.approvals import ApprovalRequest
-from broker.problems import BrokerError, Unavailable
+from broker.problems import Unavailable
 from broker.runtime import Broker, get_broker
 
 log = logging.getLogger("broker.api")
@@ -48,14 +48,8 @@ def durable_route(*, authenticate: bool = True) -> Callable[[AsyncHandler], Asyn
                 if authenticate:
                     principal = await blocking(broker.validator.principal_from_header, req.headers.get("authorization"))
                 return await handler(req, *args, broker=broker, principal=principal, **kwargs)
-            except BrokerError as error:
-                if error.status >= 500:
-                    log.warning("refused with %s: %s", error.code, error.detail)
-                return problem_response(error, instance=req.url.split("?")[0])
-            except Exception:
-                log.exception("unhandled error in %s", handler.__name__)
-                return problem_response(BrokerError("The broker hit an internal error; nothing was returned.",
-                                                    code="internal_error"))
+            except Exception as error:
+                return refusal_response(error, req, handler.__name__)
 
         # The Functions worker binds parameters by name and type-checks their annotations; the
         # Durable client arrives as a JSON string (the df middleware turns it into a client).

@@ -67,6 +67,18 @@ def call_context(req: func.HttpRequest) -> CallContext:
 Handler = Callable[[func.HttpRequest, Broker, Principal], func.HttpResponse]
 
 
+def refusal_response(error: Exception, req: func.HttpRequest, handler_name: str) -> func.HttpResponse:
+    """Any exception a handler let through, as problem+json: a BrokerError as itself, anything
+    else as an internal error whose details stay in the log (never in the answer)."""
+    if isinstance(error, BrokerError):
+        if error.status >= 500:
+            log.warning("refused with %s: %s", error.code, error.detail)
+        return problem_response(error, instance=req.url.split("?")[0])
+    log.error("unhandled error in %s", handler_name, exc_info=error)
+    return problem_response(BrokerError("The broker hit an internal error; nothing was returned.",
+                                        code="internal_error"))
+
+
 def authenticated(handler: Handler) -> Callable[[func.HttpRequest], func.HttpResponse]:
     """Wraps a handler: builds the broker, validates the bearer token, renders any refusal."""
 
@@ -75,14 +87,8 @@ def authenticated(handler: Handler) -> Callable[[func.HttpRequest], func.HttpRes
             broker = get_broker()
             principal = broker.validator.principal_from_header(req.headers.get("authorization"))
             return handler(req, broker, principal, *args, **kwargs)
-        except BrokerError as error:
-            if error.status >= 500:
-                log.warning("refused with %s: %s", error.code, error.detail)
-            return problem_response(error, instance=req.url.split("?")[0])
-        except Exception:
-            log.exception("unhandled error in %s", handler.__name__)
-            return problem_response(BrokerError("The broker hit an internal error; nothing was returned.",
-                                                code="internal_error"))
+        except Exception as error:
+            return refusal_response(error, req, handler.__name__)
 
     # The Functions worker binds parameters by name: expose the handler's signature without the
     # two parameters this wrapper supplies.

@@ -29,6 +29,24 @@ def decision_event(approver: str) -> str:
     return "decision_" + approver.replace("/", "_")
 
 
+def decide(context: DurableOrchestrationContext, params: dict[str, Any]) -> Generator[Any, Any, str]:
+    """``yield from`` this: notify the approvers, wait for their decisions against the deadline,
+    record the conclusion; returns approved | denied | expired | failed. Both orchestrators
+    start with it."""
+    request_id = params["request_id"]
+    try:
+        notified = yield context.call_activity_with_retry("approval_notify", NOTIFY_RETRY, request_id)
+    except Exception:
+        yield context.call_activity("approval_conclude", {"request_id": request_id, "status": "failed",
+                                                          "error": "notify_failed"})
+        return "failed"
+    outcome = yield from wait_for_decisions(context, int(params["quorum"]), parse_deadline(params["deadline"]),
+                                            list(notified.get("approvers", [])))
+    context.set_custom_status({"status": outcome["status"]})
+    yield context.call_activity("approval_conclude", {"request_id": request_id, **outcome})
+    return str(outcome["status"])
+
+
 def wait_for_decisions(context: DurableOrchestrationContext, quorum: int, deadline: datetime,
                        approvers: list[str]) -> Generator[Any, Any, dict[str, Any]]:
     """``yield from`` this: returns {"status": approved|denied|expired, "approvals": [...], ...}."""

@@ -15,7 +15,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from broker.runtime import get_broker
-from broker.workflows._wait import NOTIFY_RETRY, parse_deadline, wait_for_decisions
+from broker.workflows._wait import decide
 
 bp = df.Blueprint()
 
@@ -24,21 +24,11 @@ bp = df.Blueprint()
 def approval_orchestrator(context: df.DurableOrchestrationContext) -> Any:
     """A pure generator: it is replayed from its history, so it does no I/O of its own."""
     params = context.get_input()
-    request_id = params["request_id"]
-    try:
-        notified = yield context.call_activity_with_retry("approval_notify", NOTIFY_RETRY, request_id)
-    except Exception:
-        yield context.call_activity("approval_conclude", {"request_id": request_id, "status": "failed",
-                                                          "error": "notify_failed"})
-        return "failed"
-    outcome = yield from wait_for_decisions(context, int(params["quorum"]), parse_deadline(params["deadline"]),
-                                            list(notified.get("approvers", [])))
-    context.set_custom_status({"status": outcome["status"]})
-    yield context.call_activity("approval_conclude", {"request_id": request_id, **outcome})
-    if outcome["status"] != "approved":
-        return outcome["status"]
+    status = yield from decide(context, params)
+    if status != "approved":
+        return status
     context.set_custom_status({"status": "running"})
-    ran = yield context.call_activity("approval_run", request_id)
+    ran = yield context.call_activity("approval_run", params["request_id"])
     context.set_custom_status({"status": ran["status"]})
     return ran["status"]
 

@@ -15,7 +15,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from broker.runtime import get_broker
-from broker.workflows._wait import NOTIFY_RETRY, REVOKE_EVENT, event_payload, parse_deadline, wait_for_decisions
+from broker.workflows._wait import REVOKE_EVENT, decide, event_payload, parse_deadline
 
 bp = df.Blueprint()
 
@@ -24,17 +24,9 @@ bp = df.Blueprint()
 def grant_orchestrator(context: df.DurableOrchestrationContext) -> Any:
     params = context.get_input()
     request_id = params["request_id"]
-    try:
-        notified = yield context.call_activity_with_retry("approval_notify", NOTIFY_RETRY, request_id)
-    except Exception:
-        yield context.call_activity("approval_conclude", {"request_id": request_id, "status": "failed",
-                                                          "error": "notify_failed"})
-        return "failed"
-    outcome = yield from wait_for_decisions(context, int(params["quorum"]), parse_deadline(params["deadline"]),
-                                            list(notified.get("approvers", [])))
-    yield context.call_activity("approval_conclude", {"request_id": request_id, **outcome})
-    if outcome["status"] != "approved":
-        return outcome["status"]
+    status = yield from decide(context, params)
+    if status != "approved":
+        return status
     # The activity fixes the expiry when the grant really opens (the execute path checks it against
     # the same clock); its answer is in the history, so every replay sees the same moment.
     activated = yield context.call_activity("grant_activate", {"request_id": request_id,
