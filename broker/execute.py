@@ -20,7 +20,7 @@ from broker.identity import Principal
 from broker.journal import Event, JournalRecord, JournalWriter
 from broker.masking import Masker, MaskingRules
 from broker.policy import Decision, Grant, Policy
-from broker.problems import BadRequest, BrokerError, CommandFailed, Forbidden
+from broker.problems import BadRequest, BrokerError, CommandFailed, Forbidden, invalid_body
 from broker.secrets import CredentialResolver
 from broker.targets import Command, ExecutionLimits, ResultSet, TargetEngine
 
@@ -56,10 +56,7 @@ class ExecuteBody(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            problems = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
-                        for e in exc.errors()]
-            raise BadRequest("The request body does not match the execute contract.",
-                             code="invalid_request", extra={"errors": problems}) from exc
+            raise invalid_body(exc, "execute") from exc
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,15 @@ class BadRequest(BrokerError):
     title = "Bad request"
 
 
+def invalid_body(error: Any, contract: str) -> BadRequest:
+    """A pydantic ``ValidationError`` on a request body, as 400 ``invalid_request`` naming each
+    field and what is wrong with it (never the submitted value)."""
+    problems = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
+                for e in error.errors()]
+    return BadRequest(f"The request body does not match the {contract} contract.", code="invalid_request",
+                      extra={"errors": problems})
+
+
 class Unauthenticated(BrokerError):
     status = 401
     default_code = "invalid_token"

@@ -13,16 +13,14 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from broker.cli._client import add_call_options
+
+
     p = sub.add_parser("exec", help="run a command through the broker (agent side)", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", required=True, help="target name from the catalog, e.g. demo-postgres")
     p.add_argument("--sql", required=True, help="one SQL statement")
-    p.add_argument("--reason", default="", help="why (journaled; shown to approvers)")
-    p.add_argument("--ticket", default="", help="ticket or incident id (journaled)")
-    p.add_argument("--json", action="store_true", help="print the broker's JSON response")
-    p.add_argument("--no-wait", action="store_true",
-                   help="when approval is needed, print the request id and status URL and exit")
-    p.add_argument("--identity", default="devin", help="dev identity to use when BROKER_TOKEN is unset")
+    add_call_options(p)
     p.set_defaults(func=run)
 
 

@@ -23,15 +23,13 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from broker.cli._client import add_call_options
+
+
     p = sub.add_parser("kubectl", help="run a kubectl command on a Kubernetes target through the broker",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", required=True, help="target name from the catalog, e.g. demo-k8s")
-    p.add_argument("--reason", default="", help="why (journaled; shown to approvers)")
-    p.add_argument("--ticket", default="", help="ticket or incident id (journaled)")
-    p.add_argument("--json", action="store_true", help="print the broker's JSON response")
-    p.add_argument("--no-wait", action="store_true",
-                   help="when approval is needed, print the request id and status URL and exit")
-    p.add_argument("--identity", default="devin", help="dev identity to use when BROKER_TOKEN is unset")
+    add_call_options(p)
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS...", help="kubectl arguments, e.g. get pods")
     p.set_defaults(func=run)
 

@@ -27,7 +27,7 @@ from broker.guard import Classification, Risk
 from broker.identity import Principal
 from broker.journal import Event, JournalRecord, JournalWriter
 from broker.policy import ApprovalRequirement, Policy
-from broker.problems import BadRequest, BrokerError, Conflict, Forbidden
+from broker.problems import BadRequest, BrokerError, Conflict, Forbidden, invalid_body
 
 
 class GrantBody(BaseModel):
@@ -45,10 +45,7 @@ class GrantBody(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            problems = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
-                        for e in exc.errors()]
-            raise BadRequest("The request body does not match the grant contract.", code="invalid_request",
-                             extra={"errors": problems}) from exc
+            raise invalid_body(exc, "grant") from exc
 
 
 def iso_duration(delta: timedelta) -> str:

@@ -15,15 +15,13 @@ and by the read-only database role (``docs/engines.md`` lists what else only the
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import decimal
 import math
 import re
 import struct
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from broker.catalog import ManagedIdentityCredential, Target
@@ -31,6 +29,7 @@ from broker.guard import Classification
 from broker.guard.sql import classify_sql
 from broker.problems import BrokerError, CommandFailed, TimedOut, Unavailable
 from broker.secrets import SecretValue
+from broker.targets._pool import IdlePool, close_quietly, fetch_batches
 from broker.targets._rows import collect_rows, parse_credential
 from broker.targets.base import Column, Command, ExecutionLimits, ResultSet
 
@@ -158,9 +157,7 @@ class AzureSqlEngine:
 
     def __init__(self, *, pool_max_size: int = 4, connect_timeout: int = 5,
                  connect: Callable[..., Any] | None = None, drivers: Callable[[], list[str]] | None = None) -> None:
-        self._idle: dict[tuple[str, str, bool], list[Any]] = {}
-        self._lock = threading.Lock()
-        self._pool_max = pool_max_size
+        self._pool = IdlePool(pool_max_size)  # keyed by target, credential and read-only intent
         self._connect_timeout = connect_timeout
         self._connect = connect
         self._drivers = drivers
@@ -186,14 +183,9 @@ class AzureSqlEngine:
                           "broker runs.", code="target_misconfigured")
 
     def _acquire(self, target: Target, secret: SecretValue, read_only: bool, limits: ExecutionLimits) -> Any:
-        key = (target.name, secret.version or str(hash(secret.value)), read_only)
-        with self._lock:
-            for old in [k for k in self._idle if k[0] == target.name and k[1] != key[1]]:
-                for conn in self._idle.pop(old):  # the credential rotated or the token was renewed
-                    _close_quietly(conn)
-            idle = self._idle.get(key)
-            if idle:
-                return idle.pop()
+        idle = self._pool.take(IdlePool.key(target, secret, read_only))  # a renewed token retires the old
+        if idle is not None:
+            return idle
         conn_str, attrs = connect_arguments(target, secret, self.driver(target), read_only=read_only,
                                             connect_timeout=self._connect_timeout)
         connect = self._connect or self._pyodbc().connect
@@ -205,20 +197,14 @@ class AzureSqlEngine:
         return conn
 
     def _release(self, target: Target, secret: SecretValue, read_only: bool, conn: Any) -> None:
-        key = (target.name, secret.version or str(hash(secret.value)), read_only)
-        with self._lock:
-            idle = self._idle.setdefault(key, [])
-            if len(idle) < self._pool_max:
-                idle.append(conn)
-                return
-        _close_quietly(conn)
+        self._pool.give(IdlePool.key(target, secret, read_only), conn)
 
     def check(self, target: Target, secret: SecretValue) -> None:
         conn = self._acquire(target, secret, True, ExecutionLimits())
         try:
             conn.cursor().execute("SELECT 1").fetchall()
         except Exception as exc:
-            _close_quietly(conn)
+            close_quietly(conn)
             raise map_error(exc, target, ExecutionLimits(), connecting=False) from exc
         self._release(target, secret, True, conn)
 
@@ -246,7 +232,7 @@ class AzureSqlEngine:
             if reusable:
                 self._release(target, secret, read_only, conn)
             else:
-                _close_quietly(conn)  # a write, a cut-off read or a failure: never back in the pool
+                close_quietly(conn)  # a write, a cut-off read or a failure: never back in the pool
 
     @staticmethod
     def _collect(cursor: Any, limits: ExecutionLimits) -> ResultSet:
@@ -254,29 +240,11 @@ class AzureSqlEngine:
             result = ResultSet(affected=cursor.rowcount if cursor.rowcount >= 0 else None)
             result.status = "OK"
             return result
-        result = collect_rows(_stream(cursor, limits.max_rows + 1), limits)
+        result = collect_rows(fetch_batches(cursor, limits.max_rows + 1), limits)
         result.columns = [Column(d[0], column_type_name(d[1])) for d in cursor.description]
         result.status = f"SELECT {len(result.rows)}"
         return result
 
     def close(self) -> None:
-        with self._lock:
-            for idle in self._idle.values():
-                for conn in idle:
-                    _close_quietly(conn)
-            self._idle.clear()
+        self._pool.close()
 
-
-def _stream(cursor: Any, limit: int) -> Iterator[Any]:
-    fetched = 0
-    while fetched < limit:
-        batch = cursor.fetchmany(min(500, limit - fetched))
-        if not batch:
-            return
-        fetched += len(batch)
-        yield from batch
-
-
-def _close_quietly(conn: Any) -> None:
-    with contextlib.suppress(Exception):
-        conn.close()

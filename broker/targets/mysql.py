@@ -12,12 +12,9 @@ write, was cut short at a row cap, or failed is closed, never pooled.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import math
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pymysql
@@ -28,6 +25,7 @@ from broker.guard import Classification
 from broker.guard.sql import classify_sql
 from broker.problems import BrokerError, CommandFailed, TimedOut, Unavailable
 from broker.secrets import SecretValue
+from broker.targets._pool import IdlePool, close_quietly, fetch_batches
 from broker.targets._render import to_json_value
 from broker.targets._rows import collect_rows, parse_credential
 from broker.targets.base import Column, Command, ExecutionLimits, ResultSet
@@ -109,43 +107,29 @@ class MySQLEngine:
     dialect = "mysql"
 
     def __init__(self, *, pool_max_size: int = 4, connect_timeout: float = 5.0) -> None:
-        self._idle: dict[tuple[str, str], list[pymysql.connections.Connection]] = {}
-        self._lock = threading.Lock()
-        self._pool_max = pool_max_size
+        self._pool = IdlePool(pool_max_size)
         self._connect_timeout = connect_timeout
 
     def classify(self, command: Command) -> Classification:
         return classify_sql(command.sql, self.dialect)
 
     # --- connections ---
-    @staticmethod
-    def _key(target: Target, secret: SecretValue) -> tuple[str, str]:
-        return target.name, secret.version or str(hash(secret.value))
-
     def _acquire(self, target: Target, secret: SecretValue) -> pymysql.connections.Connection:
-        key = self._key(target, secret)
-        with self._lock:
-            for old in [k for k in self._idle if k[0] == target.name and k != key]:
-                for conn in self._idle.pop(old):  # the credential rotated
-                    _close_quietly(conn)
-            idle = self._idle.get(key)
-            if idle:
-                return idle.pop()
+        idle = self._pool.take(IdlePool.key(target, secret))
+        if idle is not None:
+            return idle
         conn = pymysql.connect(**connect_arguments(target, secret, connect_timeout=self._connect_timeout))
         if conn.client_flag & _FORBIDDEN_FLAGS:  # never trust a default to stay a default
-            _close_quietly(conn)
+            close_quietly(conn)
             raise Unavailable("The MySQL client enabled multi-statements or local files; refusing to run.",
                               code="target_misconfigured")
         return conn
 
     def _release(self, target: Target, secret: SecretValue, conn: pymysql.connections.Connection) -> None:
-        key = self._key(target, secret)
-        with self._lock:
-            idle = self._idle.setdefault(key, [])
-            if len(idle) < self._pool_max and conn.open:
-                idle.append(conn)
-                return
-        _close_quietly(conn)
+        if conn.open:
+            self._pool.give(IdlePool.key(target, secret), conn)
+        else:
+            close_quietly(conn)
 
     def check(self, target: Target, secret: SecretValue) -> None:
         try:
@@ -181,7 +165,7 @@ class MySQLEngine:
                 if reusable:
                     self._release(target, secret, conn)
                 else:
-                    _close_quietly(conn)
+                    close_quietly(conn)
 
     def _read(self, conn: pymysql.connections.Connection, sql: str,
               limits: ExecutionLimits) -> tuple[ResultSet, bool]:
@@ -189,7 +173,7 @@ class MySQLEngine:
         cur = conn.cursor(pymysql.cursors.SSCursor)
         cur.execute(sql)
         fields = _fields(cur)
-        result = collect_rows(_stream(cur, limits.max_rows + 1), limits, _renderer(fields))
+        result = collect_rows(fetch_batches(cur, limits.max_rows + 1), limits, _renderer(fields))
         result.columns = _columns(cur, fields)
         result.status = f"SELECT {len(result.rows)}" if cur.description else "OK"
         if result.truncated:
@@ -213,21 +197,7 @@ class MySQLEngine:
         return result, False  # a write may have changed session state: never reuse its connection
 
     def close(self) -> None:
-        with self._lock:
-            for idle in self._idle.values():
-                for conn in idle:
-                    _close_quietly(conn)
-            self._idle.clear()
-
-
-def _stream(cur: pymysql.cursors.SSCursor, limit: int) -> Iterator[tuple[Any, ...]]:
-    fetched = 0
-    while fetched < limit:
-        batch = cur.fetchmany(min(500, limit - fetched))
-        if not batch:
-            return
-        fetched += len(batch)
-        yield from batch
+        self._pool.close()
 
 
 def _fields(cur: pymysql.cursors.Cursor) -> list[Any]:
@@ -295,7 +265,3 @@ def _map_error(exc: pymysql.err.MySQLError, target: Target, limits: ExecutionLim
     # The server's message can quote row values (a duplicate key); the execute path masks it.
     return CommandFailed(f"MySQL refused the command: {message}", code="query_failed", extra={"errno": code})
 
-
-def _close_quietly(conn: pymysql.connections.Connection) -> None:
-    with contextlib.suppress(pymysql.err.Error, OSError):
-        conn.close()
