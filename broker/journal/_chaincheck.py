@@ -11,9 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import rfc8785
-
-from broker.journal._canonical import canonical, sha256_hex
+from broker.journal._canonical import sha256_hex
 from broker.journal.envelope import (
     GENESIS,
     INLINE_RESPONSE_CHARS,
@@ -23,11 +21,13 @@ from broker.journal.envelope import (
     record_id,
     row_envelope_text,
     row_holds_envelope,
+    split_blob,
 )
 from broker.journal.findings import VerifyReport
 from broker.journal.seal import ChainSpan, Seal
 
-_DECODE_ERRORS = (KeyError, ValueError, TypeError, rfc8785.CanonicalizationError)
+# RecursionError: a tamperer's deeply nested JSON must be a finding, not a crash of verify
+_DECODE_ERRORS = (KeyError, ValueError, TypeError, RecursionError)
 
 
 @dataclass(frozen=True)
@@ -68,17 +68,16 @@ def row_version(pk: str, seq: int, entity: dict[str, Any], report: VerifyReport)
 def blob_version(pk: str, seq: int, blob: bytes, report: VerifyReport) -> Version | None:
     name = blob_name(pk, seq)
     try:
-        doc = json.loads(blob)
-        data = canonical(doc["envelope"])
-        env = Envelope.from_dict(doc["envelope"])
-        response = doc.get("response")
-        response_ok = (response is None) if env.response_sha256 is None else \
-            sha256_hex(canonical(response)) == env.response_sha256
+        parts = split_blob(blob)
+        env = Envelope.from_dict(parts.envelope)
+        json.loads(parts.response_bytes or b"null")  # a response that is not JSON was not written by us
     except _DECODE_ERRORS:
         report.add("blob_replaced", name, "the immutable copy cannot be read: it was replaced")
         return None
-    digest = sha256_hex(data)
-    return Version(env, data, digest, doc.get("hash") == digest and response_ok and env.chain == pk
+    response_ok = (parts.response_bytes is None) if env.response_sha256 is None else \
+        sha256_hex(parts.response_bytes or b"") == env.response_sha256
+    digest = sha256_hex(parts.envelope_bytes)
+    return Version(env, parts.envelope_bytes, digest, parts.hash == digest and response_ok and env.chain == pk
                    and env.seq == seq)
 
 

@@ -195,7 +195,40 @@ def row_envelope_text(entity: dict[str, Any]) -> str:
     return "".join(entity[f"e{i}"] for i in range(count))
 
 
+_BLOB_HEAD = '{"envelope":'
+_BLOB_HASH = re.compile(r',"hash":"([0-9a-f]{64})","response":')
+_DECODER = json.JSONDecoder()
+
+
 def assemble_blob(env_bytes: bytes, digest: str, response_bytes: bytes | None) -> bytes:
     """The blob copy: RFC 8785 of {"envelope", "hash", "response"} (keys already in JCS order)."""
     response = response_bytes if response_bytes is not None else b"null"
-    return b'{"envelope":' + env_bytes + b',"hash":"' + digest.encode() + b'","response":' + response + b"}"
+    return _BLOB_HEAD.encode() + env_bytes + b',"hash":"' + digest.encode() + b'","response":' + response + b"}"
+
+
+@dataclass(frozen=True)
+class BlobParts:
+    """A blob copy taken apart *as stored*: the exact envelope and response bytes that were hashed."""
+
+    envelope: dict[str, Any]
+    envelope_bytes: bytes
+    hash: str
+    response_bytes: bytes | None  # None when the record has no response (stored as ``null``)
+
+
+def split_blob(blob: bytes) -> BlobParts:
+    """The inverse of ``assemble_blob``, byte for byte (ValueError for anything it did not write).
+
+    Verify hashes these bytes, not a re-serialisation of what it parsed: what is checked is
+    exactly what was stored, whatever any JSON reader makes of its numbers.
+    """
+    text = blob.decode("utf-8")
+    if not text.startswith(_BLOB_HEAD) or not text.endswith("}"):
+        raise ValueError("not a journal copy")
+    envelope, end = _DECODER.raw_decode(text, len(_BLOB_HEAD))
+    tail = _BLOB_HASH.match(text, end)
+    if not isinstance(envelope, dict) or tail is None:
+        raise ValueError("not a journal copy")
+    response = text[tail.end():-1]
+    return BlobParts(envelope, text[len(_BLOB_HEAD):end].encode("utf-8"), tail[1],
+                     None if response == "null" else response.encode("utf-8"))
