@@ -4,7 +4,8 @@ Agents act on ``code``; people read ``title`` and ``detail``; a denial carries a
 Domain modules raise these; the HTTP adapter turns them into ``application/problem+json``.
 
     BrokerError
-    ├── BadRequest            400  invalid_json, invalid_request, unsupported_command
+    ├── BadRequest            400  invalid_json, invalid_request, unsupported_command,
+    │                              body_too_deep, number_too_long, invalid_text (api/_body.py)
     ├── Unauthenticated       401  missing_token, invalid_token
     ├── Forbidden             403  policy_denied, not_requester, not_auditor
     ├── NotFound              404  unknown_target, not_found

@@ -11,6 +11,7 @@ from typing import Any
 
 import azure.functions as func
 
+from broker.api._body import parse_json
 from broker.execute import CallContext
 from broker.identity import Principal
 from broker.problems import BadRequest, BrokerError, PayloadTooLarge, UnsupportedMediaType
@@ -37,7 +38,7 @@ def problem_response(error: BrokerError, instance: str | None = None) -> func.Ht
 
 
 def read_json(req: func.HttpRequest, max_bytes: int) -> Any:
-    """The body as JSON, refusing oversized, non-JSON and malformed bodies precisely."""
+    """The body as JSON, refusing oversized, non-JSON, malformed and hostile bodies precisely (``_body``)."""
     declared = req.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"The body is larger than {max_bytes} bytes.")
@@ -49,10 +50,7 @@ def read_json(req: func.HttpRequest, max_bytes: int) -> Any:
         raise UnsupportedMediaType(f"Send the body as {JSON}, not {ctype}.")
     if not raw:
         raise BadRequest("The request has no body; send a JSON object.", code="invalid_json")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"The body is not valid JSON: {exc}.", code="invalid_json") from exc
+    return parse_json(raw)
 
 
 def call_context(req: func.HttpRequest) -> CallContext:

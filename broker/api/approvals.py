@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -20,13 +19,22 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.durable_functions as df
 import azure.functions as func
 
+from broker.api._body import parse_json
 from broker.api._durable import blocking, durable_route
 from broker.api._http import call_context, json_response
 from broker.approvals import Accepted, page
 from broker.approvals import signature as hmac_signature
 from broker.execute import CallContext
 from broker.identity import Principal
-from broker.problems import BadRequest, BrokerError, Forbidden, NotFound, Unavailable, UnsupportedMediaType
+from broker.problems import (
+    BadRequest,
+    BrokerError,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+    UnsupportedMediaType,
+)
 from broker.runtime import Broker, get_broker
 from broker.workflows._wait import decision_event
 
@@ -108,9 +116,12 @@ def _form(req: func.HttpRequest) -> dict[str, str]:
     if len(raw) > MAX_FORM_BYTES:
         raise BadRequest("The form is too large.", code="invalid_request")
     try:
-        return dict(parse_qsl(raw.decode("ascii"), max_num_fields=10))
+        form = dict(parse_qsl(raw.decode("ascii"), max_num_fields=10, errors="strict"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest("The form is malformed.", code="invalid_request") from exc
+    if any("\x00" in k or "\x00" in v for k, v in form.items()):
+        raise BadRequest("A form field contains a NUL character, which is not text.", code="invalid_text")
+    return form
 
 
 def _cookie(req: func.HttpRequest) -> str:
@@ -146,15 +157,12 @@ async def approval_decision(req: func.HttpRequest, client: df.DurableOrchestrati
     desk = broker.approvals.desk
     raw = req.get_body() or b""
     if len(raw) > broker.settings.max_body_bytes:
-        raise BadRequest("The body is too large.", code="invalid_request")
+        raise PayloadTooLarge(f"The body is larger than {broker.settings.max_body_bytes} bytes.")
     signed = req.headers.get(hmac_signature.HEADER)
-    try:
-        body = json.loads(raw or b"null")
-        if not isinstance(body, dict):
-            raise ValueError("not an object")
-    except ValueError as exc:
+    body = parse_json(raw) if raw else None
+    if not isinstance(body, dict):
         raise BadRequest("Send a JSON object: {\"verdict\": \"approve\"|\"deny\", \"approver\": {...}}.",
-                         code="invalid_json") from exc
+                         code="invalid_json")
     named = body.get("approver") if isinstance(body.get("approver"), dict) else {}
     named_key = f"{named.get('tenant_id', '')}/{named.get('object_id', '')}" if named else ""
     if signed is not None:
