@@ -18,6 +18,7 @@ from broker.catalog import Catalog, Target
 from broker.guard import Classification
 from broker.identity import Principal
 from broker.journal import Event, JournalRecord, JournalWriter
+from broker.journal.records import utc_now_iso
 from broker.masking import Masker, MaskingRules
 from broker.policy import Decision, Grant, Policy
 from broker.problems import BadRequest, BrokerError, CommandFailed, Forbidden, invalid_body
@@ -196,7 +197,7 @@ class ExecuteService:
         """Run an allowed command now; a command that needs approval comes back as ``ApprovalNeeded``."""
         request_id = str(uuid.uuid4())
         base = {"request_id": request_id, "principal": principal.describe(), "client": ctx.to_dict(),
-                "reason": body.reason}
+                "reason": body.reason, "ticket": body.ticket, "received_at": utc_now_iso()}
         decided = time.perf_counter()
         try:
             target, command, classification, decision = self.evaluate(principal, body)
@@ -225,7 +226,8 @@ class ExecuteService:
         return result
 
     def run_approved(self, requester: Principal, target_name: str, command: Command, digest: str,
-                     request_id: str, approvals: list[dict[str, Any]], reason: str = "") -> ExecuteResult:
+                     request_id: str, approvals: list[dict[str, Any]], reason: str = "",
+                     ticket: str = "") -> ExecuteResult:
         """Run a command that people approved: the exact one (digest), under today's policy.
 
         The policy is asked again: a rule that now denies wins over an old approval; the
@@ -238,7 +240,7 @@ class ExecuteService:
         engine = self._engines[target.engine]
         classification = engine.classify(command)
         decision = self._policy.decide(requester, target, classification)
-        record = {"request_id": request_id, "principal": requester.describe(), "reason": reason,
+        record = {"request_id": request_id, "principal": requester.describe(), "reason": reason, "ticket": ticket,
                   "target": target.name, "command": command.canonical(), "command_digest": digest,
                   "classification": classification.to_dict(),
                   "decision": {**decision.to_dict(), "approved_by": approvals}}
@@ -255,7 +257,7 @@ class ExecuteService:
         intent_id = self._journal.write(JournalRecord(event=Event.EXECUTE_INTENT, **record))
         started = time.perf_counter()
         timings = {"journal-intent": (started - mark) * 1000}
-        outcome_base = {**record, "outcome": {"intent": intent_id}}
+        outcome_base = {**record, "outcome": {"intent": intent_id}, "started_at": utc_now_iso()}
         try:
             masker = self._masker.get()
             secret = self._credentials.resolve(target.credential)
@@ -274,9 +276,11 @@ class ExecuteService:
                                        "detail": failure.detail, "duration_ms": round(elapsed, 2)}
             if getattr(failure, "operations", None):
                 outcome_base["outcome"]["operations"] = failure.operations  # type: ignore[attr-defined]
+            outcome_base["ended_at"] = utc_now_iso()
             self._journal.write(JournalRecord(event=Event.EXECUTE_OUTCOME, **outcome_base))
             raise failure from None
         elapsed = (time.perf_counter() - started) * 1000
+        outcome_base["ended_at"] = utc_now_iso()
         outcome_base["outcome"] = {"intent": intent_id, "status": "ok", "rows": result.row_count,
                                    "bytes": result.bytes, "truncated": result.truncated,
                                    "masked": masked_counts, "command_status": result.status,

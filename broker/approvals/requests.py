@@ -22,12 +22,12 @@ from azure.data.tables import TableClient, UpdateMode
 from azure.storage.blob import ContainerClient
 
 from broker.problems import Conflict, Gone, NotFound, Unavailable
+from broker.table_text import split_text
 
 Kind = Literal["command", "grant"]
 STATUSES = ("pending", "approved", "denied", "expired", "running", "done", "failed", "active", "revoked")
 ENDED = frozenset({"denied", "expired", "done", "failed", "revoked"})
-_CHUNK = 30_000  # characters per string property (a property holds 64 KiB of UTF-16)
-_MAX_CHUNKS = 8  # beyond this a document goes to a blob
+_MAX_CHUNKS = 8  # string properties (of 64 KiB each, ``broker.table_text``) per document; beyond, a blob
 _ROW = "request"
 
 
@@ -208,8 +208,9 @@ class RequestStore:
     def store_result(self, request_id: str, result: dict[str, Any]) -> str:
         """Keep the masked result: inline in the row when small, else in a blob. Returns the reference."""
         text = json.dumps(result, ensure_ascii=False, separators=(",", ":"), default=str)
-        if len(text) <= _CHUNK * _MAX_CHUNKS:
-            entity = {"PartitionKey": request_id, "RowKey": "result", **_chunks("result", text)}
+        parts = split_text(text)
+        if len(parts) <= _MAX_CHUNKS:
+            entity = {"PartitionKey": request_id, "RowKey": "result", **_chunks("result", parts)}
             ref = "inline"
         else:
             ref = f"results/{request_id}.json"
@@ -241,7 +242,8 @@ class RequestStore:
         doc = json.dumps({"command": r.command, "classification": r.classification, "decision": r.decision,
                           "requester": r.requester, "requirement": r.requirement}, ensure_ascii=False,
                          separators=(",", ":"), default=str)
-        if len(doc) > _CHUNK * _MAX_CHUNKS:
+        parts = split_text(doc)
+        if len(parts) > _MAX_CHUNKS:
             raise Conflict("The command is too large to hold for approval.", code="command_too_large")
         return {
             "PartitionKey": r.request_id, "RowKey": _ROW, "kind": r.kind, "status": r.status,
@@ -249,7 +251,7 @@ class RequestStore:
             "expires_at": r.expires_at, "created_at": r.created_at, "reason": r.reason, "ticket": r.ticket,
             "grant": json.dumps(r.grant, default=str), "approved_by": json.dumps(r.approved_by),
             "ended_by": json.dumps(r.ended_by), "ended_at": r.ended_at, "error": json.dumps(r.error),
-            "result_ref": r.result_ref, **_chunks("doc", doc),
+            "result_ref": r.result_ref, **_chunks("doc", parts),
         }
 
     @staticmethod
@@ -267,8 +269,7 @@ class RequestStore:
         )
 
 
-def _chunks(name: str, text: str) -> dict[str, Any]:
-    parts = [text[i:i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
+def _chunks(name: str, parts: list[str]) -> dict[str, Any]:
     return {f"{name}_n": len(parts), **{f"{name}_{i}": p for i, p in enumerate(parts)}}
 
 

@@ -142,7 +142,8 @@ class ApprovalService:
                           argv=tuple(request.command.get("argv", ())), manifest=request.command.get("manifest"))
         try:
             result = execute.run_approved(principal_from_record(request.requester), request.target, command,
-                                          request.command_digest, request_id, request.approved_by, request.reason)
+                                          request.command_digest, request_id, request.approved_by, request.reason,
+                                          request.ticket)
         except BrokerError as failure:
             self.store.transition(request_id, {"running"}, "failed", ended_at=_now(),
                                   error={"code": failure.code, "detail": failure.detail, "status": failure.status})
@@ -192,7 +193,7 @@ class ApprovalService:
             event=event, request_id=request.request_id, principal=principal or request.requester,
             target=request.target, command=request.command, command_digest=request.command_digest,
             classification=request.classification, decision=request.decision, reason=request.reason,
-            outcome={k: v for k, v in outcome.items() if v is not None}))
+            ticket=request.ticket, outcome={k: v for k, v in outcome.items() if v is not None}))
 
 
 def _now() -> str:

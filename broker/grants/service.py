@@ -79,7 +79,8 @@ class GrantService:
                                         reason=f"a just-in-time {body.level} grant", language="grant",
                                         statement=f"GRANT {body.level.upper()}")
         record = {"request_id": request_id, "principal": principal.describe(), "client": ctx.to_dict(),
-                  "reason": body.reason, "target": target.name, "command": terms, "command_digest": digest,
+                  "reason": body.reason, "ticket": body.ticket, "target": target.name, "command": terms,
+                  "command_digest": digest,
                   "classification": classification.to_dict(), "decision": decision.to_dict()}
         refusal: BrokerError | None = None
         if decision.effect == "allow":
@@ -176,5 +177,6 @@ class GrantService:
         self._journal.write(JournalRecord(event=event, request_id=request.request_id, principal=request.requester,
                                           target=request.target, command=request.command,
                                           command_digest=request.command_digest, reason=request.reason,
-                                          classification=request.classification, outcome=outcome))
+                                          ticket=request.ticket, classification=request.classification,
+                                          outcome=outcome))
 

@@ -22,15 +22,17 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from broker.journal._canonical import canonical, sha256_hex
+from broker.table_text import split_text
 
 ENVELOPE_VERSION = 2
 GENESIS = "0" * 64  # the predecessor of every chain's first record
-# A Table string property holds 64 KiB of UTF-16 (a character outside the BMP takes 4 bytes), an
-# entity 1 MiB: 15,000 characters per property is safe for any text, 14 of them plus an inline
-# response stay under the entity limit. A larger envelope lives only in the blob.
-CHUNK_CHARS = 15_000
+# A Table string property holds 64 KiB of UTF-16 (32,768 code units; a character outside the BMP
+# takes two), an entity 1 MiB: the envelope is split by code units (``broker.table_text``), and 14
+# chunks of 32,000 units (896,000 bytes) plus an inline response of at most 15,000 characters
+# (60,000 bytes, however astral) stay under the entity limit. A larger envelope lives only in the blob.
+CHUNK_UNITS = 32_000
 MAX_CHUNKS = 14
-INLINE_RESPONSE_CHARS = CHUNK_CHARS
+INLINE_RESPONSE_CHARS = 15_000
 
 _PARTITION = re.compile(r"^(?P<day>\d{8})-(?P<chain>[0-9a-f]{16})$")
 _RECORD_ID = re.compile(r"^(?P<pk>\d{8}-[0-9a-f]{16})-(?P<seq>\d{10})$")
@@ -170,7 +172,7 @@ def encode_row(env: Envelope, env_bytes: bytes, digest: str, response_text: str 
     """The Table entity: projections, the hash, the envelope in chunks (or, when it is too large
     for a row, ``chunks = 0``: the row refers to its blob), the response when small."""
     text = env_bytes.decode("utf-8")
-    chunks = [text[i:i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)] or [""]
+    chunks = split_text(text, CHUNK_UNITS)
     if len(chunks) > MAX_CHUNKS:
         chunks = []
     entity: dict[str, Any] = {"PartitionKey": env.chain, "RowKey": row_key(env.seq), "v": ENVELOPE_VERSION,

@@ -56,13 +56,16 @@ def utc_now_iso() -> str:
 class JournalRecord:
     """One journaled event. Field groups (all optional but ``event``/``request_id``/``principal``):
 
-    - who: ``principal`` (tenant_id, object_id, app_id, display_name, kind, roles, groups),
-      ``sponsor`` (the human on whose behalf an agent acts) and ``ticket``, when the caller sent them;
-    - when: ``received_at``, ``started_at``, ``ended_at`` (ISO 8601 UTC), and ``time`` (record created);
-    - where from: ``client`` (ip as seen, forwarded_for, user_agent, http_request_id), ``session_id``;
+    - who: ``principal`` (tenant_id, object_id, app_id, display_name, kind, roles, groups), and the
+      ``ticket`` the caller sent;
+    - when (ISO 8601 UTC): ``received_at`` (the call arrived), ``started_at``/``ended_at`` (the target
+      ran the command; on ``execute.outcome``), and ``time`` (record created);
+    - where from: ``client`` (ip as seen, forwarded_for, user_agent, http_request_id); ``session_id``
+      (no caller sends one today: the request id stands in, see ``session``);
     - what: ``target``, ``command`` (exact), ``command_digest``, ``classification`` (risk class),
       ``reason``;
-    - why: ``decision`` (effect, rule_id, reason, policy_version, trace), ``approval`` (references);
+    - why: ``decision`` (effect, rule_id, reason, policy_version, trace; ``approved_by`` for an
+      approved run);
     - result: ``outcome`` (status, rows, bytes, truncated, masked counts by type, code, intent id,
       duration_ms) and ``response`` (the masked payload; stored inline when small, else in the blob).
 
@@ -77,13 +80,11 @@ class JournalRecord:
     command_digest: str = ""
     classification: dict[str, Any] = field(default_factory=dict)
     decision: dict[str, Any] = field(default_factory=dict)
-    approval: dict[str, Any] = field(default_factory=dict)
     outcome: dict[str, Any] = field(default_factory=dict)
     response: Any = None
     client: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
     session_id: str = ""
-    sponsor: str = ""
     ticket: str = ""
     received_at: str = ""
     started_at: str = ""

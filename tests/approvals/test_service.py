@@ -194,3 +194,14 @@ def test_abandon_when_the_workflow_cannot_start(parts):
     parts.service.abandon(request.request_id, BrokerError("down", code="workflow_unavailable"))
     assert parts.store.get(request.request_id).status == "failed"
     assert ("approval.failed", "failed", "workflow_unavailable") in parts.events(request.request_id)
+
+
+def test_astral_commands_and_results_fit_the_approval_rows(parts):
+    """Approval rows are chunked by UTF-16 code units (Azurite refuses a property beyond 32,768, as
+    Azure does): 30,000 emoji are 60,000 units, which character-counted chunks overflowed."""
+    sql = "SELECT '" + "😀" * 30_000 + "'"
+    request = held_request(parts, sql=sql)
+    assert parts.store.get(request.request_id).command["sql"] == sql
+    result = {"rows": [["🚀" * 40_000]], "row_count": 1}
+    assert parts.store.store_result(request.request_id, result) == "inline"
+    assert parts.store.load_result(request.request_id) == result

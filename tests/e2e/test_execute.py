@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 
 import pytest
 
@@ -75,6 +76,9 @@ def test_the_call_is_journaled_before_and_after_with_who_what_decision_and_outco
     assert intent.command_digest.startswith("sha256:")
     assert intent.decision["effect"] == "allow" and intent.decision["rule_id"] == "agents-read-demo"
     assert intent.reason == "journal check"
+    assert intent.ticket == outcome.ticket == "INC-7"  # every accepted field is journaled
+    assert intent.received_at == outcome.received_at <= outcome.started_at <= outcome.ended_at
+    assert intent.started_at == intent.ended_at == ""  # nothing had run when the intent was written
     assert intent.time < outcome.time
     assert outcome.outcome["status"] == "ok" and outcome.outcome["rows"] == 3
     assert outcome.outcome["masked"] == {"email": 3}
@@ -162,3 +166,27 @@ def test_writes_do_not_run_on_the_read_path(api, stack, sql):
     assert r.status_code in (202, 403, 422), r.text
     assert r.json().get("code") or r.json().get("status") == "pending"
     assert demo_rows(stack, "SELECT count(*), max(name) FROM customers") == before
+
+
+def test_numbers_json_cannot_hold_exactly_leave_the_journal_intact(api, stack):
+    """``1e17`` as a double is written by RFC 8785 as an integer beyond 2^53: it used to make
+    ``journal verify`` report the call's immutable copy as replaced (a false alarm at will)."""
+    from datetime import UTC, datetime, timedelta
+
+    from broker.journal import Verifier
+
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    sql = ("SELECT 1e17::float8 AS a, -1e17::float8 AS b, 2^60::float8 AS c, 5e-324::float8 AS d, "
+           "'-0'::float8 AS e, 'Infinity'::float8 AS f, 12345678901234567890 AS g, 'x😀' AS h")
+    r = api.execute({"target": "demo-postgres", "sql": sql})
+    assert r.status_code == 200, r.text
+    assert r.json()["rows"][0][:2] == [1e17, -1e17]  # the agent's answer is unchanged
+    storage = JournalStorage.from_settings(Settings(storage_connection_string=stack.azurite.connection_string))
+    stored = reader(stack).get(r.json()["record_id"])
+    assert stored.record.response["rows"][0][:3] == ["1e+17", "-1e+17", "1.152921504606847e+18"]
+    for _ in range(50):  # the immutable copies land right behind their rows
+        report = Verifier(storage).verify(since=since)
+        if not [f for f in report.findings if f.kind != "open_intent"]:
+            break
+        time.sleep(0.1)
+    assert [f for f in report.findings if f.kind != "open_intent"] == [], report.render()

@@ -13,7 +13,7 @@ import rfc8785
 from broker.journal import Event, JournalRecord
 from broker.journal._canonical import canonical, merkle_root, normalize
 from broker.journal.envelope import (
-    CHUNK_CHARS,
+    CHUNK_UNITS,
     GENESIS,
     Envelope,
     assemble_blob,
@@ -25,6 +25,7 @@ from broker.journal.envelope import (
     record_id,
     row_envelope_text,
 )
+from broker.table_text import utf16_units
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -97,8 +98,19 @@ def test_a_long_command_is_chunked_across_row_properties_and_reassembled():
     env = _envelope(record)
     data = env.canonical()
     row = encode_row(env, data, "h", None)
-    assert row["chunks"] == -(-len(data.decode()) // CHUNK_CHARS) >= 4
-    assert all(len(row[f"e{i}"]) <= CHUNK_CHARS for i in range(row["chunks"]))
+    assert row["chunks"] == -(-len(data.decode()) // CHUNK_UNITS) >= 4
+    assert all(len(row[f"e{i}"]) <= CHUNK_UNITS for i in range(row["chunks"]))
+    assert row_envelope_text(row).encode() == data
+
+
+def test_astral_text_is_chunked_by_utf16_code_units_not_characters():
+    record = JournalRecord(event=Event.EXECUTE_INTENT, request_id="r1", principal={"object_id": "o"},
+                           command={"sql": "SELECT '" + "😀" * 100_000 + "'"})
+    env = _envelope(record)
+    data = env.canonical()
+    row = encode_row(env, data, "h", None)
+    assert row["chunks"] == -(-utf16_units(data.decode()) // CHUNK_UNITS) >= 7  # not 4: two units each
+    assert all(utf16_units(row[f"e{i}"]) <= CHUNK_UNITS for i in range(row["chunks"]))
     assert row_envelope_text(row).encode() == data
 
 

@@ -70,7 +70,7 @@ def test_an_existing_copy_is_never_overwritten_and_the_journal_then_refuses(stor
 
 
 def test_a_large_record_waits_for_its_blob_because_the_row_only_refers_to_it(storage, writer):
-    sql = "SELECT '" + "x" * 300_000 + "'"
+    sql = "SELECT '" + "x" * 500_000 + "'"
     rid = writer.write(intent(sql=sql))
     assert writer.copies.pending == 0  # written before write() returned, not queued
     assert JournalReader(storage).get(rid).record.command["sql"] == sql
@@ -171,7 +171,7 @@ def test_a_limited_query_returns_the_newest_records_across_days(storage):
 
 
 def test_a_record_too_large_for_a_row_lives_in_its_blob_and_the_row_refers_to_it(storage, writer):
-    sql = "SELECT '" + "é" * 300_000 + "'"
+    sql = "SELECT '" + "é" * 500_000 + "'"
     rid = writer.write(intent(sql=sql))
     row = _row(storage, rid)
     assert row["chunks"] == 0 and not any(k.startswith("e") and k[1:].isdigit() for k in row)
@@ -211,3 +211,13 @@ def test_a_backlog_that_does_not_drain_refuses(storage):
     finally:
         gate.set()
         writer.close()
+
+
+def test_astral_records_fit_the_table_properties_azurite_enforces(storage, writer):
+    """Azurite refuses a string property beyond 32,768 UTF-16 code units, as Azure does: 30,000
+    emoji are 60,000 units, so a character-counted chunk would not land."""
+    sql = "SELECT '" + "😀" * 150_000 + "'"  # 300,000 code units: in the row, chunked by units
+    rid = writer.write(intent(sql=sql))
+    assert _row(storage, rid)["chunks"] >= 10
+    assert JournalReader(storage).get(rid).record.command["sql"] == sql
+    assert writer.flush() and Verifier(storage).verify().intact
