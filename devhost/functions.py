@@ -13,6 +13,8 @@ from typing import Any
 
 import azure.functions as func
 
+from devhost.worker_index import IndexedFunction, WorkerIndexError, index_with_worker
+
 _ROUTE_PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?(\?)?\}")
 _CONSTRAINTS = {"guid": r"[0-9a-fA-F-]{36}", "int": r"-?\d+", "alpha": r"[A-Za-z]+"}
 
@@ -65,12 +67,23 @@ def route_prefix(app_root: Path) -> str:
     return "api"
 
 
-class FunctionIndex:
-    """Loads the app module and indexes its functions by trigger type."""
+# Triggers the devhost can run; a function with any other trigger is refused at start-up, since
+# the devhost would silently not serve what Azure would.
+SERVED_TRIGGERS = frozenset({"httpTrigger", "orchestrationTrigger", "activityTrigger", "timerTrigger"})
 
-    def __init__(self, module: str = "function_app", app_attr: str = "app") -> None:
+
+class FunctionIndex:
+    """Loads the app module as Azure's worker does (its own indexing and validation first) and
+    indexes the functions by trigger type."""
+
+    def __init__(self, module: str = "function_app") -> None:
         mod = importlib.import_module(module)
-        self.app = getattr(mod, app_attr)
+        # Microsoft's worker validates every function before the host registers any: refuse the
+        # app here exactly when Azure would (WorkerIndexError carries the worker's message).
+        worker = index_with_worker(mod)
+        self.worker_functions: list[IndexedFunction] = worker.metadata
+        # the worker took the module's one FunctionRegister, whatever its name
+        self.app = next(v for v in vars(mod).values() if isinstance(v, func.FunctionRegister))
         self.root = Path(inspect.getfile(mod)).resolve().parent
         self.prefix = route_prefix(self.root)
         self.http: list[HttpRoute] = []
@@ -79,7 +92,7 @@ class FunctionIndex:
         self.orchestrators: dict[str, TriggeredFunction] = {}
         self.activities: dict[str, TriggeredFunction] = {}
         self.uses_durable_client = False
-        for fn in self.app.get_functions():
+        for fn in worker.functions:
             trigger = fn.get_trigger()
             self.by_name[fn.get_function_name()] = fn
             self.by_trigger.setdefault(trigger.get_binding_name(), []).append(fn)
@@ -103,6 +116,20 @@ class FunctionIndex:
                 full = f"{self.prefix}/{route}" if self.prefix else route
                 self.http.append(HttpRoute(fn.get_function_name(), route_regex(full.strip("/")), methods,
                                            fn.get_user_function(), trigger.name, fn.get_bindings()))
+
+        unserved = sorted(n for n, fn in self.by_name.items()
+                          if fn.get_trigger().get_binding_name() not in SERVED_TRIGGERS)
+        if unserved:
+            raise WorkerIndexError(f"the devhost cannot run the trigger of {unserved}; Azure would serve them")
+        indexed = {f.name for f in self.worker_functions}
+        if indexed != set(self.by_name):
+            raise WorkerIndexError(f"the worker indexed {sorted(indexed)} but the app registers "
+                                   f"{sorted(self.by_name)}")
+
+    @property
+    def served(self) -> frozenset[str]:
+        """The names of every function this devhost dispatches (HTTP, Durable, timers)."""
+        return frozenset(self.by_name)
 
     @property
     def uses_durable(self) -> bool:

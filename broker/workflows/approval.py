@@ -40,7 +40,7 @@ def approval_notify(request_id: str) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="outcome", activity="approval_conclude")
-def approval_conclude(outcome: dict[str, Any]) -> dict[str, Any]:
+def approval_conclude(outcome: dict) -> dict[str, Any]:
     broker = get_broker()
     concluded = broker.approvals.approvals.conclude(outcome["request_id"], outcome)
     request = broker.approvals.approvals.store.get(outcome["request_id"])
