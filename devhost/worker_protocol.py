@@ -44,7 +44,7 @@ class BindingInfo(Message):
     stream = 3
 
 
-setattr(BindingInfo, "in", 0)
+setattr(BindingInfo, "in", 0)  # the proto enum value `in` is a Python keyword
 
 
 class RpcRetryOptions(Message):
