@@ -28,7 +28,12 @@ def approval_orchestrator(context: df.DurableOrchestrationContext) -> Any:
     if status != "approved":
         return status
     context.set_custom_status({"status": "running"})
-    ran = yield context.call_activity("approval_run", params["request_id"])
+    try:
+        ran = yield context.call_activity("approval_run", params["request_id"])
+    except Exception:
+        # The activity died (host timeout, worker crash): asking again never runs the command a
+        # second time -- the request is already "running", so the second call concludes it failed.
+        ran = yield context.call_activity("approval_run", params["request_id"])
     context.set_custom_status({"status": ran["status"]})
     return ran["status"]
 
