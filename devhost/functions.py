@@ -77,10 +77,10 @@ class FunctionIndex:
     indexes the functions by trigger type."""
 
     def __init__(self, module: str = "function_app") -> None:
+        # Microsoft's worker starts, imports the app and validates every function before the host
+        # registers any: refuse the app here exactly when Azure would (with the worker's message).
+        worker = index_with_worker(module)
         mod = importlib.import_module(module)
-        # Microsoft's worker validates every function before the host registers any: refuse the
-        # app here exactly when Azure would (WorkerIndexError carries the worker's message).
-        worker = index_with_worker(mod)
         self.worker_functions: list[IndexedFunction] = worker.metadata
         # the worker took the module's one FunctionRegister, whatever its name
         self.app = next(v for v in vars(mod).values() if isinstance(v, func.FunctionRegister))

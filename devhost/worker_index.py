@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -63,15 +65,29 @@ def _worker() -> ModuleType:
     return handle_event
 
 
+def _app_file(module: ModuleType | str) -> tuple[Path, ModuleType | None]:
+    """The app's file, and the module object when it must be reused rather than imported by the
+    worker: a top-level module not yet imported is left to the worker, as on Azure (worker
+    start-up first, then the app's import); a dotted test module is imported here once."""
+    if isinstance(module, str):
+        if "." not in module and module not in sys.modules:
+            spec = importlib.util.find_spec(module)
+            if spec is None or not spec.origin:
+                raise WorkerIndexError(f"no module {module!r} to index")
+            return Path(spec.origin).resolve(), None
+        module = importlib.import_module(module)
+    return Path(module.__file__ or "").resolve(), module
+
+
 @contextlib.contextmanager
-def _as_worker_sees_it(module: ModuleType) -> Iterator[tuple[str, str]]:
+def _as_worker_sees_it(path: Path, module: ModuleType | None) -> Iterator[tuple[str, str]]:
     """The worker imports ``<dir>/<script>`` by file stem from the app directory; point both at
-    the module already imported (no second import, no second app object)."""
-    path = Path(module.__file__ or "").resolve()
+    the module already imported, if any (no second import, no second app object)."""
     stem, directory = path.stem, str(path.parent)
     saved_module = sys.modules.get(stem)
     saved_script = os.environ.get("PYTHON_SCRIPT_FILE_NAME")
-    sys.modules[stem] = module
+    if module is not None:
+        sys.modules[stem] = module
     os.environ["PYTHON_SCRIPT_FILE_NAME"] = path.name
     added_path = directory not in sys.path
     if added_path:
@@ -85,10 +101,11 @@ def _as_worker_sees_it(module: ModuleType) -> Iterator[tuple[str, str]]:
             os.environ.pop("PYTHON_SCRIPT_FILE_NAME", None)
         else:
             os.environ["PYTHON_SCRIPT_FILE_NAME"] = saved_script
-        if saved_module is None:
-            sys.modules.pop(stem, None)
-        else:
-            sys.modules[stem] = saved_module
+        if module is not None:
+            if saved_module is None:
+                sys.modules.pop(stem, None)
+            else:
+                sys.modules[stem] = saved_module
 
 
 def _run(coro: Any) -> Any:
@@ -101,9 +118,10 @@ def _run(coro: Any) -> Any:
         return pool.submit(asyncio.run, coro).result()
 
 
-def index_with_worker(module: ModuleType) -> WorkerIndex:
-    """The functions the worker indexes in ``module`` (already imported), or ``WorkerIndexError``."""
+def index_with_worker(module: ModuleType | str) -> WorkerIndex:
+    """The functions the worker indexes in ``module`` (a module or its name), or ``WorkerIndexError``."""
     worker = _worker()
+    path, loaded = _app_file(module)
     from azure_functions_runtime.functions import Registry
 
     indexed: list[Any] = []
@@ -114,7 +132,7 @@ def index_with_worker(module: ModuleType) -> WorkerIndex:
         indexed.extend(functions)
         return functions
 
-    with _as_worker_sees_it(module) as (directory, _script):
+    with _as_worker_sees_it(path, loaded) as (directory, _script):
         worker._functions = Registry()  # one indexing per call, as in a fresh worker process
         worker._metadata_result = None
         worker.index_function_app = keep_result
@@ -124,8 +142,7 @@ def index_with_worker(module: ModuleType) -> WorkerIndex:
             worker.index_function_app = original
         if init.result.status != StatusResult.Success:
             message = init.result.exception.message if init.result.exception else "worker init failed"
-            raise WorkerIndexError(f"Microsoft's Python worker refused {Path(module.__file__ or '').name}: "
-                                   f"{message}")
+            raise WorkerIndexError(f"Microsoft's Python worker refused {path.name}: {message}")
         metadata = _run(worker.functions_metadata_request(HostRequest.functions_metadata(directory)))
     if metadata.result.status != StatusResult.Success:  # pragma: no cover - the library always succeeds here
         raise WorkerIndexError("the worker's functions_metadata_request failed")
