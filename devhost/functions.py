@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any
 
 import azure.functions as func
 
+from devhost.host_json import load_host_json
 from devhost.worker_index import IndexedFunction, WorkerIndexError, index_with_worker
 
 _ROUTE_PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?(\?)?\}")
@@ -60,11 +60,8 @@ def route_regex(template: str) -> re.Pattern[str]:
 
 
 def route_prefix(app_root: Path) -> str:
-    host = app_root / "host.json"
-    if host.exists():
-        prefix = json.loads(host.read_text()).get("extensions", {}).get("http", {}).get("routePrefix", "api")
-        return prefix.strip("/")
-    return "api"
+    prefix = load_host_json(app_root).get("extensions", {}).get("http", {}).get("routePrefix", "api")
+    return str(prefix).strip("/")
 
 
 # Triggers the devhost can run; a function with any other trigger is refused at start-up, since
