@@ -132,17 +132,17 @@ class FunctionIndex:
     def uses_durable(self) -> bool:
         return bool(self.orchestrators or self.activities or self.uses_durable_client)
 
-    def match(self, method: str, path: str) -> tuple[HttpRoute | None, dict[str, str], bool]:
-        """(route, route params, path matched but method not allowed)."""
+    def match(self, method: str, path: str) -> tuple[HttpRoute | None, dict[str, str], frozenset[str]]:
+        """(route, route params, the methods this path allows when it matched but not this method)."""
         path = path.strip("/")
-        wrong_method = False
+        allowed: set[str] = set()
         for route in self.http:
             m = route.pattern.match(path)
             if m:
                 if method.upper() in route.methods:
-                    return route, {k: v for k, v in m.groupdict().items() if v is not None}, False
-                wrong_method = True
-        return None, {}, wrong_method
+                    return route, {k: v for k, v in m.groupdict().items() if v is not None}, frozenset()
+                allowed |= route.methods
+        return None, {}, frozenset(allowed)
 
 
 def make_request(method: str, url: str, headers: dict[str, str], params: dict[str, str],

@@ -78,6 +78,9 @@ class Ports:
         taken = []
         for name, port in asdict(self).items():
             with socket.socket() as s:
+                # as the servers themselves bind: a port whose last connection is in TIME-WAIT
+                # after a stop is free again at once; only a listening socket makes it busy
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     s.bind(("127.0.0.1", port))
                 except OSError:
