@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import json
 import logging
@@ -23,6 +24,13 @@ log = logging.getLogger("devhost")
 
 MAX_BODY = 100 * 1024 * 1024  # the Functions host's default request size limit
 BODY_READ_TIMEOUT = 10.0  # a body that stops short of its Content-Length gets a 400, not a hang
+# Azure's front end gives an HTTP-triggered function 230 s to answer, then replies 504 itself
+# (the function may go on running). The devhost does the same, so a slow path fails here too.
+HTTP_ANSWER_TIMEOUT = 230.0
+
+
+class AnswerTimeout(Exception):
+    """The function did not answer within HTTP_ANSWER_TIMEOUT."""
 BindingProvider = Callable[[Any, func.HttpRequest], Any]
 
 
@@ -34,8 +42,12 @@ class AsyncRunner:
         self._thread = threading.Thread(target=self.loop.run_forever, name="devhost-async", daemon=True)
         self._thread.start()
 
-    def run(self, coro: Any, timeout: float = 300) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+    def run(self, coro: Any, timeout: float = 300, name: str = "") -> Any:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise AnswerTimeout(name) from None
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -63,9 +75,9 @@ class FunctionsHttpServer(ThreadingHTTPServer):
 
     def invoke(self, route: HttpRoute, request: func.HttpRequest) -> func.HttpResponse:
         kwargs = bind_arguments(route.function, route.bindings, route.trigger_param, request, self.providers, request)
-        result = route.function(**kwargs)
+        result = route.function(**kwargs)  # a sync function answers on this thread, untimed
         if inspect.isawaitable(result):
-            result = self.runner.run(result)
+            result = self.runner.run(result, HTTP_ANSWER_TIMEOUT, route.name)
         return result
 
     def server_close(self) -> None:
@@ -190,6 +202,11 @@ class _Handler(BaseHTTPRequestHandler):
                                dict(parse_qsl(split.query, keep_blank_values=True)), route_params, body)
         try:
             response = self.server.invoke(route, request)
+        except AnswerTimeout:
+            self.close_connection = True
+            self._problem(504, "host_timeout", f"Function {route.name} did not answer within "
+                                               f"{HTTP_ANSWER_TIMEOUT:.0f} s (Azure's front-end limit).")
+            return
         except Exception:
             log.exception("function %s failed", route.name)
             self._problem(500, "function_failed", f"Function {route.name} raised an exception.")

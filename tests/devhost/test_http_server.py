@@ -27,6 +27,12 @@ APP = """
     def echo(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(str(len(req.get_body())))
 
+    @app.route(route="slow", methods=["GET"])
+    async def slow(req: func.HttpRequest) -> func.HttpResponse:
+        import asyncio
+        await asyncio.sleep(3)
+        return func.HttpResponse("late")
+
     @app.route(route="items/{id}", methods=["GET", "DELETE"])
     def item(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(req.route_params["id"])
@@ -113,6 +119,13 @@ def test_a_malformed_content_length_is_a_400(base_url: str, value: str) -> None:
 def test_a_garbled_request_line_is_a_problem_too(base_url: str) -> None:
     status, headers, body = problem_of(raw(base_url, b"GARBAGE\r\n\r\n"))
     assert status == 400 and headers["content-type"] == "application/problem+json" and body["type"] == "about:blank"
+
+
+def test_a_function_slower_than_the_front_ends_limit_gets_its_504(base_url: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(devhost_server, "HTTP_ANSWER_TIMEOUT", 0.5)  # Azure: 230 s
+    r = httpx.get(f"{base_url}/api/slow", timeout=10)
+    assert r.status_code == 504 and r.json()["code"] == "host_timeout"
 
 
 def test_fifty_clients_connecting_at_once_are_all_served(base_url: str) -> None:
