@@ -97,7 +97,7 @@ class RecordingRunner:
     rows: int = 1
 
     def run_approved(self, requester: Principal, target: str, command: Any, digest: str, request_id: str,
-                     approvals: list, reason: str) -> Any:
+                     approvals: list, reason: str, ticket: str = "") -> Any:
         self.calls += 1
         assert command.digest == digest
         if self.fail:
