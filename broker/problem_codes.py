@@ -126,6 +126,8 @@ _ALL = [
     _c("secrets_unavailable", 503, "Key Vault cannot be reached.", "Retry later."),
     _c("secret_missing", 503, "A target's credential secret does not exist.", "An operator must add it."),
     _c("secret_malformed", 503, "A target's credential secret is malformed.", "An operator must fix it."),
+    _c("engine_unavailable", 503, "The target's engine cannot run where the broker runs (e.g. no ODBC driver); "
+       "GET /api/targets shows `available: false`.", "An operator must install what is missing."),
     _c("target_unavailable", 503, "The target cannot be reached.", "Retry later."),
     _c("target_auth_failed", 503, "The target refused the broker's credential.", "An operator must fix it."),
     _c("target_misconfigured", 503, "The target's catalog entry is unusable.", "An operator must fix it."),

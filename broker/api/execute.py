@@ -46,6 +46,11 @@ def targets(req: func.HttpRequest, broker: Broker, principal: Principal) -> func
 
 
 def target_views(broker: Broker, principal: Principal) -> list[dict[str, Any]]:
-    return [{**t.public_view(), "language": broker.engines[t.engine].language,
-             "permissions": broker.discovery.permissions(principal, t, broker.engines[t.engine].language)}
-            for t in broker.catalog.targets.values()]
+    views = []
+    for target in broker.catalog.targets.values():
+        engine = broker.engines[target.engine]
+        reason = engine.unavailable_reason()
+        views.append({**target.public_view(), "language": engine.language, "available": reason is None,
+                      **({"unavailable_reason": reason} if reason else {}),
+                      "permissions": broker.discovery.permissions(principal, target, engine.language)})
+    return views
