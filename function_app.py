@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from broker.api import approvals, execute, grants, health, journal, requests
+from broker.api import approvals, execute, grants, health, journal, mcp, problems, requests
 from broker.telemetry import configure_telemetry
 from broker.workflows import approval as approval_workflow
 from broker.workflows import grants as grant_workflow
@@ -16,5 +16,7 @@ app.register_functions(journal.bp)
 app.register_functions(requests.bp)
 app.register_functions(approvals.bp)
 app.register_functions(grants.bp)
+app.register_functions(mcp.bp)
+app.register_functions(problems.bp)
 app.register_functions(approval_workflow.bp)
 app.register_functions(grant_workflow.bp)

@@ -9,13 +9,13 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from broker.catalog import Catalog, Target
-from broker.guard import Classification
+from broker.guard import Classification, Risk
 from broker.identity import Principal
 from broker.journal import Event, JournalRecord, JournalWriter
 from broker.journal.records import utc_now_iso
@@ -38,6 +38,8 @@ class ExecuteBody(BaseModel):
     manifest: dict[str, Any] | list[dict[str, Any]] | None = None
     reason: str = Field(default="", max_length=500)
     ticket: str = Field(default="", max_length=100)
+    max_rows: int | None = Field(default=None, ge=1, le=100_000)
+    """At most this many rows (never more than the policy's limit, which wins when smaller)."""
 
     @model_validator(mode="after")
     def _one_command(self) -> ExecuteBody:
@@ -68,10 +70,12 @@ class CallContext:
     forwarded_for: str = ""
     user_agent: str = ""
     http_request_id: str = ""
+    channel: Literal["http", "mcp"] = "http"
+    """Which front door the call came through: the REST API or the MCP server (``/api/mcp``)."""
 
     def to_dict(self) -> dict[str, str]:
         return {"ip": self.client_ip, "forwarded_for": self.forwarded_for, "user_agent": self.user_agent,
-                "http_request_id": self.http_request_id}
+                "http_request_id": self.http_request_id, "channel": self.channel}
 
 
 @dataclass
@@ -102,6 +106,7 @@ class ExecuteResult:
             "record_id": self.record_id,
             "target": self.target,
             "columns": [{"name": c.name, "type": c.type} for c in r.columns],
+            "result_kind": result_kind(r),
             "rows": r.rows,
             "row_count": r.row_count,
             "truncated": r.truncated,
@@ -114,6 +119,8 @@ class ExecuteResult:
         }
         if self.decision.grant_id:
             body["decision"]["grant_id"] = self.decision.grant_id
+        if r.truncated:
+            body["truncation"] = truncation(r, self.decision)
         if r.affected is not None:
             body["affected_rows"] = r.affected
         if r.document is not None:
@@ -121,6 +128,28 @@ class ExecuteResult:
         if r.text is not None:
             body["text"] = r.text
         return body
+
+
+def result_kind(result: ResultSet) -> Literal["rows", "document", "text"]:
+    """Which field carries the answer: ``rows`` (with ``columns``), ``document`` (e.g. ``kubectl get
+    -o json``: the rows are empty, that is not "nothing found") or ``text``."""
+    if result.document is not None:
+        return "document"
+    if result.text is not None and not result.columns:
+        return "text"
+    return "rows"
+
+
+def truncation(result: ResultSet, decision: Decision) -> dict[str, Any]:
+    """Why the answer stopped early and at which limit, so the caller knows what to narrow."""
+    reason = result.truncated_by or ("max_rows" if result.row_count >= decision.limits.max_rows else "max_bytes")
+    limits = {"max_rows": decision.limits.max_rows, "max_bytes": decision.limits.max_bytes,
+              "timeout": decision.limits.statement_timeout_ms}
+    hints = {"max_rows": "Narrow the query (WHERE, LIMIT, fewer items) or page through the result.",
+             "max_bytes": "Select fewer or smaller columns (a single cell larger than the limit is never sent).",
+             "timeout": "The command ran out of time; narrow it."}
+    return {"reason": reason, "limit": limits.get(reason), "returned_rows": result.row_count,
+            "returned_bytes": result.bytes, "remedy": hints.get(reason, "")}
 
 
 @dataclass(frozen=True)
@@ -185,6 +214,9 @@ class ExecuteService:
             raise BadRequest(f"Target {target.name} is a {target.engine} target; send "
                              f"'{engine.language}', not '{command.language}'.", code="unsupported_command")
         classification = engine.classify(command)
+        invalid = classification.details.get("invalid")
+        if invalid:
+            raise _invalid_command(invalid)
         decision = self._policy.decide(principal, target, classification)
         if self._grants is not None and decision.effect == "approve":
             # A grant can only turn "approve" into "allow": only such a command costs a grant lookup.
@@ -193,14 +225,23 @@ class ExecuteService:
                 decision = self._policy.decide(principal, target, classification, grants=grants)
         return target, command, classification, decision
 
-    def execute(self, principal: Principal, body: ExecuteBody, ctx: CallContext) -> ExecuteResult | ApprovalNeeded:
-        """Run an allowed command now; a command that needs approval comes back as ``ApprovalNeeded``."""
+    def execute(self, principal: Principal, body: ExecuteBody, ctx: CallContext, *,
+                reads_only: bool = False) -> ExecuteResult | ApprovalNeeded:
+        """Run an allowed command now; a command that needs approval comes back as ``ApprovalNeeded``.
+
+        ``reads_only`` refuses (journaled, 400 ``not_a_read``) anything the guard does not classify
+        as a read: the MCP ``query`` tool promises clients that it changes nothing.
+        """
         request_id = str(uuid.uuid4())
         base = {"request_id": request_id, "principal": principal.describe(), "client": ctx.to_dict(),
                 "reason": body.reason, "ticket": body.ticket, "received_at": utc_now_iso()}
         decided = time.perf_counter()
         try:
             target, command, classification, decision = self.evaluate(principal, body)
+            if reads_only and classification.risk not in (Risk.READ, Risk.READ_SECRET):
+                raise BadRequest(f"This is a {classification.risk.value} command, not a read: "
+                                 f"{classification.reason}.", code="not_a_read",
+                                 remedy="Send it with the change tool (or POST /api/execute), with a reason.")
         except BrokerError as refusal:
             self._journal.write(JournalRecord(event=Event.EXECUTE_DENIED, target=body.target,
                                               command=_journaled_refusal(body.command(), refusal),
@@ -220,6 +261,9 @@ class ExecuteService:
                 f"{decision.reason}.", code=code, remedy=decision.remedy,
                 extra={"risk": classification.risk.value, "risk_reason": classification.reason,
                        "rule_id": decision.rule_id, "policy_version": decision.policy_version})
+        if body.max_rows is not None and body.max_rows < decision.limits.max_rows:
+            decision = replace(decision, limits=decision.limits.model_copy(update={"max_rows": body.max_rows}))
+            record["decision"] = decision.to_dict()
         decide_ms = (time.perf_counter() - decided) * 1000
         result = self.run(principal, target, command, classification, decision, record)
         result.timings = {"decide": decide_ms, **result.timings}
@@ -381,3 +425,17 @@ def _masked_failure(failure: BrokerError, masker: MaskerSource) -> BrokerError:
             failure.detail = "The target refused the command (its message could not be masked)."
         failure.args = (failure.detail,)
     return failure
+
+
+def _invalid_command(invalid: dict[str, Any]) -> BadRequest:
+    """The guard found no single valid statement: say what to fix (the policy is never asked)."""
+    if invalid["code"] == "multiple_statements":
+        return BadRequest(f"The command holds more than one statement ({invalid['message']}).",
+                          code="multiple_statements", remedy="Send one statement per call.",
+                          extra={"parser_message": invalid["message"]})
+    extra: dict[str, Any] = {"parser_message": invalid["message"]}
+    if "position" in invalid:
+        extra["position"] = invalid["position"]
+    return BadRequest(f"The SQL does not parse: {invalid['message']}.", code="invalid_sql",
+                      remedy="Fix the statement's syntax (see parser_message and position) and send it again.",
+                      extra=extra)

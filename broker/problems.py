@@ -45,9 +45,14 @@ class BrokerError(Exception):
         self.extra = dict(extra or {})
 
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
-        """The problem+json body (RFC 9457) with the broker's extension members."""
+        """The problem+json body (RFC 9457) with the broker's extension members.
+
+        ``type`` is the page for the code on the same broker (``/api/problems/{code}``): absolute
+        when the request URL (``instance``) is known, else a relative reference.
+        """
+        origin = "/".join(instance.split("/")[:3]) if instance and "://" in instance else ""
         body: dict[str, Any] = {
-            "type": f"https://github.com/agent-access-broker/docs/problems#{self.code}",
+            "type": f"{origin}/api/problems/{self.code}",  # served from broker.problem_codes
             "title": self.title,
             "status": self.status,
             "code": self.code,

@@ -14,6 +14,7 @@ from azure.core.credentials import TokenCredential
 
 from broker.approvals.wiring import ApprovalParts, build_approvals
 from broker.catalog import Catalog, load_catalog
+from broker.discovery import Discovery
 from broker.execute import ExecuteService, MaskerSource
 from broker.identity import TokenValidator
 from broker.journal import JournalReader, JournalStorage, JournalWriter
@@ -45,6 +46,7 @@ class Broker:
     journal_reader: JournalReader
     execute: ExecuteService
     approvals: ApprovalParts
+    discovery: Discovery
 
     @classmethod
     def from_settings(cls, settings: Settings, credential: TokenCredential | None = None) -> Broker:
@@ -64,8 +66,9 @@ class Broker:
         service = ExecuteService(catalog=catalog, policy=policy, engines=engines, credentials=credentials,
                                  masker=MaskerSource(credentials, settings.masking_key_secret), journal=journal,
                                  grants=approvals.grants.store.active)
+        discovery = Discovery(execute=service, policy=policy, journal=journal, grants=approvals.grants.store.active)
         return cls(settings, TokenValidator(settings), catalog, policy, engines, credentials, storage, journal,
-                   JournalReader(storage), service, approvals)
+                   JournalReader(storage), service, approvals, discovery)
 
     def close(self) -> None:
         for engine in self.engines.values():

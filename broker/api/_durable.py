@@ -70,6 +70,13 @@ def durable_route(*, authenticate: bool = True) -> Callable[[AsyncHandler], Asyn
 async def start_workflow(client: df.DurableOrchestrationClient, broker: Broker, request: ApprovalRequest,
                          orchestrator: str, **extra: Any) -> func.HttpResponse:
     """Start the request's orchestration (instance id = request id) and answer 202."""
+    body = await start_held(client, broker, request, orchestrator, **extra)
+    return json_response(body, 202, headers={"Location": body["status_url"], "Retry-After": "2"})
+
+
+async def start_held(client: df.DurableOrchestrationClient, broker: Broker, request: ApprovalRequest,
+                     orchestrator: str, **extra: Any) -> dict[str, Any]:
+    """Start the orchestration for a held request; the pending answer (REST 202 body, MCP result)."""
     payload = {"request_id": request.request_id, "quorum": request.quorum,
                "deadline": request.expires_at.isoformat(), **extra}
     try:
@@ -84,4 +91,4 @@ async def start_workflow(client: df.DurableOrchestrationClient, broker: Broker, 
             "expires_at": request.expires_at.isoformat(), "target": request.target,
             "risk": request.classification.get("risk"),
             "approval": {"quorum": request.quorum, "groups": request.requirement.get("groups", [])}}
-    return json_response(body, 202, headers={"Location": status_url, "Retry-After": "2"})
+    return body

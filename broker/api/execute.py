@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import azure.durable_functions as df
 import azure.functions as func
 
@@ -28,12 +30,27 @@ async def execute(req: func.HttpRequest, client: df.DurableOrchestrationClient, 
     return await start_workflow(client, broker, request, APPROVAL_ORCHESTRATOR)
 
 
+@bp.route(route="explain", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@authenticated
+def explain(req: func.HttpRequest, broker: Broker, principal: Principal) -> func.HttpResponse:
+    """What ``/api/execute`` would do with this body, without running anything."""
+    body = ExecuteBody.parse(read_json(req, broker.settings.max_body_bytes))
+    return json_response(broker.discovery.explain(principal, body, call_context(req)))
+
+
 @bp.route(route="targets", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @authenticated
 def targets(req: func.HttpRequest, broker: Broker, principal: Principal) -> func.HttpResponse:
+    """The targets, each with what *this* caller may do there per risk class."""
+    return json_response({"targets": target_views(broker, principal)})
+
+
+def target_views(broker: Broker, principal: Principal) -> list[dict[str, Any]]:
     views = []
     for target in broker.catalog.targets.values():
-        reason = broker.engines[target.engine].unavailable_reason()
-        views.append({**target.public_view(), "available": reason is None,
-                      **({"unavailable_reason": reason} if reason else {})})
-    return json_response({"targets": views})
+        engine = broker.engines[target.engine]
+        reason = engine.unavailable_reason()
+        views.append({**target.public_view(), "language": engine.language, "available": reason is None,
+                      **({"unavailable_reason": reason} if reason else {}),
+                      "permissions": broker.discovery.permissions(principal, target, engine.language)})
+    return views

@@ -10,7 +10,7 @@ import argparse
 import sys
 from importlib import import_module
 
-COMMANDS = ["dev", "token", "exec", "requests", "grant", "kubectl", "journal", "classify", "policy", "mask"]
+COMMANDS = ["dev", "token", "exec", "requests", "grant", "kubectl", "journal", "classify", "policy", "mask", "problems"]
 
 
 def build_parser() -> argparse.ArgumentParser:

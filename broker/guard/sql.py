@@ -9,6 +9,8 @@ severe wins, so when the parsers disagree the more cautious answer is the answer
 
 from __future__ import annotations
 
+from typing import Any
+
 from broker.guard import Classification, Risk, sql_pglast, sql_sqlglot
 from broker.guard.sql_prefilter import prefilter
 from broker.guard.sql_rules import Finding
@@ -50,8 +52,29 @@ def _result(findings: list[Finding], statement: str, dialect: str, parsers: tupl
     for finding in ranked:
         if finding.risk is not Risk.READ and finding.reason not in reasons:
             reasons.append(f"{finding.risk.value}: {finding.reason}")
-    details = {"dialect": dialect, "parsers": list(parsers)}
+    details: dict[str, Any] = {"dialect": dialect, "parsers": list(parsers)}
     if len(reasons) > 1:
         details["findings"] = reasons[:_MAX_DETAILS]
+    invalid = _invalid(findings, dialect)
+    if invalid is not None:
+        details["invalid"] = invalid
     return Classification(risk=worst.risk, reason=worst.reason, language="sql", statement=statement,
                           details=details)
+
+
+def _invalid(findings: list[Finding], dialect: str) -> dict[str, Any] | None:
+    """Why the text is not one valid statement, for the caller to fix (None when it is one).
+
+    For PostgreSQL only PostgreSQL's own grammar (pglast, whose findings come first) can call a
+    statement invalid: when sqlglot alone fails, the statement stays ``unknown`` for the policy.
+    """
+    for finding in findings:
+        if not finding.problem:
+            continue
+        if dialect == "postgres" and finding.reason.startswith("sqlglot") and finding.problem == "invalid_sql":
+            continue
+        body: dict[str, Any] = {"code": finding.problem, "message": finding.reason}
+        if finding.position is not None:
+            body["position"] = finding.position
+        return body
+    return None

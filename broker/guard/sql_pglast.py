@@ -88,12 +88,15 @@ def walk_pglast(sql: str) -> tuple[str, list[Finding]]:
     try:
         parsed = json.loads(parse_sql_json(sql))
     except ParseError as exc:
-        return "", [Finding(Risk.UNKNOWN, f"PostgreSQL's grammar rejects the command ({exc})")]
+        message, position = (*exc.args, None, None)[:2]
+        return "", [Finding(Risk.UNKNOWN, f"PostgreSQL's grammar rejects the command ({message})",
+                            problem="invalid_sql", position=position if isinstance(position, int) else None)]
     except RecursionError:
         return "", [Finding(Risk.UNKNOWN, "the command nests too deeply to parse")]
     statements = parsed.get("stmts") or []
     if len(statements) != 1:
-        return "", [Finding(Risk.UNKNOWN, f"expected exactly one statement, found {len(statements)}")]
+        return "", [Finding(Risk.UNKNOWN, f"expected exactly one statement, found {len(statements)}",
+                            problem="multiple_statements" if statements else "invalid_sql")]
     root = _wrapped(statements[0].get("stmt"))
     if root is None:
         return "", [Finding(Risk.UNKNOWN, "PostgreSQL's parse tree has an unexpected shape")]

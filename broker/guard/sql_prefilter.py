@@ -28,7 +28,7 @@ _UNICODE_SPACE = re.compile(r"[\u0085\u00a0\u1680\u2000-\u200f\u2028\u2029\u202f
 def prefilter(sql: str, dialect: str) -> Finding | None:
     """None when the text may go to the parsers, else why it is refused (always ``unknown``)."""
     if not sql.strip():
-        return Finding(Risk.UNKNOWN, "the command is empty")
+        return Finding(Risk.UNKNOWN, "the command is empty", problem="invalid_sql")
     if len(sql) > MAX_SQL_CHARS:
         return Finding(Risk.UNKNOWN, f"the command is longer than {MAX_SQL_CHARS} characters")
     if "\x00" in sql:
@@ -45,7 +45,8 @@ def prefilter(sql: str, dialect: str) -> Finding | None:
                                      "(psql \\! or \\copy, mysql \\G) are not SQL")
     if dialect == "tsql":
         if _GO_LINE.search(sql):
-            return Finding(Risk.UNKNOWN, "GO separates batches (more than one statement); send one statement")
+            return Finding(Risk.UNKNOWN, "GO separates batches (more than one statement); send one statement",
+                           problem="multiple_statements")
         if _SQLCMD_LINE.search(sql):
             return Finding(Risk.UNKNOWN, "a line starts with a sqlcmd command (:r, :!!, !!), which is not SQL")
     if dialect == "mysql" and _MYSQL_EXECUTABLE.search(sql):

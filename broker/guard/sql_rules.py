@@ -23,6 +23,11 @@ class Finding:
 
     risk: Risk
     reason: str
+    problem: str = ""
+    """Set when the text is not one valid statement at all (``invalid_sql``, ``multiple_statements``):
+    the caller gets a 400 that says how to fix it, whatever the policy says about ``unknown``."""
+    position: int | None = None
+    """Where the parser stopped (0-based character offset), when it says."""
 
 
 def words(text: str) -> frozenset[str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
-from sqlglot.errors import ErrorLevel, SqlglotError
+from sqlglot.errors import ErrorLevel, ParseError, SqlglotError
 from sqlglot.tokens import Token, TokenType
 
 from broker.guard import Risk
@@ -94,7 +94,8 @@ def walk_sqlglot(sql: str, dialect: str) -> tuple[str, list[Finding]]:
     try:
         tokens = _DIALECTS[dialect].tokenize(sql)
     except SqlglotError as exc:
-        return "", [Finding(Risk.UNKNOWN, f"sqlglot could not read the command ({_first_line(exc)})")]
+        return "", [Finding(Risk.UNKNOWN, f"sqlglot could not read the command ({_first_line(exc)})",
+                            problem="invalid_sql")]
     for token in tokens:
         if any("/*" in comment for comment in token.comments):
             return "", [Finding(Risk.UNKNOWN, "nested block comments are refused (servers disagree on them)")]
@@ -102,11 +103,13 @@ def walk_sqlglot(sql: str, dialect: str) -> tuple[str, list[Finding]]:
         trees = [t for t in _DIALECTS[dialect].parser(error_level=ErrorLevel.IMMEDIATE).parse(tokens, sql)
                  if t is not None and not isinstance(t, exp.Semicolon)]  # a comment after the last ';'
     except SqlglotError as exc:
-        return "", [Finding(Risk.UNKNOWN, f"sqlglot could not parse the command ({_first_line(exc)})")]
+        return "", [Finding(Risk.UNKNOWN, f"sqlglot could not parse the command ({_first_line(exc)})",
+                            problem="invalid_sql", position=_error_offset(sql, exc))]
     except RecursionError:
         return "", [Finding(Risk.UNKNOWN, "the command nests too deeply to parse")]
     if len(trees) != 1:
-        return "", [Finding(Risk.UNKNOWN, f"expected exactly one statement, found {len(trees)}")]
+        return "", [Finding(Risk.UNKNOWN, f"expected exactly one statement, found {len(trees)}",
+                            problem="multiple_statements" if trees else "invalid_sql")]
     root = trees[0]
     name, findings = _statement(root, dialect, tokens)
     findings += _walk(root, dialect)
@@ -349,6 +352,16 @@ def _unexplained_write_words(tokens: list[Token]) -> list[Finding]:
             return [Finding(Risk.UNKNOWN, f"the word {word} appears outside any string, yet the parser "
                                           "found no such statement; refusing to guess")]
     return []
+
+
+def _error_offset(sql: str, exc: Exception) -> int | None:
+    """sqlglot's first error as a 0-based offset into ``sql`` (it reports a line and a column)."""
+    errors = (exc.errors if isinstance(exc, ParseError) else None) or [{}]
+    line, col = errors[0].get("line"), errors[0].get("col")
+    if not isinstance(line, int) or not isinstance(col, int):
+        return None
+    lines = sql.split("\n")
+    return sum(len(text) + 1 for text in lines[:max(line - 1, 0)]) + max(col - 1, 0)
 
 
 def _first_line(exc: Exception) -> str:

@@ -26,6 +26,7 @@ class Event:
     EXECUTE_OUTCOME = "execute.outcome"  # ran (ok or error), with the masked response
     EXECUTE_DENIED = "execute.denied"  # refused before running (policy, unknown target, bad input)
     EXECUTE_PENDING = "execute.pending"  # waiting for a human approval
+    EXECUTE_EXPLAINED = "execute.explained"  # the policy was asked about a command (explain); nothing ran
     EXECUTE_PREVIEW = "execute.preview"  # a server-side dry run shown to approvers (masked diff); nothing changed
     JOURNAL_READ = "journal.read"  # an auditor queried the journal (who watched the watchers)
 

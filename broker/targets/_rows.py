@@ -18,12 +18,12 @@ def collect_rows(rows: Iterable[Sequence[Any]], limits: ExecutionLimits,
     size = 0
     for row in rows:
         if len(result.rows) >= limits.max_rows:
-            result.truncated = True
+            result.truncated, result.truncated_by = True, "max_rows"
             break
         rendered = [render(i, v) if render else to_json_value(v) for i, v in enumerate(row)]
         row_bytes = len(json.dumps(rendered, ensure_ascii=False, default=str).encode())
         if size + row_bytes > limits.max_bytes:  # the row that would cross the cap is not sent
-            result.truncated = True
+            result.truncated, result.truncated_by = True, "max_bytes"
             break
         size += row_bytes
         result.rows.append(rendered)

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from broker.catalog import Target
 from broker.guard import Classification
@@ -59,6 +59,8 @@ class ResultSet:
     columns: list[Column] = field(default_factory=list)
     rows: list[list[Any]] = field(default_factory=list)
     truncated: bool = False
+    truncated_by: Literal["max_rows", "max_bytes", "timeout"] | None = None
+    """Which limit stopped the answer early (set with ``truncated``)."""
     status: str = ""  # the target's own summary, e.g. "SELECT 5" or "DELETE 1"
     affected: int | None = None
     document: Any = None

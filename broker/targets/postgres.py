@@ -185,8 +185,10 @@ _RESET_SESSION = ("SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL;
 
 
 def _type_name(conn: psycopg.Connection, oid: int) -> str:
-    info = conn.adapters.types.get(oid)
-    return info.name if info else f"oid:{oid}"
+    info = conn.adapters.types.get(oid)  # an array's oid finds its element type's info
+    if info is None:
+        return f"oid:{oid}"
+    return f"{info.name}[]" if oid == info.array_oid and oid != info.oid else info.name
 
 
 def _command_failed(exc: psycopg.Error) -> CommandFailed:

@@ -165,8 +165,23 @@ def test_execute_only_accepts_post(api):
     assert r.status_code == 405
 
 
-def test_more_than_one_statement_never_runs(api, stack):
-    r = api.execute({"target": "demo-postgres", "sql": "SELECT 1; DELETE FROM customers"})
-    assert r.status_code in (403, 422), r.text
+def test_more_than_one_statement_never_runs_and_is_told_to_send_one(api, stack):
+    for sql in ("SELECT 1; DELETE FROM customers", "SELECT 1;\nDELETE FROM customers;", "SELECT 1;;SELECT 2"):
+        body = assert_problem(api.execute({"target": "demo-postgres", "sql": sql}), 400, "multiple_statements")
+        assert body["remedy"] == "Send one statement per call."
     with stack.postgres.admin("demo") as db:
         assert db.execute("SELECT count(*) FROM customers").fetchone()[0] >= 200
+
+
+@pytest.mark.parametrize("sql, position", [("SELEC * FROM customers", 0), ("SELECT * FROM customers WHERE", None),
+                                           ("SELECT id FROM customers WHERE id = = 3", 36)])
+def test_a_typo_is_400_invalid_sql_with_the_parsers_message_and_position(api, stack, sql, position):
+    r = api.execute({"target": "demo-postgres", "sql": sql})
+    body = assert_problem(r, 400, "invalid_sql")
+    assert "syntax error" in body["parser_message"] and "operator" not in body["remedy"]
+    assert body.get("position") == position
+    from tests.e2e.test_execute import reader
+
+    rows = [s.record for s in reader(stack).recent(limit=50)
+            if s.record.event == "execute.denied" and s.record.command.get("sql") == sql]
+    assert rows and rows[-1].outcome == {"status": "refused", "code": "invalid_sql"}

@@ -83,7 +83,8 @@ def _collect(ws: Any, ctx: Ctx) -> ResultSet:
                 "timed_out": timed_out}
     summary = (f"timed out after {limit_s:g}s" if timed_out else
                f"stopped at {limit_bytes} bytes" if truncated else f"exit {exit_code}")
-    return ResultSet(document=document, truncated=truncated, bytes=len(stdout) + len(stderr), status=summary)
+    return ResultSet(document=document, truncated=truncated, bytes=len(stdout) + len(stderr), status=summary,
+                     truncated_by="max_bytes" if truncated else None)
 
 
 def _exit_code(status_text: str) -> int:

@@ -59,7 +59,8 @@ def get(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
     resolved = resolve(ctx.cluster, resolve_type(cmd.resource), "get")
     items, truncated = fetch(ctx, cmd, resolved)
     items, over, size = _cap_bytes(items, ctx.limits.max_bytes)
-    result = ResultSet(truncated=truncated or over, bytes=size, status=f"{len(items)} {resolved.plural}")
+    result = ResultSet(truncated=truncated or over, bytes=size, status=f"{len(items)} {resolved.plural}",
+                       truncated_by="max_rows" if truncated else "max_bytes" if over else None)
     if cmd.output in ("json", "yaml"):
         single = len(cmd.names) == 1 and len(items) == 1
         result.document = items[0] if single else {"apiVersion": "v1", "kind": "List", "items": items,

@@ -1,0 +1,325 @@
+"""The MCP tools: each one a thin adapter over the service the REST handler of the same operation calls.
+
+``query``/``change``/``kubectl`` go through ``ExecuteService.execute`` (the same decision, journal
+records, masking and limits as ``POST /api/execute``; the journal records ``channel: mcp``); a
+command that needs approval is held and its workflow started exactly as the REST 202 does.
+Refusals are ``isError`` results carrying the problem JSON and the tool to call next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import azure.durable_functions as df
+import mcp_types as types
+from mcp.server import ServerRequestContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from broker.api._durable import APPROVAL_ORCHESTRATOR, GRANT_ORCHESTRATOR, blocking, start_held
+from broker.execute import MAX_SQL_CHARS, ApprovalNeeded, CallContext, ExecuteBody
+from broker.grants import GrantBody
+from broker.identity import Principal
+from broker.problems import BadRequest, BrokerError, invalid_body
+from broker.runtime import Broker
+
+log = logging.getLogger("broker.api")
+WAIT_LIMIT_SECONDS = 60
+"""``wait_for_request`` returns after at most this long (well under the 230 s HTTP front-end limit)."""
+_PENDING = ("pending", "approved", "running")
+_TEXT_ROWS = 20
+
+
+@dataclass(frozen=True)
+class McpCall:
+    """Who is calling and through which HTTP request: set by the HTTP function around each request."""
+
+    broker: Broker
+    principal: Principal
+    client: df.DurableOrchestrationClient
+    context: CallContext
+
+
+current_call: ContextVar[McpCall] = ContextVar("broker_mcp_call")
+
+
+# --- inputs -------------------------------------------------------------------------------------
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TargetIn(_In):
+    target: str = Field(min_length=1, max_length=63, description="A target name from list_targets.")
+
+
+class ExplainIn(TargetIn):
+    sql: str | None = Field(default=None, min_length=1, max_length=MAX_SQL_CHARS, description="One SQL statement.")
+    kubectl: list[str] | None = Field(default=None, min_length=1, max_length=64,
+                                      description='kubectl arguments, e.g. ["get", "pods", "-n", "demo"].')
+    manifest: dict[str, Any] | list[dict[str, Any]] | None = None
+
+
+class QueryIn(TargetIn):
+    sql: str = Field(min_length=1, max_length=MAX_SQL_CHARS, description="One read-only SQL statement.")
+    reason: str = Field(default="", max_length=500, description="Why (journaled), e.g. a ticket.")
+    max_rows: int | None = Field(default=None, ge=1, le=100_000,
+                                 description="At most this many rows (the policy's limit wins if smaller).")
+
+
+class ChangeIn(TargetIn):
+    sql: str = Field(min_length=1, max_length=MAX_SQL_CHARS, description="One SQL statement that changes data.")
+    reason: str = Field(min_length=1, max_length=500, description="Why: approvers read this.")
+    ticket: str = Field(default="", max_length=100)
+
+
+class KubectlIn(TargetIn):
+    argv: list[str] = Field(min_length=1, max_length=64, description='kubectl arguments without "kubectl".')
+    manifest: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        default=None, description="The object(s) for apply/create, as JSON.")
+    reason: str = Field(default="", max_length=500)
+    ticket: str = Field(default="", max_length=100)
+
+
+class RequestIn(_In):
+    request_id: str = Field(min_length=8, max_length=64, description="The request_id of a pending answer.")
+
+
+class WaitIn(RequestIn):
+    timeout_seconds: int = Field(default=25, ge=1, le=WAIT_LIMIT_SECONDS,
+                                 description="Return after this long even if nobody decided yet.")
+
+
+class GrantIn(TargetIn):
+    level: Literal["read", "write"]
+    duration: str = Field(min_length=3, max_length=20, description="ISO 8601, e.g. PT30M.")
+    reason: str = Field(min_length=1, max_length=500)
+    ticket: str = Field(default="", max_length=100)
+
+
+class NoIn(_In):
+    pass
+
+
+# --- results ------------------------------------------------------------------------------------
+def _result(structured: dict[str, Any], text: str, error: bool = False) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=structured,
+                                is_error=error)
+
+
+_NEXT = {"unknown_target": "list_targets", "policy_denied": "explain", "approval_required": "request_grant",
+         "not_a_read": "change", "invalid_sql": "explain", "multiple_statements": "explain",
+         "unsupported_command": "list_targets", "expired": "explain"}
+
+
+def refusal(error: BrokerError) -> types.CallToolResult:
+    """A refusal as an ``isError`` result: the problem JSON, and the tool that helps next."""
+    problem = error.to_problem()
+    nxt = _NEXT.get(error.code)
+    if nxt:
+        problem["next_tool"] = nxt
+    text = f"Refused ({error.status} {error.code}): {error.detail}"
+    if error.remedy:
+        text += f"\nRemedy: {error.remedy}"
+    if nxt:
+        text += f"\nNext: call {nxt}."
+    return _result(problem, text, error=True)
+
+
+def _table(body: dict[str, Any]) -> str:
+    """A short text rendering of an execute answer (the structured content has everything)."""
+    lines = [f"{body['status']} on {body['target']}: {body.get('command_status', '')} "
+             f"(risk {body['risk']}, request {body['request_id']})"]
+    kind = body.get("result_kind", "rows")
+    if kind == "rows" and body.get("columns"):
+        lines.append(" | ".join(c["name"] for c in body["columns"]))
+        for row in body["rows"][:_TEXT_ROWS]:
+            lines.append(" | ".join("NULL" if v is None else str(v) for v in row))
+        if body["row_count"] > _TEXT_ROWS:
+            lines.append(f"... {body['row_count'] - _TEXT_ROWS} more rows in structuredContent")
+    elif kind == "document":
+        lines.append(json.dumps(body["document"], ensure_ascii=False)[:2000])
+    elif body.get("text"):
+        lines.append(body["text"][:2000])
+    if body.get("truncation"):
+        t = body["truncation"]
+        lines.append(f"truncated by {t['reason']} (limit {t['limit']}): {t['remedy']}")
+    if body.get("masked"):
+        lines.append("masked: " + ", ".join(f"{k} {v}" for k, v in sorted(body["masked"].items())))
+    return "\n".join(lines)
+
+
+def _pending_text(body: dict[str, Any]) -> str:
+    return (f"Waiting for approval (request {body['request_id']}, expires {body['expires_at']}). "
+            f"Call wait_for_request with this request_id.")
+
+
+# --- tools --------------------------------------------------------------------------------------
+async def _run(call: McpCall, body: ExecuteBody, *, reads_only: bool = False) -> types.CallToolResult:
+    broker = call.broker
+    outcome = await blocking(broker.execute.execute, call.principal, body, call.context, reads_only=reads_only)
+    if not isinstance(outcome, ApprovalNeeded):
+        answer = outcome.to_dict()
+        return _result(answer, _table(answer))
+    request = await blocking(broker.approvals.approvals.hold_command, outcome, call.context)
+    pending = await start_held(call.client, broker, request, APPROVAL_ORCHESTRATOR)
+    pending["next_tool"] = "wait_for_request"
+    return _result(pending, _pending_text(pending))
+
+
+def _execute_body(data: dict[str, Any]) -> ExecuteBody:
+    try:
+        return ExecuteBody.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_body(exc, "execute") from exc
+
+
+async def list_targets(call: McpCall, args: NoIn, ctx: ServerRequestContext) -> types.CallToolResult:
+    from broker.api.execute import target_views
+
+    views = await blocking(target_views, call.broker, call.principal)
+    lines = []
+    for view in views:
+        allowed = [r for r, p in view["permissions"].items() if p["effect"] == "allow"]
+        approve = [r for r, p in view["permissions"].items() if p["effect"] == "approve"]
+        lines.append(f"{view['name']} ({view['engine']}, send {view['language']}): allowed {allowed or 'nothing'}; "
+                     f"with approval {approve or 'nothing'}")
+    return _result({"targets": views}, "\n".join(lines))
+
+
+async def explain(call: McpCall, args: ExplainIn, ctx: ServerRequestContext) -> types.CallToolResult:
+    body = _execute_body(args.model_dump(exclude_none=True))
+    answer = await blocking(call.broker.discovery.explain, call.principal, body, call.context)
+    text = (f"{answer['risk']} command on {answer['target']}: {answer['effect']} by rule {answer['rule_id']} — "
+            f"it {answer['would']}." + (f" {answer['remedy']}" if answer.get("remedy") else ""))
+    return _result(answer, text)
+
+
+async def query(call: McpCall, args: QueryIn, ctx: ServerRequestContext) -> types.CallToolResult:
+    return await _run(call, _execute_body(args.model_dump(exclude_none=True)), reads_only=True)
+
+
+async def change(call: McpCall, args: ChangeIn, ctx: ServerRequestContext) -> types.CallToolResult:
+    return await _run(call, _execute_body(args.model_dump()))
+
+
+async def kubectl(call: McpCall, args: KubectlIn, ctx: ServerRequestContext) -> types.CallToolResult:
+    data = args.model_dump(exclude_none=True)
+    data["kubectl"] = data.pop("argv")
+    return await _run(call, _execute_body(data))
+
+
+async def get_request(call: McpCall, args: RequestIn, ctx: ServerRequestContext) -> types.CallToolResult:
+    body = await blocking(call.broker.approvals.approvals.status, args.request_id, call.principal)
+    return _result(body, f"request {body['request_id']}: {body['status']}")
+
+
+async def wait_for_request(call: McpCall, args: WaitIn, ctx: ServerRequestContext) -> types.CallToolResult:
+    """Poll the request until it leaves pending/approved/running or the timeout; progress each poll."""
+    deadline = time.monotonic() + args.timeout_seconds
+    status = call.broker.approvals.approvals.status
+    body = await blocking(status, args.request_id, call.principal)
+    while body["status"] in _PENDING and time.monotonic() < deadline:
+        elapsed = args.timeout_seconds - (deadline - time.monotonic())
+        await ctx.session.report_progress(elapsed, args.timeout_seconds, f"{body['status']}, "
+                                          f"{len(body['decisions'])} decision(s)")
+        await asyncio.sleep(min(1.0, max(deadline - time.monotonic(), 0)))
+        body = await blocking(status, args.request_id, call.principal)
+    if body["status"] in _PENDING:
+        body["next_tool"] = "wait_for_request"
+        return _result(body, f"request {args.request_id} is still {body['status']}; call wait_for_request again.")
+    text = f"request {args.request_id}: {body['status']}"
+    if isinstance(body.get("result"), dict) and "columns" in body["result"]:
+        text += "\n" + _table({**body["result"], "status": body["status"], "target": body["target"],
+                               "risk": body.get("risk"), "request_id": args.request_id})
+    return _result(body, text)
+
+
+async def request_grant(call: McpCall, args: GrantIn, ctx: ServerRequestContext) -> types.CallToolResult:
+    try:
+        body = GrantBody.model_validate(args.model_dump())
+    except ValidationError as exc:
+        raise invalid_body(exc, "grant") from exc
+    request = await blocking(call.broker.approvals.grants.request, call.principal, body, call.context)
+    pending = await start_held(call.client, call.broker, request, GRANT_ORCHESTRATOR,
+                               duration_seconds=int(body.duration.total_seconds()))
+    pending["next_tool"] = "wait_for_request"
+    return _result(pending, _pending_text(pending))
+
+
+async def list_grants(call: McpCall, args: NoIn, ctx: ServerRequestContext) -> types.CallToolResult:
+    grants = await blocking(call.broker.approvals.grants.list_for, call.principal)
+    return _result({"grants": grants}, f"{len(grants)} grant(s)")
+
+
+# --- the catalogue ------------------------------------------------------------------------------
+Handler = Callable[[McpCall, Any, ServerRequestContext], Awaitable[types.CallToolResult]]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    model: type[BaseModel]
+    handler: Handler
+    read_only: bool
+    destructive: bool = False
+    idempotent: bool = False
+
+    def tool(self) -> types.Tool:
+        schema = self.model.model_json_schema()
+        schema.pop("title", None)
+        return types.Tool(name=self.name, description=self.description, input_schema=schema,
+                          annotations=types.ToolAnnotations(read_only_hint=self.read_only,
+                                                            destructive_hint=self.destructive,
+                                                            idempotent_hint=self.idempotent,
+                                                            open_world_hint=True))
+
+
+TOOLS: dict[str, ToolSpec] = {t.name: t for t in (
+    ToolSpec("list_targets", "The targets you may use and, per risk class, what the policy lets you do there "
+             "(allow, approval by whom, deny). Start here.", NoIn, list_targets, read_only=True, idempotent=True),
+    ToolSpec("explain", "What the broker would do with a command, without running it: risk, decision, rule, "
+             "approvers, limits, remedy.", ExplainIn, explain, read_only=True, idempotent=True),
+    ToolSpec("query", "Run one read-only SQL statement; rows come back masked. Writes are refused "
+             "(use change).", QueryIn, query, read_only=True),
+    ToolSpec("change", "Run one SQL statement that changes data. Usually needs approval: the answer is then "
+             "pending with a request_id for wait_for_request.", ChangeIn, change, read_only=False, destructive=True),
+    ToolSpec("kubectl", "Run one kubectl command on a Kubernetes target (reads run now; changes may wait for "
+             "approval).", KubectlIn, kubectl, read_only=False, destructive=True),
+    ToolSpec("get_request", "Where a pending request stands; when done, its masked result.", RequestIn,
+             get_request, read_only=True, idempotent=True),
+    ToolSpec("wait_for_request", f"Wait (at most {WAIT_LIMIT_SECONDS} s) until a request is decided and done; "
+             "returns its result, or that it is still pending.", WaitIn, wait_for_request, read_only=True,
+             idempotent=True),
+    ToolSpec("request_grant", "Ask approvers for a time-boxed read or write grant on a target.", GrantIn,
+             request_grant, read_only=False),
+    ToolSpec("list_grants", "Your just-in-time grants, newest first.", NoIn, list_grants, read_only=True,
+             idempotent=True),
+)}
+
+
+async def call_tool(name: str, arguments: dict[str, Any] | None, ctx: ServerRequestContext) -> types.CallToolResult:
+    """Validate the arguments against the tool's model and run it; every refusal becomes ``isError``."""
+    spec = TOOLS.get(name)
+    if spec is None:
+        return refusal(BadRequest(f"There is no tool named {name!r}.", code="unknown_tool",
+                                  remedy="List the tools with tools/list.", extra={"tools": sorted(TOOLS)}))
+    try:
+        try:
+            args = spec.model.model_validate(arguments or {})
+        except ValidationError as exc:
+            raise invalid_body(exc, f"{name} tool") from exc
+        return await spec.handler(current_call.get(), args, ctx)
+    except BrokerError as error:
+        if error.status >= 500:
+            log.warning("tool %s refused with %s: %s", name, error.code, error.detail)
+        return refusal(error)
+    except Exception:
+        log.exception("tool %s failed", name)
+        return refusal(BrokerError("The broker hit an internal error; nothing was returned."))
