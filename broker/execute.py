@@ -183,7 +183,7 @@ class ExecuteService:
         if command.language != engine.language:
             raise BadRequest(f"Target {target.name} is a {target.engine} target; send "
                              f"'{engine.language}', not '{command.language}'.", code="unsupported_command")
-        classification = engine.classify(command)
+        classification = self._classify(engine, target, command)
         decision = self._policy.decide(principal, target, classification)
         if self._grants is not None and decision.effect == "approve":
             # A grant can only turn "approve" into "allow": only such a command costs a grant lookup.
@@ -191,6 +191,11 @@ class ExecuteService:
             if grants:
                 decision = self._policy.decide(principal, target, classification, grants=grants)
         return target, command, classification, decision
+
+    def _classify(self, engine: TargetEngine, target: Target, command: Command) -> Classification:
+        """The guard's answer, refined by what the target's catalog resolves (functions, views)."""
+        return engine.resolve(target, command, engine.classify(command),
+                              lambda: self._credentials.resolve(target.credential))
 
     def execute(self, principal: Principal, body: ExecuteBody, ctx: CallContext) -> ExecuteResult | ApprovalNeeded:
         """Run an allowed command now; a command that needs approval comes back as ``ApprovalNeeded``."""
@@ -236,7 +241,7 @@ class ExecuteService:
                             code="digest_mismatch")
         target = self._catalog.get(target_name)
         engine = self._engines[target.engine]
-        classification = engine.classify(command)
+        classification = self._classify(engine, target, command)
         decision = self._policy.decide(requester, target, classification)
         record = {"request_id": request_id, "principal": requester.describe(), "reason": reason,
                   "target": target.name, "command": command.canonical(), "command_digest": digest,

@@ -18,7 +18,7 @@ from pglast import ast
 from pglast.parser import ParseError, parse_sql_json
 
 from broker.guard import Risk
-from broker.guard.sql_rules import Finding, function_finding, words
+from broker.guard.sql_rules import Finding, function_finding, pg_attribute_finding, words
 
 
 def _f(risk: Risk, reason: str) -> Finding:
@@ -185,6 +185,15 @@ def _node(kind: str, fields: dict[str, Any]) -> Finding | None:
         parts = [str((_wrapped(p) or ("", {}))[1].get("sval", "")) for p in fields.get("funcname") or ()]
         schema = parts[-2] if len(parts) >= 2 else None
         return function_finding("postgres", parts[-1] if parts else "", schema, len(fields.get("args") or ()))
+    if kind == "A_Indirection":  # (expr).name is name(expr) when expr has no field called name
+        names = [n for n in (_wrapped(i) for i in fields.get("indirection") or ()) if n and n[0] == "String"]
+        return next(filter(None, (pg_attribute_finding(str(n[1].get("sval", ""))) for n in names)), None)
+    if kind == "ColumnRef":  # a.name is name(a) when a has no such column
+        parts = [_wrapped(p) for p in fields.get("fields") or ()]
+        last = parts[-1] if parts else None
+        if len(parts) >= 2 and last is not None and last[0] == "String":
+            return pg_attribute_finding(str(last[1].get("sval", "")))
+        return None
     if kind.endswith("Stmt") and kind != "RawStmt":
         finding = _STATEMENTS.get(kind)
         if finding is None:
