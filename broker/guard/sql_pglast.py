@@ -18,6 +18,7 @@ from pglast import ast
 from pglast.parser import ParseError, parse_sql_json
 
 from broker.guard import Risk
+from broker.guard.sql_bounded import UNBOUNDED, pg_bounded
 from broker.guard.sql_rules import Finding, function_finding, pg_attribute_finding, words
 
 
@@ -159,7 +160,7 @@ def _node(kind: str, fields: dict[str, Any]) -> Finding | None:
             return Finding(Risk.WRITE, "FOR UPDATE / FOR SHARE locks the rows it reads")
         return None if "larg" in fields else Finding(Risk.READ, "a plain SELECT")
     if kind in ("UpdateStmt", "DeleteStmt"):
-        return _dml_with_where("UPDATE" if kind == "UpdateStmt" else "DELETE", fields.get("whereClause"))
+        return _dml_with_where("UPDATE" if kind == "UpdateStmt" else "DELETE", fields)
     if kind == "ExplainStmt":
         options = [_wrapped(o) for o in fields.get("options") or ()]
         analyze = any(o is not None and o[1].get("defname") == "analyze" for o in options)
@@ -204,17 +205,14 @@ def _node(kind: str, fields: dict[str, Any]) -> Finding | None:
     return None
 
 
-def _dml_with_where(word: str, where: Any) -> Finding:
-    node = _wrapped(where)
+def _dml_with_where(word: str, fields: dict[str, Any]) -> Finding:
+    node = _wrapped(fields.get("whereClause"))
     if node is None:
         return Finding(Risk.DESTRUCTIVE, f"{word} without WHERE changes every row")
-    kind, fields = node
-    if kind == "CurrentOfExpr":
+    if node[0] == "CurrentOfExpr":
         return Finding(Risk.WRITE, f"{word} changes the cursor's row")
-    is_or = kind == "BoolExpr" and fields.get("boolop") == "OR_EXPR"
-    branches = [b for b in (_wrapped(a) for a in fields.get("args") or ()) if b] if is_or else [node]
-    if any(not any(k == "ColumnRef" for k, _ in _nodes(*b)) for b in branches):
-        return Finding(Risk.DESTRUCTIVE, f"{word} whose WHERE does not depend on any column changes every row")
+    if not pg_bounded(fields, _nodes, _wrapped):
+        return Finding(Risk.DESTRUCTIVE, UNBOUNDED.format(word))
     return Finding(Risk.WRITE, f"{word} changes rows")
 
 

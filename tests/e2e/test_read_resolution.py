@@ -119,3 +119,19 @@ def test_ordinary_reads_stay_reads(api, sql: str) -> None:
     r = api.execute({"target": "demo-postgres", "sql": sql})
     assert r.status_code == 200, r.text
     assert r.json()["risk"] == "read"
+
+
+@pytest.mark.parametrize("sql", ["UPDATE customers SET notes = 'x' WHERE id IS NOT NULL",
+                                 "UPDATE customers SET notes = 'x' WHERE id = id",
+                                 "DELETE FROM orders WHERE id > 0",
+                                 "UPDATE customers SET notes = 'x' WHERE id = 3 OR id <> 3"])
+def test_unbounded_changes_are_destructive_and_do_not_run(api, stack, sql: str) -> None:
+    """Under the dev policy a write waits for a DBA; a destructive change matches no rule at all."""
+    with stack.postgres.admin("demo") as db:
+        before = db.execute("SELECT count(*), md5(string_agg(notes, ',' ORDER BY id)) FROM customers").fetchone()
+    r = api.execute({"target": "demo-postgres", "sql": sql})
+    assert r.status_code == 403, r.text
+    assert r.json()["risk"] == "destructive"
+    with stack.postgres.admin("demo") as db:
+        after = db.execute("SELECT count(*), md5(string_agg(notes, ',' ORDER BY id)) FROM customers").fetchone()
+    assert after == before
