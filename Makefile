@@ -8,11 +8,12 @@ TOOLS := .venv-tools
 .PHONY: setup dev test lint infra-check bench clean
 setup: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt scripts/system-deps.sh
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-worker.txt scripts/system-deps.sh
 	scripts/system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps --ignore-requires-python -r requirements-worker.txt
 	touch $@
 
 # checkov pins many packages: its own virtualenv keeps them away from the app's.

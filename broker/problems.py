@@ -13,7 +13,7 @@ Domain modules raise these; the HTTP adapter turns them into ``application/probl
     ├── PayloadTooLarge       413  body_too_large
     ├── UnsupportedMediaType  415  unsupported_media_type
     ├── CommandFailed         422  query_failed (the target refused the command)
-    ├── Unavailable           503  journal_unavailable, secrets_unavailable, target_unavailable
+    ├── Unavailable           503  journal_unavailable, secrets_unavailable, target_unavailable, engine_unavailable
     └── TimedOut              504  statement_timeout
 """
 

@@ -15,6 +15,7 @@ a credential or an unmasked value: they leave the broker.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,14 @@ def configure_telemetry(settings: TelemetrySettings | None = None) -> bool:
     with _lock:
         if _configured:
             return True
+        if type(trace.get_tracer_provider()).__name__ != "ProxyTracerProvider":
+            # The Python worker configured Azure Monitor before loading the app (the app setting
+            # PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY): a second configuration would be refused
+            # by OpenTelemetry anyway, and the worker's has no managed identity. One path: ours.
+            logging.getLogger(LOGGER_NAME).warning(
+                "telemetry already configured by the Python worker; leave PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY "
+                "unset so the broker exports with its managed identity")
+            return False
         from azure.identity import ManagedIdentityCredential
         from azure.monitor.opentelemetry import configure_azure_monitor
 

@@ -50,6 +50,7 @@ Route = tuple[str, re.Pattern[str], Callable[[Request], Response]]
 class StandInServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's default backlog of 5 resets bursts of clients
 
     def __init__(self, host: str, port: int, routes: list[Route], tls: ssl.SSLContext | None = None) -> None:
         self.routes = routes

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
+
+from devhost.host_json import load_host_json
+from devhost.worker_index import IndexedFunction, WorkerIndexError, index_with_worker
 
 _ROUTE_PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?(\?)?\}")
 _CONSTRAINTS = {"guid": r"[0-9a-fA-F-]{36}", "int": r"-?\d+", "alpha": r"[A-Za-z]+"}
@@ -58,19 +60,27 @@ def route_regex(template: str) -> re.Pattern[str]:
 
 
 def route_prefix(app_root: Path) -> str:
-    host = app_root / "host.json"
-    if host.exists():
-        prefix = json.loads(host.read_text()).get("extensions", {}).get("http", {}).get("routePrefix", "api")
-        return prefix.strip("/")
-    return "api"
+    prefix = load_host_json(app_root).get("extensions", {}).get("http", {}).get("routePrefix", "api")
+    return str(prefix).strip("/")
+
+
+# Triggers the devhost can run; a function with any other trigger is refused at start-up, since
+# the devhost would silently not serve what Azure would.
+SERVED_TRIGGERS = frozenset({"httpTrigger", "orchestrationTrigger", "activityTrigger", "timerTrigger"})
 
 
 class FunctionIndex:
-    """Loads the app module and indexes its functions by trigger type."""
+    """Loads the app module as Azure's worker does (its own indexing and validation first) and
+    indexes the functions by trigger type."""
 
-    def __init__(self, module: str = "function_app", app_attr: str = "app") -> None:
+    def __init__(self, module: str = "function_app") -> None:
+        # Microsoft's worker starts, imports the app and validates every function before the host
+        # registers any: refuse the app here exactly when Azure would (with the worker's message).
+        worker = index_with_worker(module)
         mod = importlib.import_module(module)
-        self.app = getattr(mod, app_attr)
+        self.worker_functions: list[IndexedFunction] = worker.metadata
+        # the worker took the module's one FunctionRegister, whatever its name
+        self.app = next(v for v in vars(mod).values() if isinstance(v, func.FunctionRegister))
         self.root = Path(inspect.getfile(mod)).resolve().parent
         self.prefix = route_prefix(self.root)
         self.http: list[HttpRoute] = []
@@ -79,7 +89,7 @@ class FunctionIndex:
         self.orchestrators: dict[str, TriggeredFunction] = {}
         self.activities: dict[str, TriggeredFunction] = {}
         self.uses_durable_client = False
-        for fn in self.app.get_functions():
+        for fn in worker.functions:
             trigger = fn.get_trigger()
             self.by_name[fn.get_function_name()] = fn
             self.by_trigger.setdefault(trigger.get_binding_name(), []).append(fn)
@@ -104,21 +114,35 @@ class FunctionIndex:
                 self.http.append(HttpRoute(fn.get_function_name(), route_regex(full.strip("/")), methods,
                                            fn.get_user_function(), trigger.name, fn.get_bindings()))
 
+        unserved = sorted(n for n, fn in self.by_name.items()
+                          if fn.get_trigger().get_binding_name() not in SERVED_TRIGGERS)
+        if unserved:
+            raise WorkerIndexError(f"the devhost cannot run the trigger of {unserved}; Azure would serve them")
+        indexed = {f.name for f in self.worker_functions}
+        if indexed != set(self.by_name):
+            raise WorkerIndexError(f"the worker indexed {sorted(indexed)} but the app registers "
+                                   f"{sorted(self.by_name)}")
+
+    @property
+    def served(self) -> frozenset[str]:
+        """The names of every function this devhost dispatches (HTTP, Durable, timers)."""
+        return frozenset(self.by_name)
+
     @property
     def uses_durable(self) -> bool:
         return bool(self.orchestrators or self.activities or self.uses_durable_client)
 
-    def match(self, method: str, path: str) -> tuple[HttpRoute | None, dict[str, str], bool]:
-        """(route, route params, path matched but method not allowed)."""
+    def match(self, method: str, path: str) -> tuple[HttpRoute | None, dict[str, str], frozenset[str]]:
+        """(route, route params, the methods this path allows when it matched but not this method)."""
         path = path.strip("/")
-        wrong_method = False
+        allowed: set[str] = set()
         for route in self.http:
             m = route.pattern.match(path)
             if m:
                 if method.upper() in route.methods:
-                    return route, {k: v for k, v in m.groupdict().items() if v is not None}, False
-                wrong_method = True
-        return None, {}, wrong_method
+                    return route, {k: v for k, v in m.groupdict().items() if v is not None}, frozenset()
+                allowed |= route.methods
+        return None, {}, frozenset(allowed)
 
 
 def make_request(method: str, url: str, headers: dict[str, str], params: dict[str, str],

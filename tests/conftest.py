@@ -3,7 +3,9 @@ demo data, the OIDC issuer, the Key Vault stand-in, the devhost serving function
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,3 +58,10 @@ def repo_root() -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    # One temp root per checkout: every pytest start chmods /tmp/pytest-of-<user> to 0700, which
+    # locks the embedded PostgreSQL's system user out of a data folder that another checkout's
+    # run (a second clone, a helper's) is still using.
+    checkout = hashlib.sha256(str(config.rootpath).encode()).hexdigest()[:10]
+    root = Path(tempfile.gettempdir()) / f"broker-tests-{checkout}"
+    root.mkdir(exist_ok=True)
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", str(root))

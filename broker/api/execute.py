@@ -31,4 +31,9 @@ async def execute(req: func.HttpRequest, client: df.DurableOrchestrationClient, 
 @bp.route(route="targets", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @authenticated
 def targets(req: func.HttpRequest, broker: Broker, principal: Principal) -> func.HttpResponse:
-    return json_response({"targets": [t.public_view() for t in broker.catalog.targets.values()]})
+    views = []
+    for target in broker.catalog.targets.values():
+        reason = broker.engines[target.engine].unavailable_reason()
+        views.append({**target.public_view(), "available": reason is None,
+                      **({"unavailable_reason": reason} if reason else {})})
+    return json_response({"targets": views})

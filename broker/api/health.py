@@ -41,8 +41,12 @@ def _run_checks() -> dict[str, Any]:
     except Exception:
         return {"status": "unhealthy", "checks": {"configuration": "invalid"}}
     probes: dict[str, Any] = {"journal": broker.journal_storage.probe, "key_vault": broker.execute.masker.get}
+    unavailable: dict[str, str] = {}
     for target in broker.catalog.targets.values():
         engine = broker.engines[target.engine]
+        if engine.unavailable_reason():  # e.g. no ODBC driver on this plan: say so, do not try
+            unavailable[target.name] = "engine_unavailable"
+            continue
         probes[f"target:{target.name}"] = (
             lambda t=target, e=engine: e.check(t, broker.credentials.resolve(t.credential)))
     # all probes at once, within one budget: a dead dependency must not make health itself hang
@@ -52,6 +56,7 @@ def _run_checks() -> dict[str, Any]:
     checks: dict[str, Any] = {"configuration": "ok", "journal": results["journal"],
                               "key_vault": results["key_vault"]}
     targets = {name.split(":", 1)[1]: value for name, value in results.items() if name.startswith("target:")}
+    targets.update(unavailable)
     checks["targets"] = targets
     core_ok = all(v == "ok" for k, v in checks.items() if k != "targets")
     status = "ok" if core_ok and all(v == "ok" for v in targets.values()) else (

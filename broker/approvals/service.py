@@ -8,6 +8,7 @@ record; nothing here waits or keeps time itself (the orchestrator does).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from broker.problems import BrokerError, Conflict, Forbidden
 from broker.targets import Command
 
 AUDITOR_ROLE = "Broker.Auditor"
+log = logging.getLogger(__name__)
 
 
 def principal_from_record(data: dict[str, Any]) -> Principal:
@@ -147,6 +149,11 @@ class ApprovalService:
             self.store.transition(request_id, {"running"}, "failed", ended_at=_now(),
                                   error={"code": failure.code, "detail": failure.detail, "status": failure.status})
             return {"status": "failed", "code": failure.code}
+        except Exception:  # a bug or a dropped dependency: the request still ends, as failed
+            log.exception("approved request %s failed while running", request_id)
+            self.store.transition(request_id, {"running"}, "failed", ended_at=_now(), error={
+                "code": "run_failed", "detail": "The approved command failed inside the broker; it is not repeated."})
+            return {"status": "failed", "code": "run_failed"}
         ref = self.store.store_result(request_id, result.to_dict())
         self.store.transition(request_id, {"running"}, "done", ended_at=_now(), result_ref=ref)
         return {"status": "done", "record_id": result.record_id}

@@ -65,7 +65,8 @@ def parse_policy(data: bytes, source: str) -> tuple[PolicyDocument, str]:
     try:
         document = PolicyDocument.model_validate(raw)
     except ValidationError as exc:
-        listing = "\n".join(f"  - {_pydantic_place(e['loc'])}: {e['msg']}" for e in exc.errors())
+        listing = "\n".join(f"  - {_pydantic_place(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                            for e in exc.errors())
         raise PolicyError(f"{source}: invalid policy:\n{listing}") from exc
     return document, "sha256:" + hashlib.sha256(data).hexdigest()[:16]
 

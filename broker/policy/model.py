@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from broker.guard import Risk
 
@@ -16,7 +16,15 @@ RiskName = Literal["read", "read-secret", "write", "session", "schema", "exec", 
                    "unknown"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-MAX_GRANT_SECONDS = 7 * 86400
+# Durable timers carry approval deadlines and grant expiries. On the Azure Storage provider a
+# timer longer than maximumShortTimerDuration (6 days) becomes a chain of 3-day timers that the
+# Python SDK cannot cancel, so a decided request would keep its instance Running for days: both
+# stay well below it.
+MAX_WORKFLOW_SECONDS = 5 * 86400
+MAX_GRANT_SECONDS = MAX_WORKFLOW_SECONDS
+# An HTTP-triggered function must answer within 230 s on Azure (the front end's idle timeout); the
+# statement runs inside the execute call, next to two journal writes, the pool and masking.
+MAX_STATEMENT_TIMEOUT_MS = 200_000
 
 
 def parse_duration(value: Any) -> Any:
@@ -31,6 +39,17 @@ def parse_duration(value: Any) -> Any:
 Seconds = Annotated[int, BeforeValidator(parse_duration)]
 
 
+def _within_timer_limit(seconds: int) -> int:
+    if seconds > MAX_WORKFLOW_SECONDS:
+        raise ValueError(f"{seconds} s is longer than {MAX_WORKFLOW_SECONDS} s (5 days): a Durable timer of more than "
+                         "6 days cannot be cancelled on Azure, so the request would stay open after its decision")
+    return seconds
+
+
+# A duration a Durable timer waits for: an approval deadline or a grant's lifetime.
+TimerSeconds = Annotated[int, BeforeValidator(parse_duration), AfterValidator(_within_timer_limit)]
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -38,8 +57,8 @@ class _Frozen(BaseModel):
 class Limits(_Frozen):
     max_rows: int = Field(default=1000, ge=1, le=100_000)
     max_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
-    statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
-    max_grant_duration: Seconds = Field(default=3600, ge=1, le=MAX_GRANT_SECONDS)
+    statement_timeout_ms: int = Field(default=5000, ge=100, le=MAX_STATEMENT_TIMEOUT_MS)
+    max_grant_duration: TimerSeconds = Field(default=3600, ge=1)
     """Seconds: the longest just-in-time grant a decision by this rule lets someone hold."""
 
 
@@ -49,7 +68,7 @@ class ApprovalRequirement(_Frozen):
     groups: tuple[str, ...] = ()
     roles: tuple[str, ...] = ("Broker.Approver",)
     quorum: int = Field(default=1, ge=1, le=10)
-    timeout_seconds: Seconds = Field(default=900, ge=30, le=7 * 24 * 3600)
+    timeout_seconds: TimerSeconds = Field(default=900, ge=30)
 
     @model_validator(mode="before")
     @classmethod

@@ -96,4 +96,9 @@ class TargetEngine(Protocol):
     def check(self, target: Target, secret: SecretValue) -> None:
         """Raise if the target cannot be reached with this credential (health)."""
 
+    def unavailable_reason(self) -> str | None:
+        """Why this engine cannot run where the broker runs (a missing native driver), else None.
+
+        Cheap and local: ``/api/health`` and ``/api/targets`` ask it on every call."""
+
     def close(self) -> None: ...

@@ -36,6 +36,9 @@ from broker.targets.base import Column, Command, ExecutionLimits, ResultSet
 SQL_COPT_SS_ACCESS_TOKEN = 1256  # msodbcsql.h: an Entra access token instead of UID/PWD
 SQL_SS_TIMESTAMPOFFSET = -155  # datetimeoffset, which pyodbc cannot convert by itself
 DRIVERS = ("ODBC Driver 18 for SQL Server", "ODBC Driver 17 for SQL Server")
+NO_DRIVER = ("The Microsoft ODBC Driver 18 (or 17) for SQL Server is not installed where the broker runs "
+             "(see docs/engines.md: Azure SQL on Flex Consumption).")
+NO_DRIVER_MANAGER = "unixODBC (libodbc), which pyodbc needs, is not installed where the broker runs."
 AZURE_SQL_SCOPE = "https://database.windows.net/.default"
 
 _TYPE_NAMES = {str: "nvarchar", bytes: "varbinary", bytearray: "varbinary", int: "int", float: "float",
@@ -130,8 +133,7 @@ def map_error(exc: Exception, target: Target, limits: ExecutionLimits, *, connec
     native = int(found.group(1)) if found else 0
     text = _VENDOR.sub("", _NATIVE.sub("", message)).strip()
     if sqlstate == "IM002" or "Can't open lib" in message:
-        return Unavailable("The Microsoft ODBC Driver for SQL Server is not installed where the broker runs.",
-                           code="target_misconfigured")
+        return Unavailable(NO_DRIVER, code="engine_unavailable")
     if sqlstate == "28000" or native in (18456, 18452, 18470, 40532):
         return Unavailable(f"The broker's credential for {target.name} was refused.", code="target_auth_failed")
     if connecting or sqlstate.startswith("08"):
@@ -171,20 +173,31 @@ class AzureSqlEngine:
 
     # --- connections ---
     def _pyodbc(self) -> Any:
-        import pyodbc  # imported on first use: needs libodbc (unixODBC) at run time
-
+        try:
+            import pyodbc  # imported on first use: needs libodbc (unixODBC) at run time
+        except ImportError as exc:
+            raise Unavailable(NO_DRIVER_MANAGER, code="engine_unavailable") from exc
         return pyodbc
+
+    def _installed_drivers(self) -> list[str]:
+        return list((self._drivers or self._pyodbc().drivers)())
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            installed = self._installed_drivers()
+        except Unavailable as exc:
+            return exc.detail
+        return None if any(name in installed for name in DRIVERS) else NO_DRIVER
 
     def driver(self, target: Target) -> str:
         chosen = target.connection.get("driver")
         if chosen:
             return str(chosen)
-        installed = (self._drivers or self._pyodbc().drivers)()
+        installed = self._installed_drivers()
         for name in DRIVERS:
             if name in installed:
                 return name
-        raise Unavailable("The Microsoft ODBC Driver 18 (or 17) for SQL Server is not installed where the "
-                          "broker runs.", code="target_misconfigured")
+        raise Unavailable(NO_DRIVER, code="engine_unavailable")
 
     def _acquire(self, target: Target, secret: SecretValue, read_only: bool, limits: ExecutionLimits) -> Any:
         idle = self._pool.take(IdlePool.key(target, secret, read_only))  # a renewed token retires the old

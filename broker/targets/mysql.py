@@ -136,6 +136,9 @@ class MySQLEngine:
         else:
             close_quietly(conn)
 
+    def unavailable_reason(self) -> str | None:
+        return None  # pure-Python client: runs wherever the broker runs
+
     def check(self, target: Target, secret: SecretValue) -> None:
         try:
             conn = self._acquire(target, secret)

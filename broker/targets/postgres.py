@@ -120,6 +120,9 @@ class PostgresEngine:
                 self._pools[key] = pool
             return pool
 
+    def unavailable_reason(self) -> str | None:
+        return None  # pure-Python client: runs wherever the broker runs
+
     def check(self, target: Target, secret: SecretValue) -> None:
         try:
             with self._pool(target, secret).connection() as conn:

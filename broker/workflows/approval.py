@@ -28,7 +28,12 @@ def approval_orchestrator(context: df.DurableOrchestrationContext) -> Any:
     if status != "approved":
         return status
     context.set_custom_status({"status": "running"})
-    ran = yield context.call_activity("approval_run", params["request_id"])
+    try:
+        ran = yield context.call_activity("approval_run", params["request_id"])
+    except Exception:
+        # The activity died (host timeout, worker crash): asking again never runs the command a
+        # second time -- the request is already "running", so the second call concludes it failed.
+        ran = yield context.call_activity("approval_run", params["request_id"])
     context.set_custom_status({"status": ran["status"]})
     return ran["status"]
 
@@ -40,7 +45,7 @@ def approval_notify(request_id: str) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="outcome", activity="approval_conclude")
-def approval_conclude(outcome: dict[str, Any]) -> dict[str, Any]:
+def approval_conclude(outcome: dict) -> dict[str, Any]:
     broker = get_broker()
     concluded = broker.approvals.approvals.conclude(outcome["request_id"], outcome)
     request = broker.approvals.approvals.store.get(outcome["request_id"])

@@ -51,10 +51,10 @@ def grant_orchestrator(context: df.DurableOrchestrationContext) -> Any:
 
 
 @bp.activity_trigger(input_name="payload", activity="grant_activate")
-def grant_activate(payload: dict[str, Any]) -> dict[str, Any]:
+def grant_activate(payload: dict) -> dict[str, Any]:
     return get_broker().approvals.grants.activate(payload["request_id"], int(payload["duration_seconds"]))
 
 
 @bp.activity_trigger(input_name="payload", activity="grant_end")
-def grant_end(payload: dict[str, Any]) -> dict[str, Any]:
+def grant_end(payload: dict) -> dict[str, Any]:
     return get_broker().approvals.grants.end(payload["request_id"], payload["how"], payload["by"])

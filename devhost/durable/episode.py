@@ -132,7 +132,7 @@ def _run(plan: EpisodePlan, past: list[Event], new: list[Event], now: datetime,
         state.updated, state.diagnostics = now, None
         plan.new_messages.append(Message.start(state.execution_id, replay.continue_as_new))
         return
-    if replay.finished and outcome.done:
+    if replay.finished and outcome.done and not replay.pending_timers:
         output = text(outcome.state.get("output"))
         plan.new_events = [*new, *recorded, h.execution_completed(now, OrchestrationStatus.Completed, output),
                            h.orchestrator_completed(now)]
@@ -142,7 +142,15 @@ def _run(plan: EpisodePlan, past: list[Event], new: list[Event], now: datetime,
     plan.new_events = [*new, *recorded, h.orchestrator_completed(now)]
     state.updated = now
     state.diagnostics = None
-    if not replay.finished and (replay.divergence or outcome.done or outcome.error):
+    if replay.finished and outcome.done:  # returned, but a timer it created is still pending
+        first = replay.pending_timers[0]
+        state.diagnostics = (
+            f"the orchestrator returned, but timer {first.task_id} (due {h.format_time(first.fire_at or now)}) was "
+            "neither fired nor cancelled; as in Azure, the instance stays Running until it fires. Cancel the "
+            "timers you no longer wait for; a timer longer than the Azure Storage provider's "
+            "maximumShortTimerDuration is split by the Python SDK into short ones that its cancel() misses.")
+        log.warning("instance %s: %s", state.instance_id, state.diagnostics)
+    elif not replay.finished and (replay.divergence or outcome.done or outcome.error):
         state.diagnostics = replay.divergence or (
             f"the orchestrator {'failed' if outcome.error else 'returned'}, but the Durable extension is still "
             f"waiting on {replay.blocked_on}, which the SDK considers complete; in Azure this instance stays "

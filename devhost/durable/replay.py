@@ -106,6 +106,9 @@ class ReplayResult:
     divergence: str | None = None
     blocked_on: str | None = None
     ops: dict[int, Op] = field(default_factory=dict)
+    # timers neither fired nor cancelled: the Durable Task Framework completes an orchestration only
+    # once every timer it created has fired or been cancelled, so these keep the instance Running
+    pending_timers: list[Op] = field(default_factory=list)
 
 
 class _Task:
@@ -312,8 +315,10 @@ class ExtensionReplay:
                 break
         finished = self.cursor >= len(self.actions) and (self.current is None or self.current.done)
         new_ops = [op for task_id, op in sorted(self.ops.items()) if task_id not in self.recorded]
+        pending = [op for task_id, op in sorted(self.ops.items())
+                   if op.kind == "timer" and not op.canceled and not self.tasks[task_id].done]
         result = ReplayResult(new_ops=new_ops, finished=finished, continue_as_new=self.continue_as_new,
-                              continued=self.continued, ops=dict(self.ops))
+                              continued=self.continued, ops=dict(self.ops), pending_timers=pending)
         if not finished and self.current is not None:
             result.blocked_on = self._describe_action(self.actions[self.cursor - 1], self.cursor - 1)
             behind = [a for a in self.actions[self.cursor:] if _schedules(a)]

@@ -16,13 +16,14 @@ Devhost-only environment variables:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from devhost.host_json import HostJsonError, load_host_json
 
 DEFAULT_HUB = "TestHubName"
 _HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,44}$")
@@ -79,8 +80,10 @@ class EngineSettings:
 
 
 def _read_host_json(app_root: Path) -> dict[str, Any]:
-    path = app_root / "host.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    try:
+        return load_host_json(app_root)
+    except HostJsonError as exc:
+        raise SettingsError(str(exc)) from exc
 
 
 def _resolve(value: str, env: Mapping[str, str]) -> str:

@@ -64,6 +64,11 @@ class ActivityOutcome:
         return self.reason is not None
 
 
+# AzureStorageDurabilityProvider: MaximumDelayTime and LongRunningTimerIntervalLength (.NET TimeSpan "c")
+MAXIMUM_SHORT_TIMER_DURATION = "6.00:00:00"
+LONG_RUNNING_TIMER_INTERVAL = "3.00:00:00"
+
+
 def orchestration_context(instance_id: str, history: list[Event], input_: Any, replaying: bool) -> str:
     """The context JSON the extension sends (``OrchestrationContextToString``)."""
     return json.dumps({
@@ -74,8 +79,10 @@ def orchestration_context(instance_id: str, history: list[Event], input_: Any, r
         "parentInstanceId": None,
         "upperSchemaVersion": 1,  # the extension sends SchemaVersion.V2 ...
         "upperSchemaVersionNew": 3,  # ... and V4, which the SDK caps to its newest (V3)
-        # maximumShortTimerDuration / longRunningTimerIntervalDuration are not sent, so the SDK
-        # never splits long timers: the devhost's timers have no length limit.
+        # The Azure Storage provider's timer limits, as the extension sends them: the SDK splits a
+        # timer longer than 6 days into 3-day timers (LongTimerTask), exactly as on Azure.
+        "maximumShortTimerDuration": MAXIMUM_SHORT_TIMER_DURATION,
+        "longRunningTimerIntervalDuration": LONG_RUNNING_TIMER_INTERVAL,
     })
 
 

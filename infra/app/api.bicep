@@ -85,6 +85,15 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
+        // Durable on Flex Consumption: one instance of the `durable` group (orchestrators,
+        // activities, entities) is always ready, so approval decisions and grant expiries are
+        // picked up without waiting for a cold scale-out from zero.
+        alwaysReady: [
+          {
+            name: 'durable'
+            instanceCount: 1
+          }
+        ]
       }
       runtime: {
         name: 'python'

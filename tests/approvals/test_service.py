@@ -93,7 +93,7 @@ class RecordingRunner:
     """Stands in for ExecuteService.run_approved (the real one runs in the end-to-end suite)."""
 
     calls: int = 0
-    fail: BrokerError | None = None
+    fail: Exception | None = None
     rows: int = 1
 
     def run_approved(self, requester: Principal, target: str, command: Any, digest: str, request_id: str,
@@ -145,6 +145,15 @@ def test_a_refused_command_ends_failed_with_its_error(parts):
     runner = RecordingRunner(fail=CommandFailed("relation does not exist", code="query_failed"))
     assert parts.service.run(request.request_id, runner) == {"status": "failed", "code": "query_failed"}
     assert parts.store.get(request.request_id).error["code"] == "query_failed"
+
+
+def test_an_unexpected_error_still_ends_the_request_failed(parts):
+    request = approved(parts)
+    runner = RecordingRunner(fail=ConnectionResetError("peer went away"))
+    assert parts.service.run(request.request_id, runner) == {"status": "failed", "code": "run_failed"}
+    assert parts.store.get(request.request_id).status == "failed"
+    assert parts.service.run(request.request_id, runner) == {"status": "failed"}  # asked again: not rerun
+    assert runner.calls == 1
 
 
 def test_a_request_that_is_not_approved_never_runs(parts):

@@ -193,6 +193,14 @@ def quorum_shared_timer(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def forgets_timer(context: df.DurableOrchestrationContext):
+    """Wins the race against a deadline but never cancels it: the instance stays Running."""
+    deadline = context.create_timer(context.current_utc_datetime + timedelta(seconds=60))
+    winner = yield context.task_any([context.wait_for_external_event("go"), deadline])
+    return "event" if winner != deadline else "deadline"
+
+
+@app.orchestration_trigger(context_name="context")
 def big(context: df.DurableOrchestrationContext):
     """Inputs and results larger than a table property (they go to blobs)."""
     text = context.get_input()

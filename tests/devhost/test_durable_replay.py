@@ -135,6 +135,38 @@ def test_approval_decision_beats_the_deadline(harness: OrchestrationHarness, ans
     assert len(canceled) == 1  # the deadline timer was recorded, then cancelled by the orchestrator
 
 
+def test_a_timer_the_orchestrator_did_not_cancel_keeps_the_instance_running(harness: OrchestrationHarness) -> None:
+    run = harness.start("forgets_timer")
+    run.raise_event("go")
+    assert run.status == "Running"  # returned "event", but its deadline timer is still pending
+    assert "neither fired nor cancelled" in (run.diagnostics or "")
+    run.advance(timedelta(seconds=60))
+    assert run.status == "Completed" and run.output == "event"
+
+
+def test_a_deadline_longer_than_six_days_cannot_be_cancelled_as_in_azure(harness: OrchestrationHarness) -> None:
+    """The Azure Storage provider's maximumShortTimerDuration (6 days): the SDK splits a longer
+    timer into 3-day timers and its cancel() misses them (azure-functions-durable-python, open),
+    so a decided 7-day approval keeps its instance Running. Hence the policy's 5-day ceiling."""
+    run = harness.start("approval", {"id": "long", "timeout_s": 7 * 86400})
+    run.run_activities()
+    fire_at = [h.parse_time(e["FireAt"]) for e in run.history if h.kind(e) == EventType.TIMER_CREATED]
+    assert fire_at == [harness.now + timedelta(days=3)]  # the first 3-day slice, not the 7-day deadline
+    run.raise_event("decision", {"approved": False, "by": "approver"})
+    assert run.status == "Running" and "maximumShortTimerDuration" in (run.diagnostics or "")
+    run.advance(timedelta(days=7))
+    assert run.status == "Completed" and run.output["outcome"] == "denied"
+
+
+def test_a_five_day_deadline_is_one_timer_and_is_cancelled(harness: OrchestrationHarness) -> None:
+    run = harness.start("approval", {"id": "five", "timeout_s": 5 * 86400})
+    run.run_activities()
+    fire_at = [h.parse_time(e["FireAt"]) for e in run.history if h.kind(e) == EventType.TIMER_CREATED]
+    assert fire_at == [harness.now + timedelta(days=5)]
+    run.raise_event("decision", {"approved": False, "by": "approver"})
+    assert run.status == "Completed"
+
+
 def test_approval_deadline_beats_a_late_decision(harness: OrchestrationHarness) -> None:
     run = harness.start("approval", {"id": "req-2", "timeout_s": 60})
     run.run_activities()

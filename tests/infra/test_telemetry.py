@@ -131,3 +131,58 @@ def test_with_a_connection_string_spans_reach_ingestion_with_an_identity_token(
     assert scheme == "Bearer"
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["aud"].rstrip("/") == "https://monitor.azure.com"
+
+
+def test_the_deployed_settings_leave_azure_monitor_to_the_app_and_it_takes_effect(
+        azure_like: tuple[dict[str, str], Ingestion]) -> None:
+    """One path, chosen and checked with Microsoft's worker code: the worker starts first (its
+    ``worker_init_request``), then imports function_app.py, whose ``configure_telemetry`` installs
+    the exporter with the managed identity. With the app settings infra/ deploys, the worker only
+    propagates the host's trace context (PYTHON_ENABLE_OPENTELEMETRY) and does not configure Azure
+    Monitor itself (that is PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY, which would configure it
+    first, without the identity, and make the app's own configuration a refused second provider)."""
+    from test_app_settings import app_settings
+
+    deployed = app_settings()
+    assert deployed.get("PYTHON_ENABLE_OPENTELEMETRY") == "true"
+    assert "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY" not in deployed
+    env, ingestion = azure_like
+    env = {**env, "PYTHON_ENABLE_OPENTELEMETRY": "true"}
+    result = run_python("""
+        import sys
+        from opentelemetry import trace
+        from azure_functions_runtime.otel import otel_manager
+        from devhost.worker_index import index_with_worker
+        index_with_worker("function_app")  # as on Azure: the worker starts, then imports the app
+        assert "function_app" in sys.modules
+        assert otel_manager.get_azure_monitor_available() is False  # the worker left it to the app
+        assert otel_manager.get_trace_context_propagator() is not None  # but carries the host's context
+        from broker.telemetry import span
+        with span("worker.indexed", target="orders-db") as s:
+            assert s.is_recording()
+        trace.get_tracer_provider().force_flush(20000)
+        print("ok")
+    """, env)
+    assert result.returncode == 0, result.stderr
+    assert ingestion.arrived.wait(10)
+    names = [item.get("data", {}).get("baseData", {}).get("name") for _, items in ingestion.posts for item in items]
+    assert "worker.indexed" in names
+    assert all(auth.startswith("Bearer ") for auth, _ in ingestion.posts)
+
+
+def test_if_the_worker_configured_azure_monitor_first_the_app_does_not_add_a_second(
+        azure_like: tuple[dict[str, str], Ingestion]) -> None:
+    env, _ = azure_like
+    env = {**env, "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "true"}
+    result = run_python("""
+        import logging
+        logging.basicConfig(level=logging.WARNING)
+        from azure_functions_runtime.otel import initialize_azure_monitor, otel_manager
+        initialize_azure_monitor()  # what worker_init_request does with this setting, before the app loads
+        assert otel_manager.get_azure_monitor_available() is True
+        from broker.telemetry import configure_telemetry
+        assert configure_telemetry() is False
+        print("ok")
+    """, env)
+    assert result.returncode == 0, result.stderr
+    assert "already configured" in result.stderr

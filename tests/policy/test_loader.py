@@ -51,6 +51,17 @@ GOOD_RULE = "  - id: r\n    effect: allow\n    when: {roles: [Broker.Caller], ri
     ("version: 1\nrules:\n  - id: a\n    effect: allow\n    effect: deny\n", "the key 'effect' is given twice"),
     ("version: 1\nrules: [\n", "not valid YAML"),
     ("version: 1\ngrants: {write: [read, delete]}\nrules: []\n", "grants.write[1]: 'delete' is not one of"),
+    # Durable timers over 6 days cannot be cancelled on Azure; an HTTP function has 230 s
+    ("version: 1\nrules:\n  - id: r\n    effect: allow\n    limits: {max_grant_duration: 6d}\n",
+     "518400 s is longer than 432000 s (5 days): a Durable timer of more than 6 days cannot be cancelled"),
+    ("version: 1\nrules:\n  - id: r\n    effect: allow\n    limits: {max_grant_duration: 121h}\n",
+     "435600 s is longer than 432000 s"),
+    ("version: 1\nrules:\n  - id: r\n    effect: approve\n    approval: {timeout: 7d}\n",
+     "rules[0].approval.timeout_seconds: 604800 s is longer than 432000 s"),
+    ("version: 1\nrules:\n  - id: r\n    effect: approve\n    approval: {timeout_seconds: 432001}\n",
+     "rules[0].approval.timeout_seconds: 432001 is greater than the maximum of 432000"),
+    ("version: 1\nrules:\n  - id: r\n    effect: allow\n    limits: {statement_timeout_ms: 230000}\n",
+     "rules[0].limits.statement_timeout_ms: 230000 is greater than the maximum of 200000"),
 ])
 def test_invalid_policies_are_refused_precisely(text: str, expected: str) -> None:
     with pytest.raises(PolicyError) as refused:
@@ -67,6 +78,15 @@ def test_every_problem_is_listed_at_once() -> None:
     message = str(refused.value)
     assert "(3 problem(s))" in message
     assert message.index("rules[0].effect") < message.index("rules[0].when.risk[0]") < message.index("rules[1]")
+
+
+def test_the_longest_timers_and_statement_timeout_azure_allows_load() -> None:
+    policy = Policy.from_text("version: 1\nrules:\n  - id: r\n    effect: approve\n    approval: {timeout: 5d}\n"
+                              "    limits: {max_grant_duration: 120h, statement_timeout_ms: 200000}\n")
+    rule = policy.document.rules[0]
+    limits = policy.document.limits_for(rule)
+    assert rule.approval.timeout_seconds == limits.max_grant_duration == 432000
+    assert limits.statement_timeout_ms == 200000
 
 
 def test_durations_and_label_alternatives_load_typed() -> None:

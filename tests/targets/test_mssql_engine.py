@@ -224,10 +224,23 @@ def test_a_missing_odbc_driver_is_a_precise_error_through_the_real_driver_manage
     engine = AzureSqlEngine(drivers=lambda: [DRIVER])  # claims the driver exists; the driver manager disagrees
     with pytest.raises(Unavailable) as missing:
         engine.execute(MI_TARGET, Command("sql", sql="SELECT 1"), SecretValue("tok"), LIMITS, read_only=True)
-    assert missing.value.code == "target_misconfigured"
+    assert missing.value.code == "engine_unavailable"
     with pytest.raises(Unavailable) as none:
         create_engine("mssql").driver(MI_TARGET)  # the real list of installed drivers is empty here
-    assert none.value.code == "target_misconfigured"
+    assert none.value.code == "engine_unavailable"
+    assert "ODBC Driver 18" in (create_engine("mssql").unavailable_reason() or "")
+
+
+def test_availability_follows_the_installed_drivers_and_the_driver_manager(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert AzureSqlEngine(drivers=lambda: [DRIVER]).unavailable_reason() is None
+    assert AzureSqlEngine(drivers=lambda: ["ODBC Driver 17 for SQL Server"]).unavailable_reason() is None
+    assert "not installed" in (AzureSqlEngine(drivers=lambda: ["FreeTDS"]).unavailable_reason() or "")
+    monkeypatch.setitem(__import__("sys").modules, "pyodbc", None)  # libodbc missing: the import fails
+    engine = AzureSqlEngine()
+    assert "unixODBC" in (engine.unavailable_reason() or "")
+    with pytest.raises(Unavailable) as missing:
+        engine.execute(MI_TARGET, Command("sql", sql="SELECT 1"), SecretValue("tok"), LIMITS, read_only=True)
+    assert missing.value.code == "engine_unavailable"
 
 
 def test_driver_choice_prefers_18_then_17_unless_the_catalog_names_one() -> None:
@@ -282,7 +295,7 @@ def _odbc(kind: type[Exception], state: str, text: str) -> Exception:
     (_odbc(pyodbc.OperationalError, "08001", "TCP Provider: Error code 0x2749 (10057) (SQLDriverConnect)"), True,
      Unavailable, "target_unavailable"),
     (pyodbc.Error("01000", "[01000] [unixODBC][Driver Manager]Can't open lib 'ODBC Driver 18 for SQL Server' : "
-                           "file not found (0) (SQLDriverConnect)"), True, Unavailable, "target_misconfigured"),
+                           "file not found (0) (SQLDriverConnect)"), True, Unavailable, "engine_unavailable"),
     (_odbc(pyodbc.ProgrammingError, "42000", "Snapshot isolation transaction failed accessing database 'orders' "
                                              "because snapshot isolation is not allowed. (3952) (SQLExecDirectW)"),
      False, Unavailable, "target_misconfigured"),

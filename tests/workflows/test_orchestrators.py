@@ -73,6 +73,20 @@ def test_approved_command_runs_once_then_done():
     assert [name for name, _ in activity_calls(state)].count("approval_run") == 1
 
 
+def test_a_run_activity_that_dies_is_asked_once_more_to_conclude_never_rerun():
+    """On Azure an activity can die (functionTimeout, a worker crash): the orchestrator asks the
+    run activity again, which finds the request "running" and concludes it failed, not runs it."""
+    h = waiting().episode().later(30).raised(ev("t/ada"), approve("t/ada"))
+    h.scheduled(2, "approval_conclude").episode().completed(2, {"status": "approved"})
+    h.scheduled(3, "approval_run", "req-1").episode().failed(3, "Timeout value of 00:05:00 was exceeded")
+    state = replay(APPROVAL, h)
+    assert not state["isDone"]
+    assert activity_calls(state)[-2:] == [("approval_run", "req-1"), ("approval_run", "req-1")]
+    h.scheduled(4, "approval_run", "req-1").episode().completed(4, {"status": "failed", "code": "interrupted"})
+    state = replay(APPROVAL, h)
+    assert state["isDone"] and state["output"] == "failed"
+
+
 def test_a_denial_ends_it_and_nothing_runs():
     h = waiting().episode().raised(ev("t/bo"), deny("t/bo"))
     state = replay(APPROVAL, h)

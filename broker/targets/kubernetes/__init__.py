@@ -97,6 +97,9 @@ class KubernetesEngine:
         """Structural masking after the generic scan: Secret values, secret-named env vars."""
         return mask_structure(value, masker, counts)
 
+    def unavailable_reason(self) -> str | None:
+        return None  # pure-Python client: runs wherever the broker runs
+
     def check(self, target: Target, secret: SecretValue) -> None:
         cluster = self._connections.get(target, secret)
         try:
