@@ -217,6 +217,8 @@ class ExecuteService:
         invalid = classification.details.get("invalid")
         if invalid:
             raise _invalid_command(invalid)
+        classification = engine.resolve(target, command, classification,
+                                        lambda: self._credentials.resolve(target.credential))
         decision = self._policy.decide(principal, target, classification)
         if self._grants is not None and decision.effect == "approve":
             # A grant can only turn "approve" into "allow": only such a command costs a grant lookup.
@@ -224,6 +226,11 @@ class ExecuteService:
             if grants:
                 decision = self._policy.decide(principal, target, classification, grants=grants)
         return target, command, classification, decision
+
+    def _classify(self, engine: TargetEngine, target: Target, command: Command) -> Classification:
+        """The guard's answer, refined by what the target's catalog resolves (functions, views)."""
+        return engine.resolve(target, command, engine.classify(command),
+                              lambda: self._credentials.resolve(target.credential))
 
     def execute(self, principal: Principal, body: ExecuteBody, ctx: CallContext, *,
                 reads_only: bool = False) -> ExecuteResult | ApprovalNeeded:
@@ -282,7 +289,7 @@ class ExecuteService:
                             code="digest_mismatch")
         target = self._catalog.get(target_name)
         engine = self._engines[target.engine]
-        classification = engine.classify(command)
+        classification = self._classify(engine, target, command)
         decision = self._policy.decide(requester, target, classification)
         record = {"request_id": request_id, "principal": requester.describe(), "reason": reason, "ticket": ticket,
                   "target": target.name, "command": command.canonical(), "command_digest": digest,

@@ -78,3 +78,19 @@ def _invalid(findings: list[Finding], dialect: str) -> dict[str, Any] | None:
             body["position"] = finding.position
         return body
     return None
+
+
+def escalate(classification: Classification, findings: list[Finding], source: str) -> Classification:
+    """``classification`` made at least as severe as ``findings`` (found by ``source``, e.g. the
+    target's catalog); unchanged when they add nothing worse."""
+    worse = [f for f in findings if f.risk.severity > Risk.READ.severity]
+    if not worse:
+        return classification
+    worst = max(worse, key=lambda f: f.risk.severity)
+    if worst.risk.severity <= classification.risk.severity:
+        return classification
+    reasons = [f"{f.risk.value}: {f.reason}" for f in sorted(worse, key=lambda f: -f.risk.severity)]
+    details = {**classification.details, "resolved_by": source,
+               "findings": list(dict.fromkeys(reasons))[:_MAX_DETAILS]}
+    return Classification(risk=worst.risk, reason=worst.reason, language=classification.language,
+                          statement=classification.statement, details=details)

@@ -18,7 +18,8 @@ from pglast import ast
 from pglast.parser import ParseError, parse_sql_json
 
 from broker.guard import Risk
-from broker.guard.sql_rules import Finding, function_finding, words
+from broker.guard.sql_bounded import UNBOUNDED, pg_bounded
+from broker.guard.sql_rules import Finding, function_finding, pg_attribute_finding, words
 
 
 def _f(risk: Risk, reason: str) -> Finding:
@@ -162,7 +163,7 @@ def _node(kind: str, fields: dict[str, Any]) -> Finding | None:
             return Finding(Risk.WRITE, "FOR UPDATE / FOR SHARE locks the rows it reads")
         return None if "larg" in fields else Finding(Risk.READ, "a plain SELECT")
     if kind in ("UpdateStmt", "DeleteStmt"):
-        return _dml_with_where("UPDATE" if kind == "UpdateStmt" else "DELETE", fields.get("whereClause"))
+        return _dml_with_where("UPDATE" if kind == "UpdateStmt" else "DELETE", fields)
     if kind == "ExplainStmt":
         options = [_wrapped(o) for o in fields.get("options") or ()]
         analyze = any(o is not None and o[1].get("defname") == "analyze" for o in options)
@@ -188,6 +189,15 @@ def _node(kind: str, fields: dict[str, Any]) -> Finding | None:
         parts = [str((_wrapped(p) or ("", {}))[1].get("sval", "")) for p in fields.get("funcname") or ()]
         schema = parts[-2] if len(parts) >= 2 else None
         return function_finding("postgres", parts[-1] if parts else "", schema, len(fields.get("args") or ()))
+    if kind == "A_Indirection":  # (expr).name is name(expr) when expr has no field called name
+        names = [n for n in (_wrapped(i) for i in fields.get("indirection") or ()) if n and n[0] == "String"]
+        return next(filter(None, (pg_attribute_finding(str(n[1].get("sval", ""))) for n in names)), None)
+    if kind == "ColumnRef":  # a.name is name(a) when a has no such column
+        parts = [_wrapped(p) for p in fields.get("fields") or ()]
+        last = parts[-1] if parts else None
+        if len(parts) >= 2 and last is not None and last[0] == "String":
+            return pg_attribute_finding(str(last[1].get("sval", "")))
+        return None
     if kind.endswith("Stmt") and kind != "RawStmt":
         finding = _STATEMENTS.get(kind)
         if finding is None:
@@ -198,17 +208,14 @@ def _node(kind: str, fields: dict[str, Any]) -> Finding | None:
     return None
 
 
-def _dml_with_where(word: str, where: Any) -> Finding:
-    node = _wrapped(where)
+def _dml_with_where(word: str, fields: dict[str, Any]) -> Finding:
+    node = _wrapped(fields.get("whereClause"))
     if node is None:
         return Finding(Risk.DESTRUCTIVE, f"{word} without WHERE changes every row")
-    kind, fields = node
-    if kind == "CurrentOfExpr":
+    if node[0] == "CurrentOfExpr":
         return Finding(Risk.WRITE, f"{word} changes the cursor's row")
-    is_or = kind == "BoolExpr" and fields.get("boolop") == "OR_EXPR"
-    branches = [b for b in (_wrapped(a) for a in fields.get("args") or ()) if b] if is_or else [node]
-    if any(not any(k == "ColumnRef" for k, _ in _nodes(*b)) for b in branches):
-        return Finding(Risk.DESTRUCTIVE, f"{word} whose WHERE does not depend on any column changes every row")
+    if not pg_bounded(fields, _nodes, _wrapped):
+        return Finding(Risk.DESTRUCTIVE, UNBOUNDED.format(word))
     return Finding(Risk.WRITE, f"{word} changes rows")
 
 

@@ -82,14 +82,24 @@ PG_DANGEROUS: dict[str, Finding] = {
     **_table(Risk.WRITE, "{}() sends a notification or message to other sessions",
              "pg_notify pg_logical_emit_message"),
     **_table(Risk.SESSION, "{}() changes session state", "set_config setseed pg_export_snapshot"),
+    **_table(Risk.WRITE, "{}() assigns a transaction id (it consumes one on every call)",
+             "txid_current pg_current_xact_id"),
+    **_table(Risk.EXEC, "{}() runs queries over whole tables or schemas, through views the broker did not see",
+             "table_to_xml table_to_xml_and_xmlschema table_to_xmlschema schema_to_xml "
+             "schema_to_xml_and_xmlschema schema_to_xmlschema database_to_xml database_to_xml_and_xmlschema "
+             "database_to_xmlschema"),
+    **_table(Risk.EXEC, "{}() calls the input function of a type named at run time",
+             "pg_input_is_valid pg_input_error_info"),
+    **_table(Risk.ADMIN, "{}() only waits, holding a database connection (no read needs it)",
+             "pg_sleep pg_sleep_for pg_sleep_until pg_wait_for_backend_termination"),
 }
 PG_DANGEROUS_PREFIXES = {"dblink": PG_DANGEROUS["dblink"], "binary_upgrade_": Finding(
     Risk.ADMIN, "binary_upgrade_*() functions are for pg_upgrade only")}
 
 # Volatile built-ins that only read (or only compute); the rest of VOLATILE is treated as a write.
 PG_HARMLESS_VOLATILE = words("""
-random random_normal clock_timestamp timeofday gen_random_uuid uuidv4 uuidv7 pg_sleep pg_sleep_for
-pg_sleep_until currval lastval array_sample array_shuffle pg_database_size pg_relation_size pg_table_size
+random random_normal clock_timestamp timeofday gen_random_uuid uuidv4 uuidv7 currval lastval array_sample
+array_shuffle pg_database_size pg_relation_size pg_table_size
 pg_indexes_size pg_total_relation_size pg_tablespace_size pg_is_in_recovery pg_blocking_pids
 pg_safe_snapshot_blocking_pids pg_lock_status pg_current_wal_lsn pg_current_wal_insert_lsn
 pg_current_wal_flush_lsn pg_last_wal_receive_lsn pg_last_wal_replay_lsn pg_last_xact_replay_timestamp
@@ -111,12 +121,14 @@ MYSQL_DANGEROUS: dict[str, Finding] = {
     **_table(Risk.ADMIN, "{}() changes the server's environment (lib_mysqludf_sys)", "sys_set sys_get"),
     **_table(Risk.WRITE, "{}() takes or releases a named lock", "get_lock release_lock release_all_locks"),
     **_table(Risk.WRITE, "{}() advances or sets a sequence", "nextval setval"),
+    **_table(Risk.ADMIN, "{}() only waits or burns CPU, holding a connection (no read needs it)",
+             "sleep benchmark"),
     **_table(Risk.ADMIN, "{}() waits on replication", "master_pos_wait source_pos_wait master_gtid_wait "
              "wsrep_sync_wait_upto_gtid wait_for_executed_gtid_set wait_until_sql_thread_after_gtids"),
 }
 
 MYSQL_BUILTINS = words("""
-abs acos adddate addtime add_months aes_decrypt aes_encrypt area ascii asin atan atan2 avg benchmark bin
+abs acos adddate addtime add_months aes_decrypt aes_encrypt area ascii asin atan atan2 avg bin
 binlog_gtid_pos bit_and bit_count bit_length bit_or bit_xor boundary buffer cast ceil ceiling centroid char
 character_length charset char_length chr coalesce coercibility collation column_add column_check
 column_create column_delete column_exists column_get column_json column_list compress concat concat_ws
@@ -140,7 +152,7 @@ natural_sort_key now nth_value ntile nullif nvl nvl2 oct octet_length old_passwo
 percentile_cont percentile_disc percent_rank period_add period_diff pi point polygon position pow power
 quarter quote radians rand random_bytes rank regexp_instr regexp_replace regexp_substr repeat replace
 reverse right round rownum row_count row_number rpad rtrim schema second sec_to_time session_user sformat
-sha sha1 sha2 sign sin sleep soundex space sqrt srid startpoint std stddev stddev_pop stddev_samp strcmp
+sha sha1 sha2 sign sin soundex space sqrt srid startpoint std stddev stddev_pop stddev_samp strcmp
 str_to_date subdate substr substring substring_index subtime sum sysdate system_user sys_guid tan timediff
 timestamp timestampadd timestampdiff time time_format time_to_sec touches to_base64 to_char to_date to_days
 to_number to_seconds trim trim_oracle trunc truncate ucase uncompress uncompressed_length unhex
@@ -231,6 +243,25 @@ def function_finding(dialect: str, name: str, schema: str | None = None, n_args:
     if system and lower in TSQL_BUILTINS:
         return None
     return _user_function(name, schema)
+
+
+def pg_dangerous(name: str) -> Finding | None:
+    """The reason a PostgreSQL function of this name is dangerous whatever its schema, if listed."""
+    return PG_DANGEROUS.get(name) or next(
+        (f for prefix, f in PG_DANGEROUS_PREFIXES.items() if name.startswith(prefix)), None)
+
+
+def pg_attribute_finding(name: str) -> Finding | None:
+    """``x.name`` / ``(x).name`` is a call of ``name(x)`` when ``x`` has no such field: judged here
+    when ``name`` is a known dangerous or volatile built-in; any other name is left to the target's
+    catalog (``sql_pg_resolve``), since most such names are plain columns."""
+    lower = name.lower()
+    finding = pg_dangerous(lower)
+    if finding is None and lower in PG_VOLATILE and lower not in PG_HARMLESS_VOLATILE:
+        finding = Finding(Risk.WRITE, f"{lower}() is a volatile built-in that may change data or server state")
+    if finding is None:
+        return None
+    return Finding(finding.risk, f"attribute notation .{lower} calls a function: {finding.reason}")
 
 
 def procedure_finding(dialect: str, name: str) -> Finding:

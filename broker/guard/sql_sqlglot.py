@@ -20,6 +20,7 @@ from sqlglot.errors import ErrorLevel, ParseError, SqlglotError
 from sqlglot.tokens import Token, TokenType
 
 from broker.guard import Risk
+from broker.guard.sql_bounded import UNBOUNDED, sqlglot_bounded
 from broker.guard.sql_rules import Finding, function_finding, procedure_finding, words
 
 # sqlglot logs a warning whenever it falls back to an opaque Command; the walker handles those.
@@ -329,13 +330,10 @@ def _function(node: exp.Func, dialect: str) -> Finding | None:
 
 def _dml_with_where(node: exp.Update | exp.Delete) -> Finding:
     word = node.key.upper()
-    where = node.args.get("where")
-    if where is None:
+    if node.args.get("where") is None:
         return Finding(Risk.DESTRUCTIVE, f"{word} without WHERE changes every row")
-    condition = where.this
-    branches = list(condition.flatten()) if isinstance(condition, exp.Or) else [condition]
-    if any(branch.find(exp.Column) is None for branch in branches):
-        return Finding(Risk.DESTRUCTIVE, f"{word} whose WHERE does not depend on any column changes every row")
+    if not sqlglot_bounded(node):
+        return Finding(Risk.DESTRUCTIVE, UNBOUNDED.format(word))
     return Finding(Risk.WRITE, f"{word} changes rows")
 
 

@@ -86,6 +86,12 @@ class TargetEngine(Protocol):
 
     def classify(self, command: Command) -> Classification: ...
 
+    def resolve(self, target: Target, command: Command, classification: Classification,
+                secret: Callable[[], SecretValue]) -> Classification:
+        """``classification`` refined by what the target itself resolves (its catalog: functions,
+        views, policies); engines without such a catalog return it unchanged. ``secret`` is only
+        called when a lookup is needed."""
+
     def execute(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
                 *, read_only: bool) -> ResultSet: ...
 

@@ -167,6 +167,10 @@ class AzureSqlEngine:
     def classify(self, command: Command) -> Classification:
         return classify_sql(command.sql, self.dialect)
 
+    def resolve(self, target: Target, command: Command, classification: Classification,
+                secret: Callable[[], SecretValue]) -> Classification:
+        return classification  # the static classification is all there is for this engine
+
     # --- connections ---
     def _pyodbc(self) -> Any:
         try:

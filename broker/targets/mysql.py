@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pymysql
@@ -112,6 +113,10 @@ class MySQLEngine:
 
     def classify(self, command: Command) -> Classification:
         return classify_sql(command.sql, self.dialect)
+
+    def resolve(self, target: Target, command: Command, classification: Classification,
+                secret: Callable[[], SecretValue]) -> Classification:
+        return classification  # the static classification is all there is for this engine
 
     # --- connections ---
     def _acquire(self, target: Target, secret: SecretValue) -> pymysql.connections.Connection:

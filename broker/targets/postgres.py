@@ -10,6 +10,8 @@ the simple protocol, which runs ``SELECT 1; DELETE ...`` as two.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -18,8 +20,9 @@ from psycopg import pq
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from broker.catalog import Target
-from broker.guard import Classification
-from broker.guard.sql import classify_sql
+from broker.guard import Classification, Risk
+from broker.guard.sql import classify_sql, escalate
+from broker.guard.sql_pg_resolve import CatalogResolver, Query
 from broker.problems import CommandFailed, TimedOut, Unavailable
 from broker.secrets import SecretValue
 from broker.targets._rows import collect_rows, parse_credential
@@ -33,14 +36,57 @@ class PostgresEngine:
     language = "sql"
     dialect = "postgres"
 
-    def __init__(self, *, pool_max_size: int = 4, connect_timeout: float = 3.0) -> None:
+    def __init__(self, *, pool_max_size: int = 4, connect_timeout: float = 3.0, catalog_ttl: float = 60.0) -> None:
         self._pools: dict[tuple[str, str], ConnectionPool] = {}
         self._lock = threading.Lock()
         self._pool_max = pool_max_size
         self._connect_timeout = connect_timeout
+        self._resolver = CatalogResolver(ttl=catalog_ttl)
 
     def classify(self, command: Command) -> Classification:
         return classify_sql(command.sql, self.dialect)
+
+    def resolve(self, target: Target, command: Command, classification: Classification,
+                secret: Callable[[], SecretValue]) -> Classification:
+        """A statement the parsers call a read stays one only if every function the target will
+        resolve for it (calls, attribute notation, operators, casts, views, policies) is harmless."""
+        if classification.risk is not Risk.READ:
+            return classification  # nothing to prove: it is not run as a read anyway
+        try:
+            with self._catalog_query(self._pool(target, secret())) as query:
+                findings = self._resolver.findings(target.name, command.sql, query)
+        except PoolTimeout as exc:
+            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+        except psycopg.Error as exc:
+            raise Unavailable(f"The catalog of {target.name} could not be read to classify the command.",
+                              code="target_unavailable") from exc
+        return escalate(classification, findings, "catalog")
+
+    @contextmanager
+    def _catalog_query(self, pool: ConnectionPool) -> Iterator[Query]:
+        """Catalog look-ups on one pooled connection (taken only if one is needed), read-only."""
+        held: list[psycopg.Connection] = []
+
+        def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+            if not held:
+                held.append(pool.getconn())
+                held[0].execute("BEGIN READ ONLY; SET LOCAL statement_timeout = 2000")
+            return held[0].execute(sql, params).fetchall()
+
+        ok = False
+        try:
+            yield query
+            ok = True
+        finally:
+            if held:
+                conn = held[0]
+                try:
+                    if ok:
+                        conn.execute("ROLLBACK")
+                    else:
+                        conn.close()
+                finally:
+                    pool.putconn(conn)
 
     # --- connections ---
     def _conninfo(self, target: Target, secret: SecretValue) -> dict[str, Any]:

@@ -14,6 +14,7 @@ a read-only target or a read-only classification never runs a changing verb or e
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,10 @@ class KubernetesEngine:
 
     def classify(self, command: Command) -> Classification:
         return classify_kubectl(command.argv, command.manifest)
+
+    def resolve(self, target: Target, command: Command, classification: Classification,
+                secret: Callable[[], SecretValue]) -> Classification:
+        return classification  # the static classification is all there is for this engine
 
     def execute(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
                 *, read_only: bool) -> ResultSet:
