@@ -61,7 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # One temp root per checkout: every pytest start chmods /tmp/pytest-of-<user> to 0700, which
     # locks the embedded PostgreSQL's system user out of a data folder that another checkout's
     # run (a second clone, a helper's) is still using.
-    checkout = hashlib.sha256(str(config.rootpath).encode()).hexdigest()[:10]
-    root = Path(tempfile.gettempdir()) / f"broker-tests-{checkout}"
+    checkout = hashlib.sha256(str(config.rootpath).encode()).hexdigest()[:8]
+    root = Path(tempfile.gettempdir()) / f"bt-{checkout}"  # short: PostgreSQL sockets live under it (107 bytes)
     root.mkdir(exist_ok=True)
     os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", str(root))

@@ -22,6 +22,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def app_index() -> FunctionIndex:
+    # FunctionApp.get_functions() runs once per app object; another test in this process may have
+    # used it (Azure's worker, in its own process, is the only caller): forget the names it saw.
+    if "function_app" in sys.modules:
+        sys.modules["function_app"].app.functions_bindings = {}
     return FunctionIndex("function_app")
 
 

@@ -71,7 +71,9 @@ def test_key_vault_down_means_503_journaled_and_the_database_receives_nothing(st
         assert not database_saw(stack, marker)
         records = [s.record for s in reader(stack).by_request(_request_id_for(stack, marker))]
         events = sorted((rec.event, rec.outcome.get("code")) for rec in records)
-        assert events == [("execute.intent", None), ("execute.outcome", "secrets_unavailable")]
+        # Reads are resolved against the target's own catalog before the decision (issue 14), which
+        # needs the credential: with Key Vault down the call is refused at decision time, journaled.
+        assert events == [("execute.denied", "secrets_unavailable")]
 
 
 def test_target_down_means_503_target_unavailable(stack, tmp_path):
