@@ -46,7 +46,7 @@ def configure_telemetry(settings: TelemetrySettings | None = None) -> bool:
     with _lock:
         if _configured:
             return True
-        if type(trace.get_tracer_provider()).__name__ != "ProxyTracerProvider":
+        if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
             # The Python worker configured Azure Monitor before loading the app (the app setting
             # PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY): a second configuration would be refused
             # by OpenTelemetry anyway, and the worker's has no managed identity. One path: ours.

@@ -118,15 +118,14 @@ class FunctionIndex:
                           if fn.get_trigger().get_binding_name() not in SERVED_TRIGGERS)
         if unserved:
             raise WorkerIndexError(f"the devhost cannot run the trigger of {unserved}; Azure would serve them")
-        indexed = {f.name for f in self.worker_functions}
-        if indexed != set(self.by_name):
-            raise WorkerIndexError(f"the worker indexed {sorted(indexed)} but the app registers "
-                                   f"{sorted(self.by_name)}")
 
     @property
     def served(self) -> frozenset[str]:
-        """The names of every function this devhost dispatches (HTTP, Durable, timers)."""
-        return frozenset(self.by_name)
+        """The names of every function this devhost dispatches: its HTTP routes, orchestrators,
+        activities and timers (the tables requests and work items are looked up in)."""
+        durable = {entry.name for entry in (*self.orchestrators.values(), *self.activities.values())}
+        timers = {fn.get_function_name() for fn in self.by_trigger.get("timerTrigger", [])}
+        return frozenset({route.name for route in self.http} | durable | timers)
 
     @property
     def uses_durable(self) -> bool:

@@ -138,6 +138,7 @@ class ApprovalService:
                 # An earlier attempt died mid-run: it may have run. Never run twice; report it.
                 self.store.transition(request_id, {"running"}, "failed", ended_at=_now(), error={
                     "code": "interrupted", "detail": "The run was interrupted; it is not repeated (run once)."})
+                self._write(Event.APPROVAL_FAILED, current, {"status": "failed", "code": "interrupted"})
                 return {"status": "failed", "code": "interrupted"}
             return {"status": current.status}
         command = Command(request.command["language"], sql=request.command.get("sql", ""),
@@ -154,6 +155,7 @@ class ApprovalService:
             log.exception("approved request %s failed while running", request_id)
             self.store.transition(request_id, {"running"}, "failed", ended_at=_now(), error={
                 "code": "run_failed", "detail": "The approved command failed inside the broker; it is not repeated."})
+            self._write(Event.APPROVAL_FAILED, request, {"status": "failed", "code": "run_failed"})
             return {"status": "failed", "code": "run_failed"}
         ref = self.store.store_result(request_id, result.to_dict())
         self.store.transition(request_id, {"running"}, "done", ended_at=_now(), result_ref=ref)

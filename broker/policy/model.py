@@ -21,7 +21,6 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Python SDK cannot cancel, so a decided request would keep its instance Running for days: both
 # stay well below it.
 MAX_WORKFLOW_SECONDS = 5 * 86400
-MAX_GRANT_SECONDS = MAX_WORKFLOW_SECONDS
 # An HTTP-triggered function must answer within 230 s on Azure (the front end's idle timeout); the
 # statement runs inside the execute call, next to two journal writes, the pool and masking.
 MAX_STATEMENT_TIMEOUT_MS = 200_000

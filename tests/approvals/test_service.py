@@ -138,6 +138,7 @@ def test_a_run_interrupted_midway_is_never_repeated(parts):
     assert parts.service.run(request.request_id, runner) == {"status": "failed", "code": "interrupted"}
     assert runner.calls == 0
     assert parts.store.get(request.request_id).error["code"] == "interrupted"
+    assert ("approval.failed", "failed", "interrupted") in parts.events(request.request_id)
 
 
 def test_a_refused_command_ends_failed_with_its_error(parts):
@@ -152,6 +153,7 @@ def test_an_unexpected_error_still_ends_the_request_failed(parts):
     runner = RecordingRunner(fail=ConnectionResetError("peer went away"))
     assert parts.service.run(request.request_id, runner) == {"status": "failed", "code": "run_failed"}
     assert parts.store.get(request.request_id).status == "failed"
+    assert ("approval.failed", "failed", "run_failed") in parts.events(request.request_id)
     assert parts.service.run(request.request_id, runner) == {"status": "failed"}  # asked again: not rerun
     assert runner.calls == 1
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import socket
+import sys
 import textwrap
 import threading
 import time
@@ -43,7 +44,6 @@ APP = """
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("http_app")
     (folder / "http_app.py").write_text(textwrap.dedent(APP))
-    import sys
     sys.path.insert(0, str(folder))
     importlib.invalidate_caches()
     try:
