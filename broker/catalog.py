@@ -77,6 +77,10 @@ class Target(BaseModel):
     credential: Credential = Field(discriminator="source")
     connection: dict[str, Any] = Field(default_factory=dict)
     masking: MaskingOverrides = MaskingOverrides()
+    max_concurrency: int | None = Field(default=None, ge=1, le=64)
+    """Commands all callers together may run here at once; default ``BROKER_TARGET_CONCURRENCY``.
+    Keep it at or below the database role's connection limit (the engine's pool has one more
+    connection, for the guard's catalog look-ups)."""
 
     def public_view(self) -> dict[str, Any]:
         """What an agent may learn about a target (no hosts, no secret names)."""

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from broker.admission import Admission
 from broker.catalog import Catalog, Target
 from broker.guard import Classification, Risk
 from broker.identity import Principal
@@ -192,8 +193,9 @@ class MaskerSource:
 class ExecuteService:
     def __init__(self, *, catalog: Catalog, policy: Policy, engines: dict[str, TargetEngine],
                  credentials: CredentialResolver, masker: MaskerSource, journal: JournalWriter,
-                 grants: GrantLookup | None = None) -> None:
+                 grants: GrantLookup | None = None, admission: Admission | None = None) -> None:
         self._catalog = catalog
+        self._admission = admission or Admission()
         self._grants = grants
         self._policy = policy
         self._engines = engines
@@ -303,7 +305,20 @@ class ExecuteService:
 
     def run(self, principal: Principal, target: Target, command: Command, classification: Classification,
             decision: Decision, record: dict[str, Any]) -> ExecuteResult:
-        """Journal the intent, run once, mask, journal the outcome. Raises BrokerError on refusal."""
+        """Take a fair-share slot of the target, journal the intent, run once, mask, journal the
+        outcome. Raises BrokerError on refusal (a caller over its limit is refused before the intent)."""
+        try:
+            slot = self._admission.admit(target.name, principal.key, per_caller=decision.limits.max_concurrent,
+                                         capacity=target.max_concurrency)
+        except BrokerError as busy:
+            self._journal.write(JournalRecord(event=Event.EXECUTE_DENIED,
+                                              outcome={"status": "refused", "code": busy.code}, **record))
+            raise
+        with slot:
+            return self._run_admitted(principal, target, command, classification, decision, record)
+
+    def _run_admitted(self, principal: Principal, target: Target, command: Command,
+                      classification: Classification, decision: Decision, record: dict[str, Any]) -> ExecuteResult:
         mark = time.perf_counter()
         intent_id = self._journal.write(JournalRecord(event=Event.EXECUTE_INTENT, **record))
         started = time.perf_counter()

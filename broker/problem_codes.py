@@ -112,6 +112,9 @@ _ALL = [
     _c("kubernetes_conflict", 409, "Kubernetes refused a conflicting change.", "Read the object and retry."),
     _c("expired", 410, "The request or link expired; nothing ran.", "Send the command again."),
     _c("token_expired", (401, 410), "The token or approval link expired.", "Get a fresh token or link."),
+    # --- fair share of a target (429, 503) ---
+    _c("too_many_requests", 429, "This caller already runs as many commands on the target as one caller may "
+       "(`limit`; per policy rule).", "Wait for them to finish; retry after `Retry-After`."),
     # --- what the target said (422, 504) ---
     _c("query_failed", 422, "The database refused the statement (`sqlstate` says why; the message is masked).",
        "Fix the statement."),
@@ -134,6 +137,8 @@ _ALL = [
     _c("secret_malformed", 503, "A target's credential secret is malformed.", "An operator must fix it."),
     _c("engine_unavailable", 503, "The target's engine cannot run where the broker runs (e.g. no ODBC driver); "
        "GET /api/targets shows `available: false`.", "An operator must install what is missing."),
+    _c("target_busy", 503, "Every slot of the target is busy with other callers' commands; nothing ran.",
+       "Retry after `Retry-After`."),
     _c("target_unavailable", 503, "The target cannot be reached.", "Retry later."),
     _c("target_auth_failed", 503, "The target refused the broker's credential.", "An operator must fix it."),
     _c("target_misconfigured", 503, "The target's catalog entry is unusable.", "An operator must fix it."),

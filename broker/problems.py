@@ -37,12 +37,15 @@ class BrokerError(Exception):
         code: str | None = None,
         remedy: str | None = None,
         extra: dict[str, Any] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.code = code or self.default_code
         self.remedy = remedy
         self.extra = dict(extra or {})
+        self.retry_after = retry_after
+        """Seconds after which the same call may succeed: sent as the ``Retry-After`` header."""
 
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
         """The problem+json body (RFC 9457) with the broker's extension members.
@@ -115,6 +118,12 @@ class PayloadTooLarge(BrokerError):
     status = 413
     default_code = "body_too_large"
     title = "Payload too large"
+
+
+class TooManyRequests(BrokerError):
+    status = 429
+    default_code = "too_many_requests"
+    title = "Too many requests"
 
 
 class UnsupportedMediaType(BrokerError):

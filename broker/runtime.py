@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from azure.core.credentials import TokenCredential
 
+from broker.admission import Admission
 from broker.approvals.wiring import ApprovalParts, build_approvals
 from broker.catalog import Catalog, load_catalog
 from broker.discovery import Discovery
@@ -23,7 +24,7 @@ from broker.policy import Policy
 from broker.problems import Unavailable
 from broker.secrets import CredentialResolver, KeyVaultSecretStore
 from broker.settings import Settings, get_settings
-from broker.targets import ENGINES, TargetEngine, create_engine
+from broker.targets import ENGINES, POOLED_ENGINES, TargetEngine, create_engine
 
 
 def azure_credential() -> TokenCredential:
@@ -58,14 +59,17 @@ class Broker:
         secrets = KeyVaultSecretStore(settings.key_vault_url, credential,
                                       ttl_seconds=settings.secret_cache_ttl_seconds)
         credentials = CredentialResolver(secrets, credential)
-        engines = {name: create_engine(name) for name in {t.engine for t in catalog.targets.values()}}
+        engines = {name: create_engine(name, **_pool_size(name, catalog, settings))
+                   for name in {t.engine for t in catalog.targets.values()}}
         storage = JournalStorage.from_settings(settings, credential)
         journal = JournalWriter(storage)
         approvals = build_approvals(settings, credential=credential, credentials=credentials, journal=journal,
                                     catalog=catalog, policy=policy)
+        admission = Admission(default_capacity=settings.target_concurrency,
+                              queue_wait_seconds=settings.target_queue_wait_seconds)
         service = ExecuteService(catalog=catalog, policy=policy, engines=engines, credentials=credentials,
                                  masker=MaskerSource(credentials, settings.masking_key_secret), journal=journal,
-                                 grants=approvals.grants.store.active)
+                                 grants=approvals.grants.store.active, admission=admission)
         discovery = Discovery(execute=service, policy=policy, journal=journal, grants=approvals.grants.store.active)
         return cls(settings, TokenValidator(settings), catalog, policy, engines, credentials, storage, journal,
                    JournalReader(storage), service, approvals, discovery)
@@ -76,6 +80,16 @@ class Broker:
         self.journal.close()
         self.journal_storage.close()
         self.approvals.close()
+
+
+def _pool_size(engine: str, catalog: Catalog, settings: Settings) -> dict[str, int]:
+    """A pooled engine holds one connection more than its busiest target admits at once: the
+    guard's catalog look-ups must not queue behind the commands (``broker/admission.py``)."""
+    if engine not in POOLED_ENGINES:
+        return {}
+    slots = max(t.max_concurrency or settings.target_concurrency
+                for t in catalog.targets.values() if t.engine == engine)
+    return {"pool_max_size": slots + 1}
 
 
 log = logging.getLogger("broker")

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
 
     # --- request limits ---
     max_body_bytes: int = 256 * 1024
+    target_concurrency: int = 4
+    """Commands all callers together may run at once on one target (a catalog entry may set its own)."""
+    target_queue_wait_seconds: float = 3.0
+    """How long a call waits for a free slot of a busy target before 503 ``target_busy``."""
 
     # --- masking ---
     masking_key_secret: str = "masking-key"

@@ -24,6 +24,8 @@ class DevIdentity:
 IDENTITIES: dict[str, DevIdentity] = {i.name: i for i in [
     DevIdentity("devin", "11111111-1111-4111-8111-111111111111", "app", "Devin (dev agent)",
                 roles=("Broker.Caller",), groups=("agents",), app_id="de710000-0000-4000-8000-000000000a9e"),
+    DevIdentity("devin2", "88888888-8888-4888-8888-888888888888", "app", "Second agent",
+                roles=("Broker.Caller",), groups=("agents",), app_id="de720000-0000-4000-8000-000000000b9e"),
     DevIdentity("approver", "22222222-2222-4222-8222-222222222222", "user", "Ada Approver",
                 roles=("Broker.Approver",), groups=("dba-approvers",), email="ada@dev.example"),
     DevIdentity("approver2", "33333333-3333-4333-8333-333333333333", "user", "Bo Approver",

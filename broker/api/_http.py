@@ -33,6 +33,8 @@ def problem_response(error: BrokerError, instance: str | None = None) -> func.Ht
     headers = dict(_SECURITY_HEADERS)
     if error.status == 401:
         headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{error.code}"'
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
     return func.HttpResponse(json.dumps(error.to_problem(instance), ensure_ascii=False), status_code=error.status,
                              mimetype=PROBLEM, headers=headers)
 

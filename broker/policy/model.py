@@ -59,6 +59,8 @@ class Limits(_Frozen):
     statement_timeout_ms: int = Field(default=5000, ge=100, le=MAX_STATEMENT_TIMEOUT_MS)
     max_grant_duration: TimerSeconds = Field(default=3600, ge=1)
     """Seconds: the longest just-in-time grant a decision by this rule lets someone hold."""
+    max_concurrent: int = Field(default=2, ge=1, le=64)
+    """Commands one caller may run at once on the target (fair share; ``broker/admission.py``)."""
 
 
 class ApprovalRequirement(_Frozen):

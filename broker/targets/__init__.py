@@ -11,7 +11,8 @@ from importlib import import_module
 
 from broker.targets.base import Column, Command, ExecutionLimits, ResultSet, TargetEngine
 
-__all__ = ["ENGINES", "Column", "Command", "ExecutionLimits", "ResultSet", "TargetEngine", "create_engine"]
+__all__ = ["ENGINES", "POOLED_ENGINES", "Column", "Command", "ExecutionLimits", "ResultSet", "TargetEngine",
+           "create_engine"]
 
 # engine name -> "module:Class"; imported on first use so an unused driver costs nothing at cold start
 ENGINES: dict[str, str] = {
@@ -20,6 +21,9 @@ ENGINES: dict[str, str] = {
     "mssql": "broker.targets.mssql:AzureSqlEngine",  # Azure SQL Database / SQL Server
     "kubernetes": "broker.targets.kubernetes:KubernetesEngine",
 }
+
+POOLED_ENGINES = frozenset({"postgres", "mysql", "mssql"})
+"""Engines whose constructor takes ``pool_max_size`` (connections kept per target)."""
 
 
 def create_engine(name: str, **config: object) -> TargetEngine:
