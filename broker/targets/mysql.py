@@ -15,15 +15,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pymysql
+import sqlglot
 from pymysql.constants import CLIENT, FIELD_TYPE
 
 from broker.catalog import Target
-from broker.guard import Classification
-from broker.guard.sql import classify_sql
+from broker.guard import Classification, Risk
+from broker.guard.sql import classify_sql, escalate
+from broker.guard.sql_mysql_resolve import ViewResolver
+from broker.guard.sql_rules import Finding
 from broker.problems import BrokerError, CommandFailed, TimedOut, Unavailable
 from broker.secrets import SecretValue
 from broker.targets._pool import IdlePool, close_quietly, fetch_batches
@@ -107,16 +110,46 @@ class MySQLEngine:
     language = "sql"
     dialect = "mysql"
 
-    def __init__(self, *, pool_max_size: int = 4, connect_timeout: float = 5.0) -> None:
+    def __init__(self, *, pool_max_size: int = 4, connect_timeout: float = 5.0, catalog_ttl: float = 60.0) -> None:
         self._pool = IdlePool(pool_max_size)
         self._connect_timeout = connect_timeout
+        self._views = ViewResolver(ttl=catalog_ttl)
 
     def classify(self, command: Command) -> Classification:
         return classify_sql(command.sql, self.dialect)
 
     def resolve(self, target: Target, command: Command, classification: Classification,
                 secret: Callable[[], SecretValue]) -> Classification:
-        return classification  # the static classification is all there is for this engine
+        """A statement the classifier calls a read stays one only if every view it names (and every
+        view those name) is a read by its own definition (``sql_mysql_resolve``)."""
+        if classification.risk is not Risk.READ:
+            return classification  # nothing to prove: it is not run as a read anyway
+        credential = secret()
+        conn = None
+        try:
+            conn = self._acquire(target, credential)
+
+            def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+                with conn.cursor() as cur:
+                    cur.execute(sql, tuple(params) or None)
+                    return list(cur.fetchall())
+
+            findings = self._views.findings(target.name, command.sql, str(target.connection.get("database") or ""),
+                                            query)
+            conn.rollback()
+            self._release(target, credential, conn)
+            conn = None
+        except pymysql.err.MySQLError as exc:
+            raise Unavailable(f"The catalog of {target.name} could not be read to classify the command.",
+                              code="target_unavailable") from exc
+        except OSError as exc:
+            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+        except sqlglot.errors.ParseError:  # the classifier parsed it; if this parse disagrees: not a read
+            findings = [Finding(Risk.UNKNOWN, "the statement's relations could not be resolved")]
+        finally:
+            if conn is not None:
+                close_quietly(conn)
+        return escalate(classification, findings, "catalog")
 
     # --- connections ---
     def _acquire(self, target: Target, secret: SecretValue) -> pymysql.connections.Connection:
