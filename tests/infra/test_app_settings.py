@@ -21,7 +21,7 @@ DEFAULTS_ARE_RIGHT_IN_AZURE = {
     "authority", "v1_authority", "jwks_uri",
     "token_leeway_seconds", "jwks_min_refresh_seconds", "jwks_max_age_seconds",
     "secret_cache_ttl_seconds",
-    "max_body_bytes",
+    "max_body_bytes", "target_concurrency", "target_queue_wait_seconds",  # fair share: tuning
     # approvals: tuning, and the transports Azure does not use (mail goes through ACS by identity;
     # a Logic App is opt-in by naming its Key Vault secret)
     "approval_hmac_window_seconds", "approval_automation_role", "approval_form_seconds",
