@@ -94,7 +94,7 @@ class Lineage:
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"touches_sensitive": self.touches}
         if self.outputs is not None:
-            body["outputs"] = [o.to_dict() for o in self.outputs if o.kind or o.content_only]
+            body["outputs"] = [o.to_dict() for o in self.outputs]  # by position: the result's columns
         if self.predicates:
             body["predicates"] = list(self.predicates)
         if self.unresolved:
