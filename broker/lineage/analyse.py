@@ -436,9 +436,9 @@ def _plain(column: exp.Column | exp.TableColumn, top: exp.Expression, clause: st
 
 def _qualified(tree: exp.Expression, schema: Schema, dialect: str) -> exp.Expression:
     ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    for lateral in tree.find_all(exp.Lateral):  # LATERAL f(...) g: one column, named g
-        alias = lateral.args.get("alias")
-        if alias is not None and not alias.columns and not isinstance(lateral.this, exp.Query) and alias.name:
+    for function in tree.find_all(exp.Lateral, exp.Unnest):  # LATERAL f(...) g, unnest(...) u: one column, g
+        alias = function.args.get("alias")
+        if alias is not None and not alias.columns and not isinstance(function.this, exp.Query) and alias.name:
             alias.set("columns", [exp.to_identifier(alias.name)])
     for table in tree.find_all(exp.Table):
         if isinstance(table.this, exp.Identifier) and not table.db and table.name.lower() not in ctes:
