@@ -111,7 +111,7 @@ def _views(schema: Schema, out: dict[ColumnKey, str]) -> None:
     changed = True
     while changed:
         changed = False
-        words = {c.lower(): kind for (_, _, c), kind in out.items()}
+        words = {c.lower(): kind for (_, _, c), kind in out.items() if kind != STATISTICS}
         if not words:
             return
         pattern = re.compile(r"\b(" + "|".join(map(re.escape, sorted(words, key=len, reverse=True))) + r")\b",
