@@ -244,6 +244,8 @@ class ExecuteService:
                                         lambda: self._credentials.resolve(target.credential))
         if command.language != "sql" or not self._lineage.applies(target, engine.dialect):
             return classification
+        if engine.unavailable_reason() is not None:  # it cannot run here: the run refuses it (journaled)
+            return classification
         if not isinstance(engine, SchemaSource):  # an SQL engine that cannot list columns: all masked
             details = {**classification.details, "lineage": {"touches_sensitive": True,
                                                              "unresolved": "the engine cannot list its columns"}}
