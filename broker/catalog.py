@@ -65,6 +65,69 @@ class MaskingOverrides(BaseModel):
         return patterns
 
 
+_KIND = r"^[a-z][a-z0-9_]{0,31}$"
+
+
+class SensitiveColumn(BaseModel):
+    """A column the operator declares sensitive: ``table.column`` or ``schema.table.column``
+    (``*`` and ``?`` match as in file names), masked as ``type`` (the placeholder's prefix)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    column: str = Field(min_length=3, max_length=300, pattern=r"^[^.\s]+(\.[^.\s]+){1,2}$")
+    type: str = Field(default="sensitive", pattern=_KIND)
+
+
+class SensitivePattern(BaseModel):
+    """A regular expression searched in ``schema.table.column``; matching columns are sensitive."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    pattern: str = Field(min_length=1, max_length=300)
+    type: str = Field(default="sensitive", pattern=_KIND)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"sensitive pattern {pattern!r} is not a regular expression: {exc}") from None
+        return pattern
+
+
+class DatabaseMasking(BaseModel):
+    """The database masks too: the credential is a masked role, or the agent reads masked views
+    (``docs/masking.md``). Recorded for approvers and auditors; the broker's own masking still runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["postgresql-anonymizer", "sql-server-ddm", "masked-views"]
+    role: str = ""
+    schemas: tuple[str, ...] = ()
+    note: str = Field(default="", max_length=500)
+
+
+class SensitiveData(BaseModel):
+    """What a target holds that must never leave raw, known before any statement runs
+    (``broker/lineage``): declared columns and patterns win; ``not_sensitive`` lifts what discovery
+    or the name rules found (never a declared column)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    columns: tuple[SensitiveColumn, ...] = ()
+    patterns: tuple[SensitivePattern, ...] = ()
+    not_sensitive: tuple[str, ...] = ()
+    name_rules: bool = True
+    """The built-in name rules (``email``, ``card_number``, ``password``...) make columns sensitive too."""
+    lineage: bool = True
+    """Every statement's column lineage is resolved before it runs; off only for a target whose
+    database does all the masking (``database_masking``)."""
+    database_masking: DatabaseMasking | None = None
+
+    @model_validator(mode="after")
+    def _lineage_off_needs_database(self) -> SensitiveData:
+        if not self.lineage and self.database_masking is None:
+            raise ValueError("sensitive.lineage: false needs sensitive.database_masking (the database must mask)")
+        return self
+
+
 class Target(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,6 +140,7 @@ class Target(BaseModel):
     credential: Credential = Field(discriminator="source")
     connection: dict[str, Any] = Field(default_factory=dict)
     masking: MaskingOverrides = MaskingOverrides()
+    sensitive: SensitiveData = SensitiveData()
     max_concurrency: int | None = Field(default=None, ge=1, le=64)
     """Commands all callers together may run here at once; default ``BROKER_TARGET_CONCURRENCY``.
     Keep it at or below the database role's connection limit (the engine's pool has one more

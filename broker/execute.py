@@ -20,11 +20,13 @@ from broker.guard import Classification, Risk
 from broker.identity import Principal
 from broker.journal import Event, JournalRecord, JournalWriter
 from broker.journal.records import utc_now_iso
+from broker.lineage.guard import LineageGuard, mask_outputs, withhold
 from broker.masking import Masker, MaskingRules
 from broker.policy import Decision, Grant, Policy
 from broker.problems import BadRequest, BrokerError, CommandFailed, Forbidden, invalid_body
 from broker.secrets import CredentialResolver
 from broker.targets import Command, ExecutionLimits, ResultSet, TargetEngine
+from broker.targets.base import SchemaSource
 
 MAX_SQL_CHARS = 100_000
 
@@ -193,8 +195,10 @@ class MaskerSource:
 class ExecuteService:
     def __init__(self, *, catalog: Catalog, policy: Policy, engines: dict[str, TargetEngine],
                  credentials: CredentialResolver, masker: MaskerSource, journal: JournalWriter,
-                 grants: GrantLookup | None = None, admission: Admission | None = None) -> None:
+                 grants: GrantLookup | None = None, admission: Admission | None = None,
+                 lineage: LineageGuard | None = None) -> None:
         self._catalog = catalog
+        self._lineage = lineage or LineageGuard()
         self._admission = admission or Admission()
         self._grants = grants
         self._policy = policy
@@ -219,8 +223,7 @@ class ExecuteService:
         invalid = classification.details.get("invalid")
         if invalid:
             raise _invalid_command(invalid)
-        classification = engine.resolve(target, command, classification,
-                                        lambda: self._credentials.resolve(target.credential))
+        classification = self._refine(engine, target, command, classification)
         decision = self._policy.decide(principal, target, classification)
         if self._grants is not None and decision.effect == "approve":
             # A grant can only turn "approve" into "allow": only such a command costs a grant lookup.
@@ -231,8 +234,24 @@ class ExecuteService:
 
     def _classify(self, engine: TargetEngine, target: Target, command: Command) -> Classification:
         """The guard's answer, refined by what the target's catalog resolves (functions, views)."""
-        return engine.resolve(target, command, engine.classify(command),
-                              lambda: self._credentials.resolve(target.credential))
+        return self._refine(engine, target, command, engine.classify(command))
+
+    def _refine(self, engine: TargetEngine, target: Target, command: Command,
+                classification: Classification) -> Classification:
+        """Refined by the target's catalog (functions, views), then by column lineage: which outputs
+        derive from sensitive columns, and whether one shapes the answer (``broker/lineage``)."""
+        classification = engine.resolve(target, command, classification,
+                                        lambda: self._credentials.resolve(target.credential))
+        if command.language != "sql" or not self._lineage.applies(target, engine.dialect):
+            return classification
+        if engine.unavailable_reason() is not None:  # it cannot run here: the run refuses it (journaled)
+            return classification
+        if not isinstance(engine, SchemaSource):  # an SQL engine that cannot list columns: all masked
+            details = {**classification.details, "lineage": {"touches_sensitive": True,
+                                                             "unresolved": "the engine cannot list its columns"}}
+            return replace(classification, details=details)
+        return self._lineage.refine(target, engine.dialect, command.sql, classification,
+                                    lambda: engine.read_schema(target, self._credentials.resolve(target.credential)))
 
     def execute(self, principal: Principal, body: ExecuteBody, ctx: CallContext, *,
                 reads_only: bool = False) -> ExecuteResult | ApprovalNeeded:
@@ -247,7 +266,7 @@ class ExecuteService:
         decided = time.perf_counter()
         try:
             target, command, classification, decision = self.evaluate(principal, body)
-            if reads_only and classification.risk not in (Risk.READ, Risk.READ_SECRET):
+            if reads_only and classification.risk not in (Risk.READ, Risk.READ_SECRET, Risk.SENSITIVE_PREDICATE):
                 raise BadRequest(f"This is a {classification.risk.value} command, not a read: "
                                  f"{classification.reason}.", code="not_a_read",
                                  remedy="Send it with the change tool (or POST /api/execute), with a reason.")
@@ -333,10 +352,12 @@ class ExecuteService:
             read_only = classification.read_only or target.read_only
             result = engine.execute(target, command, secret, limits, read_only=read_only)
             ran = time.perf_counter()
-            masked_counts = mask_result(engine, masker, result, target)
+            masked_counts = mask_result(engine, masker, result, target, classification.details.get("lineage"))
             timings["run"], timings["mask"] = (ran - started) * 1000, (time.perf_counter() - ran) * 1000
         except BrokerError as failure:
-            failure = _masked_failure(failure, self._masker)
+            if _undefined_name(failure):
+                self._lineage.forget(target.name)
+            failure = _masked_failure(failure, self._masker, withhold=withhold(classification))
             elapsed = (time.perf_counter() - started) * 1000
             outcome_base["outcome"] = {"intent": intent_id, "status": "error", "code": failure.code,
                                        "detail": failure.detail, "duration_ms": round(elapsed, 2)}
@@ -396,16 +417,20 @@ class CommandPreview:
     record_id: str
 
 
-def mask_result(engine: TargetEngine, masker: Masker, result: ResultSet, target: Target) -> dict[str, int]:
-    """Mask every output shape in place: rows, then the document and text (the generic scan, then the
-    engine's structural rules, e.g. Kubernetes Secret values, which must not be undone or re-scanned),
+def mask_result(engine: TargetEngine, masker: Masker, result: ResultSet, target: Target,
+                lineage: dict[str, Any] | None = None) -> dict[str, int]:
+    """Mask every output shape in place: first each output column that lineage derives from a sensitive
+    column (whole, one placeholder per value), then rows, the document and text (the generic scan, then
+    the engine's structural rules, e.g. Kubernetes Secret values, which must not be undone or re-scanned),
     then render text from the masked document. Returns the counts by kind."""
     overrides = target.masking
     rules = MaskingRules(overrides.columns, overrides.column_patterns, overrides.keep_columns,
                          keep_card_last_four=overrides.keep_card_last_four, ip_addresses=overrides.ip_addresses)
+    counts: Counter[str] = Counter()
+    mask_outputs(lineage, len(result.columns), result.rows, masker, counts)
     table = masker.mask_table([c.name for c in result.columns], result.rows, rules)
     result.rows = table.rows
-    counts: Counter[str] = Counter(table.counts)
+    counts.update(table.counts)
     structure = getattr(engine, "mask_structure", None)
     if result.document is not None:
         document = masker.mask_document(result.document, counts, rules)
@@ -438,8 +463,26 @@ def _journaled_refusal(command: Command, refusal: BrokerError) -> dict[str, Any]
     return canonical
 
 
-def _masked_failure(failure: BrokerError, masker: MaskerSource) -> BrokerError:
-    """A target's error message can quote row data (a duplicate key, a bad value): mask it too."""
+_UNDEFINED = {"42703", "42P01", "42S22", "42S02", "1054", "1146", "207", "208"}
+
+
+def _undefined_name(failure: BrokerError) -> bool:
+    """The target named an undefined column or table: the cached schema is stale."""
+    extra = failure.extra or {}
+    return str(extra.get("sqlstate") or extra.get("errno") or "") in _UNDEFINED
+
+
+def _masked_failure(failure: BrokerError, masker: MaskerSource, *, withhold: bool = False) -> BrokerError:
+    """A target's error message can quote row data (a duplicate key, a bad value): mask it too. When the
+    statement reads a sensitive column the message is withheld: only its SQLSTATE (or error number) and a
+    generic sentence (``withhold``: ``a cast of a transformed value echoes it``)."""
+    if isinstance(failure, CommandFailed) and withhold and failure.code == "query_failed":
+        extra = failure.extra or {}
+        state = extra.get("sqlstate") or extra.get("errno") or "unknown"
+        failure.detail = (f"The target refused the command (error {state}); its message is withheld because "
+                          "the statement reads a sensitive column.")
+        failure.args = (failure.detail,)
+        return failure
     if isinstance(failure, CommandFailed):
         try:
             failure.detail = masker.get().mask_text(failure.detail)

@@ -216,6 +216,9 @@ class DevStack:
             "credential": {"source": "key-vault", "secret": DEMO_SECRET},
             "connection": {"host": "127.0.0.1", "port": self.ports.postgres, "database": "demo",
                            "sslmode": "disable"},
+            # email, phone and card_number are sensitive by the name rules; notes is free text with
+            # pasted secrets (what `python -m broker data classify demo-postgres` finds)
+            "sensitive": {"columns": [{"column": "customers.notes", "type": "free_text"}]},
         }}}
         if self.kubernetes and self.certs:
             catalog["targets"]["demo-k8s"] = catalog_target(self.kubernetes, self.certs.ca_path.read_bytes())

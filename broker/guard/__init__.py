@@ -17,6 +17,8 @@ class Risk(StrEnum):
 
     read         a plain read: nothing changes, no lock is taken, no code runs outside the query
     read-secret  a read of secrets (Kubernetes Secrets)
+    sensitive-predicate  a read where a sensitive column shapes the answer without being masked in it
+                 (WHERE/ORDER BY/CASE/function arguments over it: an oracle; ``broker/lineage``)
     write        changes rows, takes row/table locks, advances sequences, sends notifications
     session      changes session or transaction state (SET, RESET, BEGIN, PREPARE, LISTEN, USE)
     schema       changes the schema (CREATE, ALTER, COMMENT, SELECT INTO a new table)
@@ -29,6 +31,7 @@ class Risk(StrEnum):
 
     READ = "read"
     READ_SECRET = "read-secret"
+    SENSITIVE_PREDICATE = "sensitive-predicate"
     WRITE = "write"
     SESSION = "session"
     SCHEMA = "schema"
@@ -58,7 +61,7 @@ class Classification:
 
     @property
     def read_only(self) -> bool:
-        return self.risk is Risk.READ
+        return self.risk in (Risk.READ, Risk.SENSITIVE_PREDICATE)
 
     def to_dict(self) -> dict[str, Any]:
         return {"risk": self.risk.value, "read_only": self.read_only, "reason": self.reason,

@@ -151,6 +151,15 @@ class Masker:
         batch.run()
         return holder[0]
 
+    def mask_whole(self, value: Any, kind: str, counts: Counter[str] | None = None) -> Any:
+        """``value`` as ONE placeholder of type ``kind``, containers included (their keys can be data:
+        ``json_object_agg(email, 1)``). Null stays null. Used for outputs derived from sensitive columns."""
+        if value is None:
+            return None
+        if counts is not None:
+            counts[kind] += 1
+        return self._placeholders.value(kind, value)
+
     def mask_value(self, value: Any, kind: str, counts: Counter[str] | None = None,
                    rules: MaskingRules | None = None) -> Any:
         """Mask ``value`` whole as ``kind``; in a container each leaf is masked and keys stay."""

@@ -6,10 +6,11 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from broker.catalog import Target
 from broker.guard import Classification
+from broker.lineage.schema import Schema
 from broker.secrets import SecretValue
 
 
@@ -104,3 +105,11 @@ class TargetEngine(Protocol):
         Cheap and local: ``/api/health`` and ``/api/targets`` ask it on every call."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class SchemaSource(Protocol):
+    """An SQL engine that can list its target's columns: statements on it get column lineage."""
+
+    def read_schema(self, target: Target, secret: SecretValue) -> Schema:
+        """Every table and column the broker's credential can see (``broker/lineage/schema.py``)."""

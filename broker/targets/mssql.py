@@ -21,12 +21,13 @@ import math
 import re
 import struct
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from broker.catalog import ManagedIdentityCredential, Target
 from broker.guard import Classification
 from broker.guard.sql import classify_sql
+from broker.lineage.schema import Schema, read_mssql
 from broker.problems import BrokerError, CommandFailed, TimedOut, Unavailable
 from broker.secrets import SecretValue
 from broker.targets._pool import IdlePool, close_quietly, fetch_batches
@@ -224,6 +225,26 @@ class AzureSqlEngine:
             close_quietly(conn)
             raise map_error(exc, target, ExecutionLimits(), connecting=False) from exc
         self._release(target, secret, True, conn)
+
+    def read_schema(self, target: Target, secret: SecretValue) -> Schema:
+        """Every column the broker's login can see, for lineage (``broker/lineage``)."""
+        conn = self._acquire(target, secret, True, ExecutionLimits())
+        try:
+            cursor = conn.cursor()
+
+            def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+                return [tuple(row) for row in cursor.execute(sql, *params).fetchall()]
+
+            schema = read_mssql(query)
+        except BrokerError:
+            close_quietly(conn)
+            raise
+        except Exception as exc:
+            close_quietly(conn)
+            raise Unavailable(f"The schema of {target.name} could not be read to resolve column lineage.",
+                              code="target_unavailable") from exc
+        self._release(target, secret, True, conn)
+        return schema
 
     # --- execution ---
     def execute(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,

@@ -27,6 +27,7 @@ from broker.guard import Classification, Risk
 from broker.guard.sql import classify_sql, escalate
 from broker.guard.sql_mysql_resolve import ViewResolver
 from broker.guard.sql_rules import Finding
+from broker.lineage.schema import Schema, read_mysql
 from broker.problems import BrokerError, CommandFailed, TimedOut, Unavailable
 from broker.secrets import SecretValue
 from broker.targets._pool import IdlePool, close_quietly, fetch_batches
@@ -150,6 +151,31 @@ class MySQLEngine:
             if conn is not None:
                 close_quietly(conn)
         return escalate(classification, findings, "catalog")
+
+    def read_schema(self, target: Target, secret: SecretValue) -> Schema:
+        """Every column the broker's account can see, for lineage (``broker/lineage``)."""
+        conn = None
+        try:
+            conn = self._acquire(target, secret)
+
+            def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+                with conn.cursor() as cur:
+                    cur.execute(sql, tuple(params) or None)
+                    return list(cur.fetchall())
+
+            schema = read_mysql(query)
+            conn.rollback()
+            self._release(target, secret, conn)
+            conn = None
+            return schema
+        except pymysql.err.MySQLError as exc:
+            raise Unavailable(f"The schema of {target.name} could not be read to resolve column lineage.",
+                              code="target_unavailable") from exc
+        except OSError as exc:
+            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+        finally:
+            if conn is not None:
+                close_quietly(conn)
 
     # --- connections ---
     def _acquire(self, target: Target, secret: SecretValue) -> pymysql.connections.Connection:

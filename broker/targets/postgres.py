@@ -23,6 +23,7 @@ from broker.catalog import Target
 from broker.guard import Classification, Risk
 from broker.guard.sql import classify_sql, escalate
 from broker.guard.sql_pg_resolve import CatalogResolver, Query
+from broker.lineage.schema import Schema, read_postgres
 from broker.problems import CommandFailed, TimedOut, Unavailable
 from broker.secrets import SecretValue
 from broker.targets._rows import collect_rows, parse_credential
@@ -61,6 +62,17 @@ class PostgresEngine:
             raise Unavailable(f"The catalog of {target.name} could not be read to classify the command.",
                               code="target_unavailable") from exc
         return escalate(classification, findings, "catalog")
+
+    def read_schema(self, target: Target, secret: SecretValue) -> Schema:
+        """Every column the broker's role can see, for lineage (``broker/lineage``)."""
+        try:
+            with self._catalog_query(self._pool(target, secret)) as query:
+                return read_postgres(query)
+        except PoolTimeout as exc:
+            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+        except psycopg.Error as exc:
+            raise Unavailable(f"The schema of {target.name} could not be read to resolve column lineage.",
+                              code="target_unavailable") from exc
 
     @contextmanager
     def _catalog_query(self, pool: ConnectionPool) -> Iterator[Query]:

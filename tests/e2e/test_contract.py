@@ -57,7 +57,8 @@ def test_targets_carry_this_callers_permissions(api):
     devin = perms("devin")
     assert devin["demo-postgres"]["language"] == "sql" and devin["demo-k8s"]["language"] == "kubectl"
     pg = devin["demo-postgres"]["permissions"]
-    assert {r: p["effect"] for r, p in pg.items() if p["effect"] != "deny"} == {"read": "allow", "write": "approve"}
+    assert {r: p["effect"] for r, p in pg.items() if p["effect"] != "deny"} == {
+        "read": "allow", "sensitive-predicate": "approve", "write": "approve"}
     assert pg["write"]["approvers"] == {"groups": ["dba-approvers"], "roles": ["Broker.Approver"], "quorum": 1,
                                         "timeout_seconds": 900}
     assert pg["destructive"]["remedy"]

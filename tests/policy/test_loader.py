@@ -25,7 +25,7 @@ GOOD_RULE = "  - id: r\n    effect: allow\n    when: {roles: [Broker.Caller], ri
     ("version: 1\nrules:\n  - id: r\n    effect: permit\n",
      "rules[0].effect: 'permit' is not one of allow, deny, approve"),
     ("version: 1\nrules:\n  - id: r\n    effect: allow\n    when: {risk: [wirte]}\n",
-     "rules[0].when.risk[0]: 'wirte' is not one of read, read-secret, write"),
+     "rules[0].when.risk[0]: 'wirte' is not one of read, read-secret, sensitive-predicate, write"),
     ("version: 1\nrules:\n  - id: r\n    effect: allow\n    when: {rolez: [x]}\n",
      "rules[0].when: unknown key(s) ('rolez' was unexpected)"),
     ("version: 1\nrules:\n  - id: r\n    effect: approve\n", "rules[0]: 'approval' is a required property"),

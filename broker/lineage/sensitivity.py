@@ -1,0 +1,127 @@
+"""Which columns of a target are sensitive, decided before any statement runs.
+
+Sources, in order of strength: the catalog's ``sensitive.columns`` and ``sensitive.patterns``
+(the operator's word), then the discovery's findings (``python -m broker data classify``), then
+the built-in name rules and the target's ``masking`` columns. ``sensitive.not_sensitive`` (the
+operator again) removes a column found by discovery or a name rule, never one the catalog
+declares. A view is sensitive as a whole when its definition names a sensitive column, and the
+statistics relations of the engines (``pg_stats``: most common values, histograms) always are.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from broker.catalog import Target
+from broker.lineage.schema import Schema, TableKey
+from broker.masking.names import classify_name
+
+ColumnKey = tuple[str, str, str]  # (schema, table, column)
+
+FREE_TEXT = "free_text"
+"""A free-text column found holding secrets or PII: masked by content when selected as it is,
+masked whole when transformed."""
+
+STATISTICS = "statistics"
+# Relations that hold samples of other tables' values (most common values, histograms, query texts).
+OPAQUE_RELATIONS: frozenset[tuple[str, str]] = frozenset({
+    ("pg_catalog", "pg_stats"), ("pg_catalog", "pg_stats_ext"), ("pg_catalog", "pg_stats_ext_exprs"),
+    ("pg_catalog", "pg_statistic"), ("pg_catalog", "pg_statistic_ext_data"), ("pg_catalog", "pg_stat_activity"),
+    ("pg_catalog", "pg_authid"), ("pg_catalog", "pg_shadow"), ("pg_catalog", "pg_user_mappings"),
+    ("public", "pg_stat_statements"), ("information_schema", "column_statistics"), ("mysql", "column_stats"),
+    ("mysql", "user"), ("mysql", "global_priv"), ("information_schema", "processlist"),
+    ("performance_schema", "events_statements_current"), ("performance_schema", "events_statements_history"),
+    ("sys", "dm_exec_sql_text"), ("sys", "stats"),
+})
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    """The sensitive columns of one target's schema, with their placeholder type."""
+
+    columns: Mapping[ColumnKey, str]
+
+    def kind(self, table: TableKey, column: str) -> str | None:
+        return self.columns.get((table[0], table[1], column))
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every sensitive column name, lower case (for statements whose lineage is unknown)."""
+        return frozenset(c.lower() for _, _, c in self.columns)
+
+
+def _spelled(key: ColumnKey) -> tuple[str, str]:
+    """``schema.table.column`` and ``table.column``, lower case, for catalog entries."""
+    schema, table, column = (part.lower() for part in key)
+    return f"{schema}.{table}.{column}", f"{table}.{column}"
+
+
+def _matches(entry: str, key: ColumnKey) -> bool:
+    entry = entry.lower()
+    return any(fnmatchcase(spelled, entry) for spelled in _spelled(key))
+
+
+def sensitive_columns(schema: Schema, target: Target,
+                      discovered: Iterable[tuple[ColumnKey, str]] = ()) -> Sensitivity:
+    """Every sensitive column of ``schema`` for ``target`` (see the module docstring for the order)."""
+    spec = target.sensitive
+    masking = target.masking
+    keep = {c.lower() for c in masking.keep_columns}
+    extra = {c.lower() for c in masking.columns}
+    extra_patterns = [re.compile(p, re.IGNORECASE) for p in masking.column_patterns]
+    patterns = [(re.compile(p.pattern, re.IGNORECASE), p.type) for p in spec.patterns]
+    found = dict(discovered)
+    out: dict[ColumnKey, str] = {}
+    for (schema_name, table), names in schema.tables.items():
+        opaque = (schema_name.lower(), table.lower()) in OPAQUE_RELATIONS
+        for column in names:
+            key = (schema_name, table, column)
+            kind = _declared(key, spec.columns, patterns)
+            if kind is None and opaque:
+                kind = STATISTICS
+            if kind is None and not any(_matches(entry, key) for entry in spec.not_sensitive):
+                kind = found.get(key) or found.get((schema_name.lower(), table.lower(), column.lower()))
+                if kind is None and spec.name_rules and column.lower() not in keep:
+                    kind = classify_name(column)
+                if kind is None and (column.lower() in extra or any(p.search(column) for p in extra_patterns)):
+                    kind = "column"
+            if kind is not None:
+                out[key] = kind
+    _views(schema, out)
+    return Sensitivity(out)
+
+
+def _declared(key: ColumnKey, columns: Iterable[object], patterns: list[tuple[re.Pattern[str], str]]) -> str | None:
+    for entry in columns:
+        if _matches(entry.column, key):  # type: ignore[attr-defined]
+            return str(entry.type)  # type: ignore[attr-defined]
+    dotted = ".".join(key)
+    for pattern, kind in patterns:
+        if pattern.search(dotted):
+            return kind
+    return None
+
+
+def _views(schema: Schema, out: dict[ColumnKey, str]) -> None:
+    """A view whose definition names a sensitive column is sensitive in every column (until a
+    fixed point: views over such views too). Over-approximate by design: names, not lineage."""
+    changed = True
+    while changed:
+        changed = False
+        words = {c.lower(): kind for (_, _, c), kind in out.items() if kind != STATISTICS}
+        if not words:
+            return
+        pattern = re.compile(r"\b(" + "|".join(map(re.escape, sorted(words, key=len, reverse=True))) + r")\b",
+                             re.IGNORECASE)
+        for view, definition in schema.views.items():
+            match = pattern.search(definition)
+            if match is None:
+                continue
+            for column in schema.tables.get(view, ()):
+                key = (view[0], view[1], column)
+                if key not in out:
+                    out[key] = words[match.group(1).lower()]
+                    changed = True

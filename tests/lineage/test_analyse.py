@@ -1,0 +1,59 @@
+"""Lineage unit cases: each statement, the masks of its outputs and whether it is a predicate."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.lineage import Schema, Sensitivity, analyse
+
+SCHEMA = Schema({("public", "customers"): ("id", "name", "email", "phone", "card_number", "notes", "created_at"),
+                 ("public", "orders"): ("id", "customer_id", "amount", "status")}, ("pg_catalog", "public"))
+SENSITIVE = Sensitivity({("public", "customers", "email"): "email", ("public", "customers", "phone"): "phone",
+                         ("public", "customers", "card_number"): "card",
+                         ("public", "customers", "notes"): "free_text"})
+
+# (sql, masked output kinds by position (None: clean), predicate?)
+CASES = [
+    ("SELECT id, email FROM customers", [None, "email"], False),
+    ("SELECT email AS x FROM customers", ["email"], False),
+    ("SELECT reverse(email) FROM customers", ["email"], True),
+    ("SELECT count(*), count(DISTINCT email), count(email) FROM customers", [None, None, None], False),
+    ("SELECT id FROM customers WHERE email = 'a@b.c'", [None], False),
+    ("SELECT id FROM customers WHERE email IN ('a@b.c', 'd@e.f')", [None], False),
+    ("SELECT id FROM customers WHERE email LIKE 'a%'", [None], True),
+    ("SELECT id FROM customers ORDER BY email", [None], True),
+    ("SELECT email, count(*) FROM customers GROUP BY email", ["email", None], False),
+    ("SELECT substr(email, 1, 1), count(*) FROM customers GROUP BY 1", ["email", None], True),
+    ("WITH c AS (SELECT email AS e FROM customers) SELECT e FROM c", ["email"], False),
+    ("SELECT x.e FROM (SELECT email AS e FROM customers) x", ["email"], False),
+    ("SELECT id FROM orders UNION SELECT card_number FROM customers", ["card"], False),
+    ("SELECT (SELECT email FROM customers LIMIT 1)", ["email"], False),
+    ("SELECT c FROM customers c", ["sensitive"], False),
+    ("SELECT row_to_json(c) FROM customers c", ["sensitive"], True),
+    ("SELECT s FROM customers, generate_series(1, length(email)) s", ["email"], True),
+    ("SELECT substr(c.email, g, 1) FROM customers c, LATERAL generate_series(1, 40) g", ["email"], True),
+    ("SELECT id, CASE WHEN email LIKE 'a%' THEN pg_sleep(1) END FROM customers", [None, "email"], True),
+    ("SELECT notes FROM customers", [None], False),
+    ("SELECT upper(notes) FROM customers", ["free_text"], True),
+    ("SELECT o.id, o.amount FROM orders o JOIN customers c ON c.id = o.customer_id", [None, None], False),
+    ("SELECT o.id FROM orders o JOIN customers c ON c.email = o.status", [None], True),
+    ("SELECT row_number() OVER (ORDER BY email) FROM customers", ["email"], True),
+    ("SELECT count(*) OVER (PARTITION BY email) FROM customers", [None], False),
+    ("SELECT id, email IS NULL FROM customers", [None, None], False),
+    ("SELECT status, sum(amount) FROM orders GROUP BY status ORDER BY 2 DESC", [None, None], False),
+    ("EXPLAIN ANALYZE SELECT id FROM customers WHERE email LIKE 'a%'", [], True),
+]
+
+
+@pytest.mark.parametrize(("sql", "kinds", "predicate"), CASES)
+def test_lineage(sql: str, kinds: list[str | None], predicate: bool) -> None:
+    lineage = analyse(sql, "postgres", SCHEMA, SENSITIVE)
+    assert lineage.outputs is not None, lineage.unresolved
+    assert [o.kind for o in lineage.outputs] == kinds
+    assert bool(lineage.predicates) is predicate, lineage.predicates
+
+
+@pytest.mark.parametrize("sql", ["SELECT xmin, email FROM customers", "SELECT * FROM nowhere WHERE email = 1"])
+def test_unresolved_fails_closed(sql: str) -> None:
+    lineage = analyse(sql, "postgres", SCHEMA, SENSITIVE)
+    assert lineage.outputs is None and lineage.touches and lineage.predicates
