@@ -160,9 +160,10 @@ class Card(Detector):
     type = "card"
     priority = 60
     # every network's prefix starts with 2-6 (epoch milliseconds start with 1)
-    patterns = (r"(?<![\w.,+-])(?:[2-6]\d{3}([ -])\d{4}\1\d{4}\1\d{1,7}|[2-6]\d{3}([ -])\d{6}\2\d{4,5}"
-                r"|[2-6]\d{11,18})(?!\w|[.,-]\d)",)
-    triggers = (r"[^\w.,+-][2-6](?:\d{3}[ -]\d{4}[ -]\d{4}[ -]\d{1,7}|\d{3}[ -]\d{6}[ -]\d{4,5}|\d{11,18})\W",)
+    # a comma may stand either side (a CSV line); a decimal point or a dash glued to digits may not
+    patterns = (r"(?<![\w.+-])(?:[2-6]\d{3}([ -])\d{4}\1\d{4}\1\d{1,7}|[2-6]\d{3}([ -])\d{6}\2\d{4,5}"
+                r"|[2-6]\d{11,18})(?!\w|[.-]\d)",)
+    triggers = (r"[^\w.+-][2-6](?:\d{3}[ -]\d{4}[ -]\d{4}[ -]\d{1,7}|\d{3}[ -]\d{6}[ -]\d{4,5}|\d{11,18})\W",)
 
     def accept(self, value: str, match: re.Match[str]) -> bool:
         return is_card_number(value.replace(" ", "").replace("-", ""))
