@@ -232,11 +232,31 @@ class Ssn(Detector):
         return _ssn.is_valid(value.replace(" ", "-") if len(value) == 11 else value)
 
 
+_IBAN_SHAPE = str.maketrans("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", "n" * 10 + "a" * 26)
+_IBAN_SHAPES: dict[str, bool] = {}
+
+
+def _mod97(compact: str) -> bool:
+    rearranged = compact[4:] + compact[:4]
+    if not rearranged.isalnum() or not rearranged.isascii():
+        return False
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
 @lru_cache(maxsize=4096)
 def _valid_iban(candidate: str) -> bool:
-    # mod-97 and the country's length and format; not the national check digits, which some
-    # test and legacy accounts fail: masking those too is the safe side
-    return _iban.is_valid(candidate, check_country=False)
+    """mod-97 and the country's length and format (``python-stdnum``); not the national check
+    digits, which some test and legacy accounts fail: masking those too is the safe side. The
+    format verdict depends only on the country and the letter/digit shape, so it is asked once
+    per shape, and only for candidates that pass mod-97 (the cheap test)."""
+    compact = candidate.replace(" ", "").upper()
+    if len(compact) < 15 or not _mod97(compact):
+        return False
+    shape = compact[:2] + compact[2:].translate(_IBAN_SHAPE)
+    verdict = _IBAN_SHAPES.get(shape)
+    if verdict is None:
+        verdict = _IBAN_SHAPES[shape] = _iban.is_valid(compact, check_country=False)
+    return verdict
 
 
 class Iban(Detector):
@@ -290,5 +310,6 @@ def clear_caches() -> None:
     """Forget cached validator verdicts (benchmarks measure cold validation with this)."""
     _national_digits.cache_clear()
     _valid_iban.cache_clear()
+    _IBAN_SHAPES.clear()
     for check in (_INTERNATIONAL, _NANP, *_POSSIBLE):
         check.cache_clear()  # type: ignore[attr-defined]
