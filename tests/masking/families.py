@@ -225,7 +225,9 @@ def _digest(rng: random.Random) -> str:
     return rng.choice([hashlib.md5(data, usedforsecurity=False).hexdigest(),
                        hashlib.sha1(data, usedforsecurity=False).hexdigest(),
                        "sha256:" + hashlib.sha256(data).hexdigest(),
-                       "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()])
+                       "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode(),
+                       "Digest: SHA-512=" + base64.b64encode(hashlib.sha512(data).digest()).decode(),
+                       "sha512:" + base64.b64encode(hashlib.sha512(data).digest()).decode()])
 
 
 LOOK_ALIKES: dict[str, Callable[[random.Random], str]] = {

@@ -254,7 +254,8 @@ class BedrockKey(Detector):
 class BareStorageKey(Detector):
     """An Azure storage account key standing alone (88 base64 characters decoding to 64 random
     bytes), e.g. in a CSV line or a ``--account-key`` argument; text, hashes in ``sha512-``
-    integrity strings and runs of one character are left alone.
+    integrity strings, labelled SHA-512 digests (``SHA-512=…``) and runs of one character are
+    left alone (an unlabelled base64 SHA-512 digest has the same shape and is masked).
 
     Caught: ``k2Lm9Qp4Rs7Tv1Wx3Yz5Ab8Cd2Ef6GhIj0KlMnOpQ1k2Lm9Qp4Rs7Tv1Wx3Yz5Ab8Cd2Ef6GhIj0KlMnOpQ1Ab==``
     Passed: ``sha512-k2Lm9Qp4Rs7Tv1Wx3Yz5Ab8Cd2Ef6GhIj0KlMnOpQ1k2Lm9Qp4Rs7Tv1Wx3Yz5Ab8Cd2Ef6GhIj0KlMnOpQ1Ab==``
@@ -266,9 +267,13 @@ class BareStorageKey(Detector):
     patterns = (r"(?<![A-Za-z0-9+_-])[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=_-])",)
     triggers = (r"[A-Za-z0-9+/]{86}==",)
 
+    _DIGEST_LABEL = re.compile(r"(?i)sha-?512[-:= ]?[\"']?$")
+
     def accept(self, value: str, match: re.Match[str]) -> bool:
         if len(set(value)) < 24 or not _mixed(value):
             return False
+        if self._DIGEST_LABEL.search(match.string, max(0, match.start() - 10), match.start()):
+            return False  # a SHA-512 digest has the same shape: labelled, it is one
         try:
             raw = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
