@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from broker.masking.detectors import Finding
+from broker.masking.detectors.nested import is_user_password
 from broker.masking.placeholder import PLACEHOLDER, Placeholders
 from broker.masking.rules import MaskingRules
 from broker.masking.scanner import Pattern
@@ -37,11 +38,15 @@ def find(text: str, pattern_ids: Iterable[int], table: tuple[Pattern, ...], rule
             start, end, kind = located
             if detector.nested:
                 decoded = detector.decode(text[start:end])
-                inner = nested(decoded) if decoded is not None and nested is not None else []
-                if not inner:
+                if decoded is None:
                     continue
-                strongest = max(inner, key=lambda f: f.priority)
-                kind = strongest.type
+                inner = nested(decoded) if nested is not None else []
+                if inner:
+                    kind = max(inner, key=lambda f: f.priority).type
+                elif is_user_password(decoded):
+                    kind = "password"
+                else:
+                    continue
             last_four = None
             if kind == "card" and rules.keep_card_last_four:
                 digits = [c for c in text[start:end] if c.isdigit()]

@@ -64,6 +64,26 @@ CASES: list[tuple[str, list[str]]] = [
     ('{"pass": "hunter2", "pw": "x9"}', ["password", "password"]), ("mysql -uroot -phunter2 orders", ["password"]),
     ("docker run -p 8080:80 nginx && mysql -h db -P 3306 orders", []),
     ("kubectl create secret generic db --from-literal=password=abc123", ["password"]),
+    # Authorization with any scheme: the token is masked, the scheme word stays
+    ("Authorization: SSWS 00aBcD3fGh1jKlMn0pQrStUvWxYz", ["secret"]), ("authorization: token 9f8e7d6c5b4a", ["secret"]),
+    ("Proxy-Authorization: Negotiate YIIGhgYJKoZIhvcSAQICAQBuggZ1", ["secret"]),
+    ('"Authorization": "ApiKey 9f8e7d6c5b4a3f2e"', ["secret"]),
+    ("Authorization: xK9f2Lm3pQ7rS8tV1wY4zA", ["secret"]),  # no scheme word: the value is the token
+    # config assignment forms
+    ("TOKEN ::= Xq9pL2wE4r", ["secret"]), ("DB_PASSWORD ?= Xq9pL2wE4r", ["password"]),
+    ('$password .= "Xq9pL2wE4r";', ["password"]), ('var apiKey string = "Xq9pL2wE4r"', ["secret"]),
+    ("apiToken := `Xq9pL2wE4r`", ["secret"]), ("<clientSecret>Xq9pL2wE4r</clientSecret>", ["secret"]),
+    ('<add key="db"/><password type="plain">Xq9pL2wE4r</password>', ["password"]),
+    ('System.setProperty("api.key", "Xq9pL2wE4r");', ["secret"]),
+    ("os.environ.setdefault('TOKEN', 'Xq9pL2')", ["secret"]),
+    ("DEPLOY_KEY=Xk2Lm9Qp4Rs7Tv1Wx3Yz5Ab8", ["secret"]), ("SERVICE_PAT: Xk2Lm9Qp4Rs7Tv1Wx3Yz5Ab8", ["secret"]),
+    ("PRIMARY_KEY=customer_id_20260101", []), ("SORT_KEY=created_at", []),
+    # long values do not leak a tail; base64 user:password; a card between commas
+    ('password="' + "a" * 1500 + 'Z"', ["password"]), ("password=" + "b" * 3000 + "Y", ["password"]),
+    ('{"auths": {"registry.example.com": {"auth": "ZGVwbG95OlMzY3IzdC1QYXNz"}}}', ["secret"]),
+    ("registry auth ZGVwbG95OlMzY3IzdC1QYXNz", ["password"]),
+    ("12,4111111111111111,2026-01-01,ok", ["card"]), ("7,4111 1111 1111 1111,EUR", ["card"]),
+    ("total 1,234,567,890,123,456.00", []),
     # URLs
     ("postgres://app:#390!+xC6SSz@db.internal:5432/app", ["password"]),
     ("redis://:Xq9pL2@cache:6379/0", ["password"]), ("mysql://root:p%40ss@mysql:3306/db", ["password"]),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from broker.masking.detectors.base import Detector, Finding
-from broker.masking.detectors.credentials import Jwt, PrivateKey, SecretAssignment, UrlPassword
+from broker.masking.detectors.credentials import EnvKeyName, Jwt, PrivateKey, SecretAssignment, UrlPassword
 from broker.masking.detectors.nested import Base64Text, JsonEscapeHint, JsonKeyHint
 from broker.masking.detectors.pii import Card, Email, Iban, IpAddress, Phone, Ssn
 from broker.masking.detectors.tokens import (
@@ -25,12 +25,34 @@ from broker.masking.detectors.tokens import (
     StripeKey,
     TwilioKey,
 )
+from broker.masking.detectors.vendors import (
+    AgeSecretKey,
+    BareStorageKey,
+    BedrockKey,
+    ChatWebhook,
+    DatabricksToken,
+    DigitalOceanToken,
+    GrafanaToken,
+    HuggingFaceToken,
+    LinearKey,
+    NotionToken,
+    OnePasswordSecret,
+    PostmanKey,
+    PypiToken,
+    SentryToken,
+    ShopifyToken,
+    TelegramBotToken,
+    VaultToken,
+)
 
 DETECTORS: tuple[Detector, ...] = (
     PrivateKey(), Jwt(), AwsAccessKey(), AzureStorageKey(), AzureSharedAccessKey(), AzureSasSignature(),
     AzureClientSecret(), GithubToken(), GitlabToken(), SlackToken(), SlackWebhook(), StripeKey(),
     GoogleApiKey(), GoogleOauthSecret(), OpenAiKey(), AnthropicKey(), NpmToken(), SendgridKey(), TwilioKey(),
-    UrlPassword(), SecretAssignment(),
+    HuggingFaceToken(), DigitalOceanToken(), PypiToken(), GrafanaToken(), PostmanKey(), ShopifyToken(),
+    SentryToken(), NotionToken(), LinearKey(), DatabricksToken(), VaultToken(), TelegramBotToken(), ChatWebhook(),
+    OnePasswordSecret(), AgeSecretKey(), BedrockKey(), BareStorageKey(),
+    UrlPassword(), SecretAssignment(), EnvKeyName(),
     Card(), Ssn(), Iban(), Email(), Phone(), IpAddress(),
     Base64Text(), JsonKeyHint(), JsonEscapeHint(),
 )

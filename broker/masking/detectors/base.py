@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar
 
 
@@ -75,11 +76,16 @@ class Detector:
         return None
 
 
+@lru_cache(maxsize=512)
+def _value_groups(pattern: re.Pattern[str]) -> tuple[int, ...]:
+    return tuple(i for name, i in pattern.groupindex.items() if name.startswith("value"))
+
+
 def value_span(match: re.Match[str]) -> tuple[int, int]:
     """The span of the first participating ``value*`` group, else of the whole match."""
-    for name in match.re.groupindex:
-        if name.startswith("value") and match.start(name) >= 0:
-            return match.span(name)
+    for i in _value_groups(match.re):
+        if match.start(i) >= 0:
+            return match.span(i)
     return match.span()
 
 

@@ -93,9 +93,15 @@ _KEY_STEMS = (r"pass(?:word|wd|phrase|code)?|pwd|pw|requirepass|secret|token|cre
               r"|(?:api|access|secret|private|account|signing|encryption|master|shared|storage|license"
               r"|subscription|client|session)[_.-]?key")
 _VALUE = (r"(?:(?:bearer|basic|token|digest|negotiate|sharedaccesssignature)[ \t]+)?"
-          r"(?:\\\"(?P<value>[^\"\\\n]{1,1024})\\\"|\"(?P<value2>(?:[^\"\\\n]|\\[^\n]){1,1024})\""
-          r"|'(?P<value3>[^'\\\n]{1,1024})'|(?P<value4>\$\{[^}\n]{0,100}\}|\{\{[^}\n]{0,100}\}\})"
-          r"|\{(?P<value5>[^{}\n]{1,256})\}|(?P<value6>[^\s\"'`,;&<>(){}\[\]]{1,1024}))")
+          r"(?:\\\"(?P<value>[^\"\\\n]+)\\\"|\"(?P<value2>(?:[^\"\\\n]|\\[^\n])+)\""
+          r"|'(?P<value3>[^'\\\n]+)'|`(?P<value7>[^`\n]+)`|(?P<value4>\$\{[^}\n]{0,100}\}|\{\{[^}\n]{0,100}\}\})"
+          r"|\{(?P<value5>[^{}\n]{1,256})\}|(?P<value6>[^\s\"'`,;&<>(){}\[\]]+))")
+"""A value: quoted (any length: a long value must not leak its tail), backticked, a reference,
+or a bare run up to the next separator."""
+_OPERATOR = r"(?:::=|:=|\?=|\.=|\+=|=>|=|:)"
+"""Assignment operators of config languages (Make ``?=``/``::=``, PHP ``.=``, Go ``:=``, YAML, ...)."""
+_GO_TYPE = r"(?:[ \t]+(?:string|\[\]byte|str|String|var|const))?"
+"""A typed declaration's type between name and operator (``var apiKey string = "..."``)."""
 
 
 class SecretAssignment(Detector):
@@ -117,10 +123,11 @@ class SecretAssignment(Detector):
     literals = (
         ("pass", "pwd", "pw", "secret", "token", "credential", "auth", "sig", "otp", "pin", "dsn", "conn", "key"),
         ("--",), ("password", "identified"), ("-u", "--user"), ("password", "pwd"), ("mysql", "mariadb"),
+        ("authori",), ("</",), ("(",),
     )
     patterns = (
         r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]{0,40}(?:" + _KEY_STEMS + r")[A-Za-z0-9_.-]{0,30})"
-        r"\\?[\"']?[ \t]*(?::=|=>|=|:)[ \t]*" + _VALUE,
+        r"\\?[\"']?" + _GO_TYPE + r"[ \t]*" + _OPERATOR + r"[ \t]*" + _VALUE,
         # command-line flags: --password hunter2, -p is too ambiguous to take
         r"(?<![A-Za-z0-9_-])--(?P<key>[A-Za-z0-9-]{0,30}(?:password|passwd|token|secret|api-key|client-secret))"
         r"[ \t]+" + _VALUE,
@@ -133,22 +140,68 @@ class SecretAssignment(Detector):
         # mysql -pSECRET (the password glued to -p)
         r"(?<![A-Za-z0-9_])(?:mysql|mysqldump|mysqladmin|mariadb)[ \t][^\n]{0,200}?(?<![\w-])-p"
         r"(?P<value>[^\s\"']{1,256})",
+        # Authorization: <any scheme> <token> (the scheme word stays visible)
+        r"(?<![A-Za-z0-9_-])(?P<key>(?:proxy-)?authori[sz]ation)\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?"
+        r"(?P<scheme>[A-Za-z][A-Za-z0-9_.~+/-]{0,300})[ \t]+(?P<value>[^\s\"',;\\]+)",
+        # XML elements: <apiKey>value</apiKey>, <add key="..." value="..."/> is an attribute pair below
+        r"<(?P<key>[A-Za-z0-9_.:-]{0,40}(?:" + _KEY_STEMS + r")[A-Za-z0-9_.:-]{0,30})(?:[ \t][^<>\n]{0,200})?>"
+        r"(?P<value>[^<\n]+)</",
+        # calls with a name and a value: setProperty("API_KEY", "v"), os.environ.setdefault('TOKEN', 'v')
+        r"\([ \t]*[\"'](?P<key>[A-Za-z0-9_.-]{0,40}(?:" + _KEY_STEMS + r")[A-Za-z0-9_.-]{0,30})[\"'][ \t]*,[ \t]*"
+        r"(?:\"(?P<value>[^\"\n]+)\"|'(?P<value2>[^'\n]+)')",
     )
 
     triggers = (  # what every match of each pattern contains, reported once per candidate
-        r"(?:" + _KEY_STEMS + r")[A-Za-z0-9_.-]{0,30}\\?[\"']?[ \t]*(?::=|=>|=|:)",
+        r"(?:" + _KEY_STEMS + r")[A-Za-z0-9_.-]{0,30}\\?[\"']?" + _GO_TYPE + r"[ \t]*" + _OPERATOR,
         r"--[A-Za-z0-9-]{0,30}(?:password|passwd|token|secret|api-key|client-secret)[ \t]",
         r"(?:password|identified[ \t]+by)[ \t]+'",
         r"(?:-u|--user)[ \t]",
         r"(?:password|pwd)[ \t]*=",
         r"(?:mysql|mysqldump|mysqladmin|mariadb)[ \t]",
+        r"authori[sz]ation\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?[A-Za-z][A-Za-z0-9_.~+/-]{0,300}[ \t]",
+        r"(?:" + _KEY_STEMS + r")[A-Za-z0-9_.:-]{0,30}(?:[ \t][^<>\n]{0,200})?>[^<\n]+</",
+        r"(?:" + _KEY_STEMS + r")[A-Za-z0-9_.-]{0,30}[\"'][ \t]*,[ \t]*[\"']",
     )
+    _AUTH_KEY = re.compile(r"(?i)(?:proxy-)?authori[sz]ation")
+    _SCHEME = re.compile(r"[A-Za-z][A-Za-z-]{0,30}")
 
     def locate(self, match: re.Match[str]) -> tuple[int, int, str] | None:
-        kind = classify_name(match.group("key")) if "key" in match.re.groupindex else "password"
+        key = match.group("key") if "key" in match.re.groupindex else None
+        kind = classify_name(key) if key is not None else "password"
         if kind not in ("password", "secret", "connection_string"):
             return None
         start, end = value_span(match)
-        if start == end or is_reference(match.string[start:end]):
+        text = match.string
+        if "scheme" in match.re.groupindex:
+            scheme = match.group("scheme")
+            if not self._SCHEME.fullmatch(scheme):
+                start = match.start("scheme")  # no scheme word: the first token is the secret
+        elif key is not None and self._AUTH_KEY.fullmatch(key) and match.start("value6") >= 0 \
+                and _FOLLOWED_BY_TOKEN.match(text, end):
+            return None  # a scheme word: the Authorization pattern masks the token after it
+        if start == end or is_reference(text[start:end]):
             return None
         return start, end, kind
+
+
+_FOLLOWED_BY_TOKEN = re.compile(r"[ \t]+[^\s\"',;\\]")
+
+
+class EnvKeyName(Detector):
+    """An upper-case setting whose name ends in ``_KEY`` or ``_PAT`` (``DEPLOY_KEY=...``,
+    ``SERVICE_PAT: ...``) with a random-looking value (digits, capitals and small letters).
+
+    Caught: ``DEPLOY_KEY=Xk2Lm9Qp4Rs7Tv1Wx3Yz5Ab8``
+    Passed: ``PRIMARY_KEY=customer_id``
+    """
+
+    type = "secret"
+    priority = 70
+    literals = (("_KEY", "_PAT"),)
+    patterns = (r"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]{0,40}_(?:KEY|PAT)\\?[\"']?[ \t]*(?::=|\?=|=|:)[ \t]*\\?[\"'`]?"
+                r"(?P<value>[A-Za-z0-9+/_.~-]{16,4096}={0,2})",)
+    triggers = (r"_(?:KEY|PAT)\\?[\"']?[ \t]*(?::=|\?=|=|:)",)
+    _UPPER, _LOWER, _DIGIT = re.compile(r"[A-Z]"), re.compile(r"[a-z]"), re.compile(r"\d")
+
+    def accept(self, value: str, match: re.Match[str]) -> bool:
+        return all(p.search(value) for p in (self._UPPER, self._LOWER, self._DIGIT))

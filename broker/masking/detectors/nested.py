@@ -37,6 +37,15 @@ class Base64Text(Detector):
         return text if printable == len(text) else None
 
 
+_USER_PASSWORD = re.compile(r"[^\s:]{1,128}:[^\s]{4,512}")
+
+
+def is_user_password(decoded: str) -> bool:
+    """Decoded base64 that is ``user:password`` (HTTP basic auth, a Docker ``auth`` entry): the
+    token is a credential even though no detector fires on the decoded text."""
+    return _USER_PASSWORD.fullmatch(decoded) is not None and not decoded.startswith(("http:", "https:"))
+
+
 JSON_KEY_STEMS = (r"pass|pwd|pw|secret|token|cred|auth|cookie|sig|otp|pin|key|dsn|conn|mail|phone|tel|mobile|fax"
                   r"|msisdn|ssn|social|card|pan|cc|cvv|cvc|iban")
 """Substrings of every name the name rules know (tested): a JSON text without any of them in a

@@ -34,7 +34,7 @@ class GithubToken(Detector):
     type = "github_token"
     priority = 90
     literals = (("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),)
-    patterns = (r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,242})"
+    patterns = (r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36}[A-Za-z0-9_]{0,215}|github_pat_[A-Za-z0-9_]{22,242})"
                 r"(?![A-Za-z0-9_])",)
     triggers = (r"gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{22}",)
 
@@ -49,10 +49,10 @@ class GitlabToken(Detector):
     type = "gitlab_token"
     priority = 90
     literals = (("glpat-", "gldt-", "glptt-", "glrt-", "glsoat-", "glft-", "glcbt-", "glimt-", "glagent-",
-                 "GR1348941"),)
-    patterns = (r"(?<![A-Za-z0-9_-])(?:gl(?:pat|dt|ptt|rt|soat|ft|cbt|imt|agent)-[A-Za-z0-9_-]{20,64}"
+                 "gloas-", "glffct-", "GR1348941"),)
+    patterns = (r"(?<![A-Za-z0-9_-])(?:gl(?:pat|dt|ptt|rt|soat|ft|cbt|imt|agent|oas|ffct)-[A-Za-z0-9_-]{20,64}"
                 r"|GR1348941[A-Za-z0-9_-]{20})(?![A-Za-z0-9_-])",)
-    triggers = (r"gl(?:pat|dt|ptt|rt|soat|ft|cbt|imt|agent)-[A-Za-z0-9_-]{20}|GR1348941[A-Za-z0-9_-]{20}",)
+    triggers = (r"gl(?:pat|dt|ptt|rt|soat|ft|cbt|imt|agent|oas|ffct)-[A-Za-z0-9_-]{20}|GR1348941[A-Za-z0-9_-]{20}",)
 
 
 class SlackToken(Detector):
@@ -79,9 +79,9 @@ class SlackWebhook(Detector):
 
     type = "slack_webhook"
     priority = 90
-    literals = (("https://hooks.slack.com/",),)
-    patterns = (r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{20,160}",)
-    triggers = (r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{20}",)
+    literals = (("hooks.slack.com/",),)
+    patterns = (r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{20,160}",)
+    triggers = (r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{20}",)
 
 
 class StripeKey(Detector):
@@ -182,7 +182,8 @@ class SendgridKey(Detector):
     type = "sendgrid_key"
     priority = 90
     literals = (("SG.",),)
-    patterns = (r"(?<![A-Za-z0-9_-])SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])",)
+    patterns = (r"(?<![A-Za-z0-9_-])SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}(?![A-Za-z0-9_-])",)
+    triggers = (r"SG\.[A-Za-z0-9_-]{16}",)
 
 
 class TwilioKey(Detector):
