@@ -53,13 +53,18 @@ def wait_for_decisions(context: DurableOrchestrationContext, quorum: int, deadli
     timer = context.create_timer(deadline)
     waits = {approver: context.wait_for_external_event(decision_event(approver)) for approver in approvers}
     approvals: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
     while True:
         context.set_custom_status({"status": "pending", "approvals": len(approvals), "quorum": quorum})
-        open_waits = [task for task in waits.values() if not task.is_completed]
+        # Waits not yet *handled*, not "not completed": decisions that arrived before the wait
+        # complete their tasks at once, several of them in one go; each must still be read once.
+        # ``task_any`` returns an already-completed task immediately, in list order (deterministic).
+        open_waits = [task for approver, task in waits.items() if approver not in seen]
         winner = yield context.task_any([*open_waits, timer])
         if winner is timer:
             return {"status": "expired", "approvals": list(approvals.values())}
         approver = next(a for a, task in waits.items() if task is winner)
+        seen.add(approver)
         decision = event_payload(winner.result)
         if decision.get("verdict") not in ("approve", "deny"):
             continue  # not a decision the HTTP layer sends: this approver's wait is spent, keep waiting
