@@ -68,6 +68,9 @@ class ApprovalRequirement(_Frozen):
     roles: tuple[str, ...] = ("Broker.Approver",)
     quorum: int = Field(default=1, ge=1, le=10)
     timeout_seconds: TimerSeconds = Field(default=900, ge=30)
+    require_sign_in: bool = False
+    """Count only approvals from approvers who signed in themselves (their own Entra token); approvals
+    through a mailed link, a delegate app or a signed body are refused (denials still count)."""
 
     @model_validator(mode="before")
     @classmethod
