@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from broker.catalog import Catalog, Target
 from broker.guard import Classification, Risk
+from broker.guard.hidden import with_hidden_text
 from broker.identity import Principal
 from broker.journal import Event, JournalRecord, JournalWriter
 from broker.journal.records import utc_now_iso
@@ -219,6 +220,7 @@ class ExecuteService:
             raise _invalid_command(invalid)
         classification = engine.resolve(target, command, classification,
                                         lambda: self._credentials.resolve(target.credential))
+        classification = with_hidden_text(classification, command.canonical())
         decision = self._policy.decide(principal, target, classification)
         if self._grants is not None and decision.effect == "approve":
             # A grant can only turn "approve" into "allow": only such a command costs a grant lookup.
@@ -229,8 +231,9 @@ class ExecuteService:
 
     def _classify(self, engine: TargetEngine, target: Target, command: Command) -> Classification:
         """The guard's answer, refined by what the target's catalog resolves (functions, views)."""
-        return engine.resolve(target, command, engine.classify(command),
-                              lambda: self._credentials.resolve(target.credential))
+        resolved = engine.resolve(target, command, engine.classify(command),
+                                  lambda: self._credentials.resolve(target.credential))
+        return with_hidden_text(resolved, command.canonical())
 
     def execute(self, principal: Principal, body: ExecuteBody, ctx: CallContext, *,
                 reads_only: bool = False) -> ExecuteResult | ApprovalNeeded:
