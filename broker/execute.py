@@ -348,6 +348,14 @@ class ExecuteService:
         return ExecuteResult(record["request_id"], outcome_id, target.name, result, masked_counts, elapsed,
                              classification, decision, timings=timings)
 
+    def preview_held(self, requester: Principal, target_name: str, command: Command,
+                     request_id: str) -> CommandPreview | None:
+        """The dry run of a command held for approval, under today's policy and classification."""
+        target = self._catalog.get(target_name)
+        engine = self._engines[target.engine]
+        decision = self._policy.decide(requester, target, self._classify(engine, target, command))
+        return self.preview(requester, target, command, decision, request_id)
+
     # --- kubernetes (issue 5): what a changing command would do, for approvers ---
     def preview(self, principal: Principal, target: Target, command: Command, decision: Decision,
                 request_id: str) -> CommandPreview | None:

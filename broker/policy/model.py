@@ -12,8 +12,8 @@ from broker.guard import Risk
 
 Effect = Literal["allow", "deny", "approve"]
 AccessLevel = Literal["read", "write"]
-RiskName = Literal["read", "read-secret", "write", "session", "schema", "exec", "privilege", "destructive", "admin",
-                   "unknown"]
+RiskName = Literal["read", "read-secret", "write", "session", "schema", "exec", "privilege", "hidden-text",
+                   "destructive", "admin", "unknown"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Durable timers carry approval deadlines and grant expiries. On the Azure Storage provider a

@@ -40,6 +40,10 @@ def decide(context: DurableOrchestrationContext, params: dict[str, Any]) -> Gene
         yield context.call_activity("approval_conclude", {"request_id": request_id, "status": "failed",
                                                           "error": "notify_failed"})
         return "failed"
+    if notified.get("status") == "failed":  # e.g. the dry run was refused: nobody decides blind
+        yield context.call_activity("approval_conclude", {"request_id": request_id, "status": "failed",
+                                                          "error": str(notified.get("error", "notify_failed"))})
+        return "failed"
     outcome = yield from wait_for_decisions(context, int(params["quorum"]), parse_deadline(params["deadline"]),
                                             list(notified.get("approvers", [])))
     context.set_custom_status({"status": outcome["status"]})

@@ -75,3 +75,11 @@ def test_a_higher_risk_is_never_lowered(risk):
 def test_a_clean_command_keeps_its_classification():
     original = Classification(Risk.WRITE, "UPDATE changes rows", "sql", "UPDATE")
     assert with_hidden_text(original, {"sql": SQL.format("")}) is original
+
+
+def test_policy_knows_the_class():
+    from typing import get_args
+
+    from broker.policy.model import RiskName
+
+    assert list(get_args(RiskName)) == [r.value for r in Risk]

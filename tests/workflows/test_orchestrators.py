@@ -273,3 +273,14 @@ def test_denied_grant_never_activates():
     state = replay(GRANT, h)
     assert state["isDone"] and state["output"] == "denied"
     assert "grant_activate" not in [n for n, _ in activity_calls(state)]
+
+
+def test_a_refused_dry_run_ends_the_request_as_failed_without_waiting():
+    """approval_notify reports the dry run refused: nobody is asked to decide blind."""
+    h = History(APPROVAL, {"request_id": "req-1", "quorum": 1, "deadline": DEADLINE.isoformat()})
+    h.scheduled(0, "approval_notify", "req-1").episode().completed(0, {"sent": 0, "status": "failed",
+                                                                        "error": "preview_failed", "approvers": []})
+    state = replay(APPROVAL, h)
+    assert activity_calls(state)[-1] == ("approval_conclude", {"request_id": "req-1", "status": "failed",
+                                                               "error": "preview_failed"})
+    assert not [a for a in actions(state) if a.get("actionType") == 5]  # no deadline timer: no wait at all
