@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from broker.admission import Admission
 from broker.catalog import Catalog, Target
 from broker.guard import Classification, Risk
+from broker.guard.hidden import with_hidden_text
 from broker.identity import Principal
 from broker.journal import Event, JournalRecord, JournalWriter
 from broker.journal.records import utc_now_iso
@@ -242,6 +243,7 @@ class ExecuteService:
         derive from sensitive columns, and whether one shapes the answer (``broker/lineage``)."""
         classification = engine.resolve(target, command, classification,
                                         lambda: self._credentials.resolve(target.credential))
+        classification = with_hidden_text(classification, command.canonical())
         if command.language != "sql" or not self._lineage.applies(target, engine.dialect):
             return classification
         if engine.unavailable_reason() is not None:  # it cannot run here: the run refuses it (journaled)
@@ -380,6 +382,14 @@ class ExecuteService:
         timings["journal-outcome"] = (time.perf_counter() - mark) * 1000
         return ExecuteResult(record["request_id"], outcome_id, target.name, result, masked_counts, elapsed,
                              classification, decision, timings=timings)
+
+    def preview_held(self, requester: Principal, target_name: str, command: Command,
+                     request_id: str) -> CommandPreview | None:
+        """The dry run of a command held for approval, under today's policy and classification."""
+        target = self._catalog.get(target_name)
+        engine = self._engines[target.engine]
+        decision = self._policy.decide(requester, target, self._classify(engine, target, command))
+        return self.preview(requester, target, command, decision, request_id)
 
     # --- kubernetes (issue 5): what a changing command would do, for approvers ---
     def preview(self, principal: Principal, target: Target, command: Command, decision: Decision,

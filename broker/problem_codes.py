@@ -87,7 +87,15 @@ _ALL = [
     _c("not_requester", 403, "Only the requester (or an auditor) may see this request.", "Use your own request ids."),
     _c("not_auditor", 403, "The journal needs the Broker.Auditor app role.", "Ask for the role."),
     _c("not_an_approver", 403, "The identity is not among this request's approvers.", "Only listed approvers decide."),
-    _c("self_approval", 403, "The requester cannot approve their own request.", "Another approver must decide."),
+    _c("self_approval", 403, "The requester cannot approve their own request (same object id, or same app id "
+       "where an application is involved, in any spelling).", "Another approver must decide."),
+    _c("caller_cannot_approve", 403, "An identity holding Broker.Caller (an agent) never decides, not even for a "
+       "person it names.", "Approvers decide with their own identity."),
+    _c("delegate_role_required", 403, "Deciding for a named approver needs an application holding the delegate "
+       "role (Broker.ApproverDelegate).", "Decide as yourself (omit `approver`), or assign the role to the "
+       "automation."),
+    _c("sign_in_required", 403, "The policy counts only approvals from approvers who signed in themselves; "
+       "this channel (link, delegate, signed body) may only deny.", "Approve with your own Entra token."),
     _c("csrf_failed", 403, "The decision form failed its cross-site checks.", "Open the link again and decide there."),
     _c("digest_mismatch", 403, "The stored command no longer matches the approved digest; nothing ran.",
        "Send the command again."),

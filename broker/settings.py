@@ -90,8 +90,9 @@ class Settings(BaseSettings):
     """Key Vault secret shared with an automation (Logic App) that signs decision bodies."""
     approval_hmac_window_seconds: int = 300
     """How old (or how far in the future) a signed automation decision may be."""
-    approval_automation_role: str = "Broker.Approver"
-    """App role an automation's Entra token needs to post a decision on behalf of an approver."""
+    approval_automation_role: str = "Broker.ApproverDelegate"
+    """App role an application's Entra token needs to decide on behalf of a named approver (a Logic
+    App). Never ``Broker.Caller`` or ``Broker.Approver``: delegating is its own, documented role."""
     approval_form_seconds: int = 1800
     """How long an opened approval page's form stays valid (its CSRF nonce)."""
 
@@ -110,6 +111,13 @@ class Settings(BaseSettings):
     """Alternative to ``acs_endpoint``: an ACS connection string (keep it in Key Vault references)."""
     logic_app_url_secret: str = ""
     """Key Vault secret holding a Logic App HTTP trigger URL; when set, approvers are asked through it."""
+
+    @field_validator("approval_automation_role")
+    @classmethod
+    def _delegate_role_is_its_own(cls, value: str) -> str:
+        if value.strip() in ("", "Broker.Caller", "Broker.Approver"):
+            raise ValueError("the delegate role must be its own app role (not Broker.Caller or Broker.Approver)")
+        return value.strip()
 
     @field_validator("catalog_path", "policy_path", "approvers_path")
     @classmethod

@@ -38,4 +38,6 @@ IDENTITIES: dict[str, DevIdentity] = {i.name: i for i in [
                 roles=("Broker.Operator",), groups=("operators",), email="oz@dev.example"),
     DevIdentity("broker", "77777777-7777-4777-8777-777777777777", "app", "Broker managed identity",
                 app_id="77777777-0000-4000-8000-000000000077"),
+    DevIdentity("logicapp", "88888888-8888-4888-8888-888888888888", "app", "Approvals Logic App",
+                roles=("Broker.ApproverDelegate",), app_id="88888888-0000-4000-8000-000000000088"),
 ]}

@@ -4,9 +4,9 @@
                                              scanners and link previews open every link).
 ``POST /api/approvals/{id}``                 the page's form: link token + CSRF nonce (form field
                                              and SameSite=Strict cookie) + Origin check.
-``POST /api/approvals/{id}/decision``        automations (a Logic App): an Entra token (a user
-                                             approver, or an app with the automation role that
-                                             names the approver) or an HMAC-signed body.
+``POST /api/approvals/{id}/decision``        an approver's own Entra token (channel ``entra``), an
+                                             app with the delegate role naming the approver it acts
+                                             for (``entra-app``), or an HMAC-signed body (``hmac``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from broker.api._durable import blocking, durable_route
 from broker.api._http import call_context, json_response
 from broker.approvals import Accepted, page
 from broker.approvals import signature as hmac_signature
+from broker.approvals.independence import CALLER_ROLE, Actor, approver_key
 from broker.execute import CallContext
 from broker.identity import Principal
 from broker.problems import (
@@ -164,33 +165,36 @@ async def approval_decision(req: func.HttpRequest, client: df.DurableOrchestrati
         raise BadRequest("Send a JSON object: {\"verdict\": \"approve\"|\"deny\", \"approver\": {...}}.",
                          code="invalid_json")
     named = body.get("approver") if isinstance(body.get("approver"), dict) else {}
-    named_key = f"{named.get('tenant_id', '')}/{named.get('object_id', '')}" if named else ""
+    name = str(named.get("name", ""))[:100]
+    actor: Actor | None = None
     if signed is not None:
-        key = await blocking(broker.credentials.resolve, broker.approvals.hmac_key)
         try:
-            mac = hmac_signature.verify(key.value.encode(), signed, raw,
-                                        window_seconds=broker.settings.approval_hmac_window_seconds)
-            if not await blocking(broker.approvals.approvals.store.use_token, rid, f"sig-{mac}", named_key):
-                raise Forbidden("This signed decision was used already (a replay).", code="signature_replayed")
-            if not named_key.strip("/"):
+            if not named:
                 raise BadRequest("A signed decision names its approver: {\"approver\": {\"tenant_id\", "
                                  "\"object_id\", \"name\"}}.", code="invalid_request")
+            key = await blocking(broker.credentials.resolve, broker.approvals.hmac_key)
+            mac = hmac_signature.verify(key.value.encode(), signed, raw,
+                                        window_seconds=broker.settings.approval_hmac_window_seconds)
+            approver = approver_key(named.get("tenant_id"), named.get("object_id"))
+            if not await blocking(broker.approvals.approvals.store.use_token, rid, f"sig-{mac}", approver):
+                raise Forbidden("This signed decision was used already (a replay).", code="signature_replayed")
         except BrokerError as error:
-            await blocking(desk.refuse, error, rid, ctx, "hmac", named_key if named_key.strip("/") else "",
-                           str(named.get("name", "")))
-        approver, name, via = named_key, str(named.get("name", "")), "hmac"
+            await blocking(desk.refuse, error, rid, ctx, "hmac", "", name)
+        via = "hmac"
     else:
         try:
             principal = await blocking(broker.validator.principal_from_header, req.headers.get("authorization"))
         except BrokerError as error:
             await blocking(desk.refuse, error, rid, ctx, "entra")
-        approver, name, via = _entra_approver(broker, principal, named, named_key)
-        if approver is None:
-            await blocking(desk.refuse, Forbidden(
-                f"An application must hold the {broker.settings.approval_automation_role} role and name the "
-                "approver it acts for.", code="not_an_approver"), rid, ctx, "entra", principal.key,
-                principal.display_name)
-    accepted = await blocking(desk.decide_by_automation, rid, approver, name, str(body.get("verdict", "")), via, ctx)
+        actor = Actor(principal.tenant_id, principal.object_id, principal.app_id, principal.kind,
+                      principal.display_name, principal.roles)
+        try:
+            approver, via = _entra_approver(principal, named)
+        except BrokerError as error:
+            await blocking(desk.refuse, error, rid, ctx, "entra", principal.key, principal.display_name, actor)
+        name = name if via == "entra-app" else principal.display_name
+    accepted = await blocking(desk.decide_by_automation, rid, approver, name, str(body.get("verdict", "")), via, ctx,
+                              actor)
     await _deliver(client, broker, accepted, ctx)
     decisions = await blocking(broker.approvals.approvals.store.decisions, rid)
     return json_response({"request_id": rid, "recorded": True, "verdict": accepted.verdict, "via": via,
@@ -198,13 +202,18 @@ async def approval_decision(req: func.HttpRequest, client: df.DurableOrchestrati
                           "quorum": accepted.request.quorum})
 
 
-def _entra_approver(broker: Broker, principal: Principal, named: dict[str, Any],
-                    named_key: str) -> tuple[Any, str, str]:
-    """A user decides as themself; an app with the automation role decides for the approver it names."""
-    if principal.kind == "user":
-        if named_key and named_key != principal.key:
-            return None, "", "entra"
-        return principal.key, principal.display_name, "entra"
-    if broker.settings.approval_automation_role in principal.roles and named_key.strip("/"):
-        return named_key, str(named.get("name", "")), "entra-app"
-    return None, "", "entra"
+def _entra_approver(principal: Principal, named: dict[str, Any]) -> tuple[str, str]:
+    """A person decides as themself (``entra``); naming someone else is deciding on their behalf
+    (``entra-app``), which the desk allows only to an application holding the delegate role."""
+    if CALLER_ROLE in principal.roles:
+        raise Forbidden(f"An identity holding {CALLER_ROLE} (an agent) never decides approvals, not even for "
+                        "someone it names.", code="caller_cannot_approve")
+    own = approver_key(principal.tenant_id, principal.object_id)
+    if named:
+        key = approver_key(named.get("tenant_id"), named.get("object_id"))
+        if key != own:
+            return key, "entra-app"
+    if principal.kind != "user":
+        raise Forbidden("An application is not an approver; with the delegate role it names the person it "
+                        "decides for.", code="not_an_approver")
+    return own, "entra"

@@ -2,9 +2,10 @@
 kept in the repository beside the policy (``BROKER_APPROVERS_PATH``).
 
 An ``ApprovalRequirement`` names groups and roles; the approvers for a request are the people in
-any of those groups holding any of those roles, never the requester (compared by tenant + object
-id, not by name or email). A missing file means "nobody can approve": requests that need a human
-are refused up front instead of waiting for nobody.
+any of those groups holding any of those roles, never the requester (compared by object id in
+lowercase, not by name or email), and nobody listed may hold ``Broker.Caller``. A missing file
+means "nobody can approve": requests that need a human are refused up front instead of waiting
+for nobody.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from broker.approvals.independence import CALLER_ROLE, normal_key
 from broker.policy import ApprovalRequirement
 
 GUID = r"^[0-9a-fA-F-]{36}$"
@@ -31,6 +33,18 @@ class Approver(BaseModel):
     email: str = Field(pattern=r"^[^@\s<>]+@[^@\s<>]+$", max_length=254)
     groups: tuple[str, ...] = ()
     roles: tuple[str, ...] = ("Broker.Approver",)
+
+    @field_validator("tenant_id", "object_id")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()  # one spelling: rows, events and comparisons use lowercase GUIDs
+
+    @field_validator("roles")
+    @classmethod
+    def _never_an_agent(cls, roles: tuple[str, ...]) -> tuple[str, ...]:
+        if CALLER_ROLE in roles:
+            raise ValueError(f"an approver may not hold {CALLER_ROLE} (agents never approve)")
+        return roles
 
     @property
     def key(self) -> str:
@@ -65,12 +79,15 @@ class ApproverDirectory:
             raise DirectoryError(f"{path}: invalid approvers file:\n{exc}") from exc
 
     def get(self, key: str) -> Approver | None:
-        return self._by_key.get(key)
+        return self._by_key.get(normal_key(key))
 
     def eligible(self, requirement: ApprovalRequirement, requester: str) -> list[Approver]:
         """Everyone who may decide this request (the requester never may)."""
-        return [a for a in self._by_key.values() if a.key != requester and a.satisfies(requirement)]
+        mine = normal_key(requester).partition("/")[2]
+        return [a for a in self._by_key.values() if a.object_id != mine and a.satisfies(requirement)]
 
     def is_eligible(self, key: str, requirement: ApprovalRequirement, requester: str) -> bool:
+        key = normal_key(key)
         approver = self._by_key.get(key)
-        return approver is not None and key != requester and approver.satisfies(requirement)
+        return (approver is not None and approver.object_id != normal_key(requester).partition("/")[2]
+                and approver.satisfies(requirement))

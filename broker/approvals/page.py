@@ -14,6 +14,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from broker.approvals import shown
 from broker.approvals.decisions import Accepted, PageView
 from broker.problems import BrokerError
 
@@ -59,7 +60,8 @@ def page(view: PageView, action: str, token: str) -> tuple[str, dict[str, str]]:
     r = view.request
     return render("page.html.j2", view=view, r=r, action=action, token=token, approver=view.claims.approver_name,
                   requester=r.requester.get("display_name") or r.requester_key, requester_id=r.requester_key,
-                  requester_kind=r.requester.get("kind", ""), command=r.command_text(),
+                  requester_kind=r.requester.get("kind", ""), parts=(blocks := shown.parts(r.command, r.preview)),
+                  warnings=shown.warnings(blocks),
                   time_left=_left(view.seconds_left), expires=r.expires_at.strftime("%Y-%m-%d %H:%M:%S UTC"))
 
 

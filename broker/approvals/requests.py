@@ -60,6 +60,7 @@ class ApprovalRequest:
     ended_at: str = ""
     error: dict[str, Any] = field(default_factory=dict)
     result_ref: str = ""  # "inline" or a blob name, once the masked result is stored
+    preview: dict[str, Any] = field(default_factory=dict)  # what it would do (dry-run diff, measured rows)
     etag: str = ""
 
     @property
@@ -240,7 +241,8 @@ class RequestStore:
     @staticmethod
     def _entity(r: ApprovalRequest) -> dict[str, Any]:
         doc = json.dumps({"command": r.command, "classification": r.classification, "decision": r.decision,
-                          "requester": r.requester, "requirement": r.requirement}, ensure_ascii=False,
+                          "requester": r.requester, "requirement": r.requirement, "preview": r.preview},
+                         ensure_ascii=False,
                          separators=(",", ":"), default=str)
         parts = split_text(doc)
         if len(parts) > _MAX_CHUNKS:
@@ -262,6 +264,7 @@ class RequestStore:
             target=e["target"], command_digest=e["command_digest"], requirement=doc["requirement"],
             expires_at=_utc(e["expires_at"]), created_at=_utc(e["created_at"]), command=doc["command"],
             classification=doc["classification"], decision=doc["decision"], reason=e.get("reason", ""),
+            preview=doc.get("preview") or {},
             ticket=e.get("ticket", ""), grant=json.loads(e.get("grant") or "{}"),
             approved_by=json.loads(e.get("approved_by") or "[]"), ended_by=json.loads(e.get("ended_by") or "{}"),
             ended_at=e.get("ended_at", ""), error=json.loads(e.get("error") or "{}"),

@@ -90,10 +90,29 @@ class ApprovalService:
         self._write(Event.APPROVAL_FAILED, request, {"status": "failed", "code": error.code})
 
     # --- workflow activities ---
-    def notify(self, request_id: str) -> dict[str, Any]:
+    def preview(self, request: ApprovalRequest, execute: ExecuteService) -> ApprovalRequest:
+        """What the held command would do (the engine's masked dry run), kept with the request so the
+        page and the mail show it. Idempotent: a retried activity finds it done. A dry run the
+        target refuses is kept as an error; the request then fails (approvers never decide blind)."""
+        if request.kind != "command" or request.preview:
+            return request
+        try:
+            made = execute.preview_held(principal_from_record(request.requester), request.target,
+                                        command_of(request), request.request_id)
+            preview: dict[str, Any] = ({"diff": made.diff, "masked": made.masked, "record_id": made.record_id}
+                                       if made is not None else {"none": True})
+        except BrokerError as refusal:
+            preview = {"error": f"{refusal.code}: {refusal.detail}", "code": refusal.code}
+        return self.store.transition(request.request_id, {"pending"}, "pending", preview=preview)
+
+    def notify(self, request_id: str, execute: ExecuteService | None = None) -> dict[str, Any]:
         request = self.store.get(request_id)
         if request.status != "pending":
             return {"sent": 0, "status": request.status, "approvers": []}
+        if execute is not None:
+            request = self.preview(request, execute)
+            if request.preview.get("error"):
+                return {"sent": 0, "status": "failed", "error": "preview_failed", "approvers": []}
         requirement = ApprovalRequirement(**request.requirement)
         asks = []
         for approver in self.directory.eligible(requirement, request.requester_key):
@@ -141,8 +160,7 @@ class ApprovalService:
                 self._write(Event.APPROVAL_FAILED, current, {"status": "failed", "code": "interrupted"})
                 return {"status": "failed", "code": "interrupted"}
             return {"status": current.status}
-        command = Command(request.command["language"], sql=request.command.get("sql", ""),
-                          argv=tuple(request.command.get("argv", ())), manifest=request.command.get("manifest"))
+        command = command_of(request)
         try:
             result = execute.run_approved(principal_from_record(request.requester), request.target, command,
                                           request.command_digest, request_id, request.approved_by, request.reason,
@@ -203,6 +221,12 @@ class ApprovalService:
             target=request.target, command=request.command, command_digest=request.command_digest,
             classification=request.classification, decision=request.decision, reason=request.reason,
             ticket=request.ticket, outcome={k: v for k, v in outcome.items() if v is not None}))
+
+
+def command_of(request: ApprovalRequest) -> Command:
+    """The held command, rebuilt from its canonical form (its digest is checked before it runs)."""
+    return Command(request.command["language"], sql=request.command.get("sql", ""),
+                   argv=tuple(request.command.get("argv", ())), manifest=request.command.get("manifest"))
 
 
 def _now() -> str:

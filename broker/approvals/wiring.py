@@ -64,7 +64,8 @@ def build_approvals(settings: Settings, *, credential: TokenCredential | None, c
     approvals = ApprovalService(store=store, directory=directory, tokens=tokens, journal=journal,
                                 notifier=notifier_from_settings(settings, credentials, credential),
                                 public_base_url=settings.public_base_url)
-    desk = DecisionDesk(store=store, directory=directory, tokens=tokens, journal=journal)
+    desk = DecisionDesk(store=store, directory=directory, tokens=tokens, journal=journal,
+                        delegate_role=settings.approval_automation_role)
     grants = GrantService(catalog=catalog, policy=policy, store=GrantStore(_table(settings, settings.grants_table,
                                                                                    credential)),
                           approvals=approvals, directory=directory, journal=journal)

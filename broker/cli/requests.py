@@ -1,5 +1,7 @@
 """``requests``: where an approval request stands (the agent side of ``GET /api/requests/{id}``).
-``show ID`` prints it; ``--wait`` waits until it ends, like ``exec`` does."""
+``show ID`` prints it; ``--wait`` waits until it ends, like ``exec`` does. ``decide ID approve|deny``
+is the approver's side: a decision with one's own Entra token (channel ``entra``, the one a policy's
+``require_sign_in`` counts)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true", help="print the broker's JSON")
     show.add_argument("--identity", default="devin", help="dev identity to use when BROKER_TOKEN is unset")
     show.set_defaults(func=run_show)
+    decide = rsub.add_parser("decide", help="approve or deny a request as yourself (your own Entra token)")
+    decide.add_argument("request_id")
+    decide.add_argument("verdict", choices=("approve", "deny"))
+    decide.add_argument("--comment", default="", help="shown to the requester (status and refusal)")
+    decide.add_argument("--json", action="store_true", help="print the broker's JSON")
+    decide.add_argument("--identity", default="approver", help="dev identity to use when BROKER_TOKEN is unset")
+    decide.set_defaults(func=run_decide)
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -39,3 +48,20 @@ def run_show(args: argparse.Namespace) -> int:
         if status.get("result"):
             print(render_result(status["result"]))
     return EXIT_CODES.get(status.get("status", ""), 0)
+
+
+def run_decide(args: argparse.Namespace) -> int:
+    from broker.cli._client import BrokerClient, ClientError, fail
+
+    body = {"verdict": args.verdict, **({"comment": args.comment} if args.comment else {})}
+    try:
+        client = BrokerClient.from_env(args.identity)
+        _, reply = client.request("POST", f"/api/approvals/{args.request_id}/decision", json=body)
+    except ClientError as error:
+        return fail(error, args.json)
+    if args.json:
+        print(json.dumps(reply, indent=2, ensure_ascii=False))
+    else:
+        print(f"{reply['verdict']} recorded for {reply['request_id']} (via {reply['via']}; "
+              f"{reply['approvals']} of {reply['quorum']} approvals)")
+    return 0

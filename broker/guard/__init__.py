@@ -24,6 +24,8 @@ class Risk(StrEnum):
     schema       changes the schema (CREATE, ALTER, COMMENT, SELECT INTO a new table)
     exec         runs code the broker cannot inspect (DO, CALL, EXEC, unknown functions, pod exec)
     privilege    changes who may do what (GRANT, REVOKE, roles, SET ROLE)
+    hidden-text  any of the above, but the command holds invisible or bidi characters or
+                 mixed-script identifiers: it reads differently from what runs (``guard.hidden``)
     destructive  removes objects or all rows (DROP, TRUNCATE, DELETE/UPDATE without a real WHERE)
     admin        operates the server (VACUUM, KILL, server files, backend termination, settings)
     unknown      not understood: unparsable, more than one statement, or unrecognised
@@ -37,6 +39,7 @@ class Risk(StrEnum):
     SCHEMA = "schema"
     EXEC = "exec"
     PRIVILEGE = "privilege"
+    HIDDEN_TEXT = "hidden-text"
     DESTRUCTIVE = "destructive"
     ADMIN = "admin"
     UNKNOWN = "unknown"

@@ -9,9 +9,10 @@ from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from broker.approvals import shown
 from broker.notify.base import ApprovalAsk, Email
 
-EMAIL_COMMAND_CHARS = 2000
+EMAIL_COMMAND_CHARS = 8000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -30,7 +31,8 @@ def one_line(text: str, limit: int) -> str:
 
 def summary(ask: ApprovalAsk) -> dict[str, object]:
     r = ask.request
-    command = r.command_text()
+    blocks = shown.parts(r.command, r.preview) if r.kind == "command" else []
+    command, more = _bounded("\n\n".join(f"[{b.title}]\n{b.plain()}" for b in blocks), EMAIL_COMMAND_CHARS)
     now = datetime.now(UTC)
     minutes = max(0, int((r.expires_at - now).total_seconds() // 60))
     what = (f"{r.grant.get('level', '?')} access to {r.target} for {r.grant.get('duration', '')}"
@@ -40,10 +42,16 @@ def summary(ask: ApprovalAsk) -> dict[str, object]:
         "requester_id": r.requester_key, "requester_kind": r.requester.get("kind", ""), "target": r.target,
         "kind": r.kind, "what": what, "risk": r.classification.get("risk", ""),
         "risk_reason": r.classification.get("reason", ""), "reason": r.reason, "ticket": r.ticket,
-        "command": command[:EMAIL_COMMAND_CHARS], "command_truncated": len(command) > EMAIL_COMMAND_CHARS,
+        "command": command, "command_truncated": more > 0, "more_chars": more,
+        "warnings": shown.warnings(blocks), "impact": list(r.preview.get("rows", [])),
         "quorum": r.quorum, "expires_at": r.expires_at.strftime("%Y-%m-%d %H:%M UTC"), "minutes_left": minutes,
         "link": ask.link, "request_id": r.request_id,
     }
+
+
+def _bounded(text: str, limit: int) -> tuple[str, int]:
+    """The first ``limit`` characters and how many more there are (the mail says so; never silent)."""
+    return (text, 0) if len(text) <= limit else (text[:limit], len(text) - limit)
 
 
 def approval_email(ask: ApprovalAsk, *, product: str = "Agent access broker") -> Email:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from broker.policy.model import Match, PolicyDocument
 
 # Classes that should reach a human, not flow through an ``allow`` or a grant.
-_HUMAN_ONLY = ("destructive", "privilege", "admin", "unknown")
+_HUMAN_ONLY = ("destructive", "privilege", "hidden-text", "admin", "unknown")
 _IDENTITY_KEYS = ("roles", "groups", "tenants", "object_ids", "app_ids", "kinds")
 
 

@@ -13,7 +13,7 @@ from broker.guard import Risk
 Effect = Literal["allow", "deny", "approve"]
 AccessLevel = Literal["read", "write"]
 RiskName = Literal["read", "read-secret", "sensitive-predicate", "write", "session", "schema", "exec", "privilege",
-                   "destructive", "admin", "unknown"]
+                   "hidden-text", "destructive", "admin", "unknown"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Durable timers carry approval deadlines and grant expiries. On the Azure Storage provider a
@@ -70,6 +70,9 @@ class ApprovalRequirement(_Frozen):
     roles: tuple[str, ...] = ("Broker.Approver",)
     quorum: int = Field(default=1, ge=1, le=10)
     timeout_seconds: TimerSeconds = Field(default=900, ge=30)
+    require_sign_in: bool = False
+    """Count only approvals from approvers who signed in themselves (their own Entra token); approvals
+    through a mailed link, a delegate app or a signed body are refused (denials still count)."""
 
     @model_validator(mode="before")
     @classmethod

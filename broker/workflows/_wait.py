@@ -40,6 +40,10 @@ def decide(context: DurableOrchestrationContext, params: dict[str, Any]) -> Gene
         yield context.call_activity("approval_conclude", {"request_id": request_id, "status": "failed",
                                                           "error": "notify_failed"})
         return "failed"
+    if notified.get("status") == "failed":  # e.g. the dry run was refused: nobody decides blind
+        yield context.call_activity("approval_conclude", {"request_id": request_id, "status": "failed",
+                                                          "error": str(notified.get("error", "notify_failed"))})
+        return "failed"
     outcome = yield from wait_for_decisions(context, int(params["quorum"]), parse_deadline(params["deadline"]),
                                             list(notified.get("approvers", [])))
     context.set_custom_status({"status": outcome["status"]})
@@ -53,13 +57,18 @@ def wait_for_decisions(context: DurableOrchestrationContext, quorum: int, deadli
     timer = context.create_timer(deadline)
     waits = {approver: context.wait_for_external_event(decision_event(approver)) for approver in approvers}
     approvals: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
     while True:
         context.set_custom_status({"status": "pending", "approvals": len(approvals), "quorum": quorum})
-        open_waits = [task for task in waits.values() if not task.is_completed]
+        # Waits not yet *handled*, not "not completed": decisions that arrived before the wait
+        # complete their tasks at once, several of them in one go; each must still be read once.
+        # ``task_any`` returns an already-completed task immediately, in list order (deterministic).
+        open_waits = [task for approver, task in waits.items() if approver not in seen]
         winner = yield context.task_any([*open_waits, timer])
         if winner is timer:
             return {"status": "expired", "approvals": list(approvals.values())}
         approver = next(a for a, task in waits.items() if task is winner)
+        seen.add(approver)
         decision = event_payload(winner.result)
         if decision.get("verdict") not in ("approve", "deny"):
             continue  # not a decision the HTTP layer sends: this approver's wait is spent, keep waiting

@@ -2,7 +2,8 @@
 exact approved command once, or record the denial / expiry (default deny: nothing runs).
 
     approval_orchestrator(request)
-      -> approval_notify            (activity, retried: mail / Logic App)
+      -> approval_notify            (activity, retried: the engine's dry run / measured impact, kept
+                                     with the request; then mail / Logic App)
       -> wait_for_decisions          (one event per approver, "decision_<id>", raced against the deadline)
       -> approval_conclude           (activity: status + journal)
       -> approval_run                (activity, once: execute + mask + journal + store the result)
@@ -41,7 +42,9 @@ def approval_orchestrator(context: df.DurableOrchestrationContext) -> Any:
 
 @bp.activity_trigger(input_name="request_id", activity="approval_notify")
 def approval_notify(request_id: str) -> dict[str, Any]:
-    return get_broker().approvals.approvals.notify(request_id)
+    """Dry-run the held command for the approvers (kept with the request), then ask them."""
+    broker = get_broker()
+    return broker.approvals.approvals.notify(request_id, broker.execute)
 
 
 @bp.activity_trigger(input_name="outcome", activity="approval_conclude")

@@ -27,8 +27,11 @@ _ROLE_NAMESPACE = uuid.UUID("6c1f0b8e-6a64-4d7e-9a5b-0d4f1b6f2a10")
 APP_ROLES = [
     ("Broker.Caller", "Agent (caller)", ["Application", "User"],
      "Call POST /api/execute and read its own requests; what runs is still decided by policy."),
-    ("Broker.Approver", "Approver", ["User", "Application"],
-     "Approve or deny requests and grants (people through links; automations such as a Logic App)."),
+    ("Broker.Approver", "Approver", ["User"],
+     "Approve or deny requests and grants as oneself (through the mailed link or one's own token)."),
+    ("Broker.ApproverDelegate", "Approval delegate (automation)", ["Application"],
+     "An automation (a Logic App) that posts a decision on behalf of the approver it names. Never "
+     "together with Broker.Caller: the broker refuses an identity holding both."),
     ("Broker.Auditor", "Auditor", ["User", "Application"],
      "Read, replay and verify the journal (GET /api/journal)."),
     ("Broker.Operator", "Operator", ["User"],

@@ -25,6 +25,7 @@ from devhost.stack import REPO_ROOT, free_port
 
 TENANT = "8f0d5c1e-0000-4000-8000-000000000de0"
 REQUESTER = f"{TENANT}/11111111-1111-4111-8111-111111111111"
+AGENT_APP_ID = "a9e00000-0000-4000-8000-00000000a9e0"
 ADA = Approver(tenant_id=TENANT, object_id="22222222-2222-4222-8222-222222222222", name="Ada Approver",
                email="ada@dev.example", groups=("dba-approvers",))
 BO = Approver(tenant_id=TENANT, object_id="33333333-3333-4333-8333-333333333333", name="Bo Approver",
@@ -91,17 +92,18 @@ def parts(azurite: Azurite) -> Iterator[Parts]:
 
 
 def held_request(parts: Parts, *, quorum: int = 1, sql: str = "DELETE FROM customers WHERE id = 3",
-                 timeout: int = 900, groups: tuple[str, ...] = ("dba-approvers",)) -> ApprovalRequest:
+                 timeout: int = 900, groups: tuple[str, ...] = ("dba-approvers",),
+                 require_sign_in: bool = False) -> ApprovalRequest:
     from broker.targets import Command
 
     command = Command("sql", sql=sql)
     request = ApprovalRequest(
         request_id=str(uuid.uuid4()), kind="command", status="pending",
         requester={"tenant_id": TENANT, "object_id": REQUESTER.split("/")[1], "display_name": "Devin (dev agent)",
-                   "kind": "app", "roles": ["Broker.Caller"], "groups": ["agents"]},
+                   "kind": "app", "roles": ["Broker.Caller"], "groups": ["agents"], "app_id": AGENT_APP_ID},
         target="demo-postgres", command_digest=command.digest,
         requirement={"groups": list(groups), "roles": ["Broker.Approver"], "quorum": quorum,
-                     "timeout_seconds": timeout},
+                     "timeout_seconds": timeout, "require_sign_in": require_sign_in},
         expires_at=datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=timeout), command=command.canonical(),
         classification={"risk": "write", "reason": "DELETE changes rows", "statement": "DELETE"},
         decision={"effect": "approve", "rule_id": "dba-approve-demo-writes"}, reason="INC-42 remove test customer")

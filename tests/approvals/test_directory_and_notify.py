@@ -45,22 +45,38 @@ def test_the_approvers_file(tmp_path):
         ApproverDirectory.load(bad)
 
 
-def ask() -> ApprovalAsk:
+def ask(length: int = 5000, sql: str = "") -> ApprovalAsk:
     request = ApprovalRequest(
         request_id="6f1c2a4e-0000-4000-8000-000000000001", kind="command", status="pending",
         requester={"tenant_id": TENANT, "object_id": "o", "display_name": "Devin\r\nBcc: all@corp", "kind": "app"},
         target="demo-postgres", command_digest="sha256:x", requirement={"quorum": 1},
-        expires_at=datetime.now(UTC) + timedelta(minutes=15), command={"language": "sql", "sql": "x" * 5000},
+        expires_at=datetime.now(UTC) + timedelta(minutes=15), command={"language": "sql", "sql": sql or "x" * length},
         classification={"risk": "write", "statement": "DELETE"})
     return ApprovalAsk(ADA, request, "http://127.0.0.1:7071/api/approvals/6f1c2a4e?t=abc",
                        "http://127.0.0.1:7071/api/approvals/6f1c2a4e/decision")
 
 
 def test_email_subject_cannot_inject_headers_and_long_commands_are_cut():
-    email = approval_email(ask())
+    email = approval_email(ask(20000))
     assert "\r" not in email.subject and "\n" not in email.subject
-    assert "x" * 2000 in email.text and "x" * 2001 not in email.text and "truncated" in email.text
-    assert email.text.count("http://127.0.0.1:7071/api/approvals/6f1c2a4e?t=abc") == 1
+    shown = email.text.count("x")
+    assert 7000 < shown < 8000  # cut, and never silently: how much more, and where to read it
+    more = int(email.text.split("[… ")[1].split(" more characters")[0])
+    assert shown + more >= 20000
+    assert email.text.count("http://127.0.0.1:7071/api/approvals/6f1c2a4e?t=abc") == 2  # the cut says where
+    assert "more characters not shown in this mail" in email.html
+
+
+def test_a_command_that_fits_is_mailed_whole():
+    email = approval_email(ask(5000))
+    assert "x" * 5000 in email.text and "more characters" not in email.text
+
+
+def test_the_mail_escapes_a_bidi_override_and_warns():
+    email = approval_email(ask(sql="UPDATE customers SET notes = 'x' WHERE id = 3 /* INC-7 \u202e-- 0 < di RO */"))
+    for body in (email.text, email.html):
+        assert "\u202e" not in body
+        assert "⟨U+202E RIGHT-TO-LEFT OVERRIDE⟩" in body and "WARNING" in body.upper()
 
 
 def test_acs_message_shape():

@@ -164,7 +164,9 @@ def test_app_registration_is_created_with_roles_uri_and_assignment_required(clou
     (app,) = cloud.apps.values()
     assert azd_env["BROKER_API_CLIENT_ID"] == app["appId"]
     assert {r["value"] for r in app["appRoles"]} == {"Broker.Caller", "Broker.Approver", "Broker.Auditor",
-                                                       "Broker.Operator"}
+                                                       "Broker.Operator", "Broker.ApproverDelegate"}
+    delegate = next(r for r in app["appRoles"] if r["value"] == "Broker.ApproverDelegate")
+    assert delegate["allowedMemberTypes"] == ["Application"]  # automations only, never a person's role
     caller = next(r for r in app["appRoles"] if r["value"] == "Broker.Caller")
     assert "Application" in caller["allowedMemberTypes"]  # an agent's service principal holds it
     assert app["identifierUris"] == [f"api://{app['appId']}"]

@@ -155,6 +155,34 @@ def test_a_decision_that_arrives_before_the_wait_counts_once():
     assert activity_calls(state)[-1][1]["status"] == "approved"
 
 
+@pytest.mark.parametrize("second", ["approve", "deny"])
+def test_two_decisions_that_arrive_before_the_wait_are_both_counted(second):
+    """Both approvers answer while the mails are still going out: both events precede the waits.
+    Each must be seen once; a quorum of 2 is reached (or the denial ends it) without waiting."""
+    h = History(APPROVAL, {"request_id": "req-1", "quorum": 2, "deadline": DEADLINE.isoformat()})
+    h.scheduled(0, "approval_notify", "req-1").episode().raised(ev("t/ada"), approve("t/ada"))
+    h.raised(ev("t/bo"), approve("t/bo") if second == "approve" else deny("t/bo"))
+    h.episode().completed(0, NOTIFIED)
+    state = replay(APPROVAL, h)
+    conclude = activity_calls(state)[-1]
+    assert conclude[0] == "approval_conclude", state
+    if second == "approve":
+        assert conclude[1]["status"] == "approved"
+        assert sorted(a["approver"] for a in conclude[1]["approvals"]) == ["t/ada", "t/bo"]
+    else:
+        assert conclude[1]["status"] == "denied" and conclude[1]["denied_by"]["approver"] == "t/bo"
+
+
+def test_two_early_decisions_in_separate_episodes_before_the_wait():
+    h = History(APPROVAL, {"request_id": "req-1", "quorum": 2, "deadline": DEADLINE.isoformat()})
+    h.scheduled(0, "approval_notify", "req-1").episode().raised(ev("t/bo"), approve("t/bo"))
+    h.episode().raised(ev("t/ada"), approve("t/ada"))
+    h.episode().completed(0, NOTIFIED)
+    state = replay(APPROVAL, h)
+    assert activity_calls(state)[-1][0] == "approval_conclude", state
+    assert activity_calls(state)[-1][1]["status"] == "approved"
+
+
 def test_an_approver_outside_the_notified_list_is_not_waited_for():
     state = replay(APPROVAL, waiting().episode().raised(ev("t/mallory"), approve("t/mallory")))
     assert "approval_conclude" not in [n for n, _ in activity_calls(state)]
@@ -245,3 +273,14 @@ def test_denied_grant_never_activates():
     state = replay(GRANT, h)
     assert state["isDone"] and state["output"] == "denied"
     assert "grant_activate" not in [n for n, _ in activity_calls(state)]
+
+
+def test_a_refused_dry_run_ends_the_request_as_failed_without_waiting():
+    """approval_notify reports the dry run refused: nobody is asked to decide blind."""
+    h = History(APPROVAL, {"request_id": "req-1", "quorum": 1, "deadline": DEADLINE.isoformat()})
+    h.scheduled(0, "approval_notify", "req-1").episode().completed(0, {"sent": 0, "status": "failed",
+                                                                        "error": "preview_failed", "approvers": []})
+    state = replay(APPROVAL, h)
+    assert activity_calls(state)[-1] == ("approval_conclude", {"request_id": "req-1", "status": "failed",
+                                                               "error": "preview_failed"})
+    assert not [a for a in actions(state) if a.get("actionType") == 5]  # no deadline timer: no wait at all

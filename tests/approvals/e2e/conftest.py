@@ -37,6 +37,10 @@ def _policy(path: Path) -> Path:
         "id": "two-person-writes", "description": "callers under the two-person rule need two DBAs",
         "when": {"groups": [TWO_PERSON_GROUP], "targets": ["demo-postgres"], "risk": ["write"]},
         "effect": "approve", "approval": {"groups": ["dba-approvers"], "quorum": 2, "timeout_seconds": 900}})
+    policy["rules"].insert(0, {
+        "id": "hidden-text-needs-a-dba", "description": "commands with hidden characters go to a DBA, never run freely",
+        "when": {"targets": ["demo-postgres"], "risk": ["hidden-text"]},
+        "effect": "approve", "approval": {"groups": ["dba-approvers"], "quorum": 1, "timeout_seconds": 900}})
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path
 

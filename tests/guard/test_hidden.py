@@ -1,0 +1,85 @@
+"""Hidden and confusable characters: each one found and named in several disguises; ordinary text
+(accents, a single foreign script, emoji, tabs and newlines) left alone; the risk only ever goes up."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.guard import Classification, Risk
+from broker.guard.hidden import command_findings, findings, segments, with_hidden_text
+
+SQL = "UPDATE customers SET notes = 'x' WHERE id = 3 /* INC-7 {} */"
+FLAGGED = [
+    ("\u202e", "RIGHT-TO-LEFT OVERRIDE"), ("\u202d", "LEFT-TO-RIGHT OVERRIDE"), ("\u2066", "LEFT-TO-RIGHT ISOLATE"),
+    ("\u2067", "RIGHT-TO-LEFT ISOLATE"), ("\u2069", "POP DIRECTIONAL ISOLATE"), ("\u200f", "RIGHT-TO-LEFT MARK"),
+    ("\u200b", "ZERO WIDTH SPACE"), ("\u200d", "ZERO WIDTH JOINER"), ("\u2060", "WORD JOINER"),
+    ("\ufeff", "ZERO WIDTH NO-BREAK SPACE"), ("\u00ad", "SOFT HYPHEN"), ("\U000e0041", "TAG LATIN CAPITAL LETTER A"),
+    ("\u00a0", "NO-BREAK SPACE"), ("\u3000", "IDEOGRAPHIC SPACE"), ("\u2028", "LINE SEPARATOR"),
+    ("\x1b", ""), ("\x7f", ""), ("\ue000", ""),
+]
+
+
+@pytest.mark.parametrize("ch,name", FLAGGED)
+def test_each_hidden_character_is_found_and_named(ch, name):
+    (found,) = findings(SQL.format(ch))
+    assert found.kind == "invisible" and found.codepoint == f"U+{ord(ch):04X}"
+    if name:
+        assert found.name == name
+    shown = "".join(text for _, text, _ in segments(SQL.format(ch)))
+    assert ch not in shown and f"⟨U+{ord(ch):04X}" in shown
+
+
+@pytest.mark.parametrize("word,scripts", [
+    ("p\u0430yments", "LATIN+CYRILLIC"), ("\u0430dmin", "CYRILLIC+LATIN"), ("r\u03bfot", "LATIN+GREEK"),
+    ("customers\u0455", "LATIN+CYRILLIC"),
+])
+def test_mixed_script_identifiers_are_found_and_their_foreign_letters_escaped(word, scripts):
+    text = f"SELECT * FROM {word} WHERE id = 1"
+    (found,) = findings(text)
+    assert found.kind == "mixed-script" and found.name == scripts
+    marked = [(kind, shown) for kind, shown, _ in segments(text) if kind != "text"]
+    assert len(marked) == 1 and marked[0][0] == "mixed-script"
+    assert "⟨U+" in marked[0][1] and ("CYRILLIC" in marked[0][1] or "GREEK" in marked[0][1])
+    assert "LATIN" not in marked[0][1]  # the majority script stays as it is
+
+
+@pytest.mark.parametrize("text", [
+    "SELECT name FROM customers WHERE id = 3", "SELECT 'café', 'naïve' FROM t", "SELECT * FROM таблица",
+    "SELECT '日本語' AS x", "SELECT '🙂'", "SELECT 1\n\tFROM t\r\n", "SELECT 'Straße'",
+])
+def test_ordinary_text_is_left_alone(text):
+    assert findings(text) == []
+    assert list(segments(text)) == [("text", text, "")]
+
+
+def test_manifests_and_argv_are_searched_too():
+    manifest = {"kind": "Deployment", "metadata": {"name": "web\u200b", "labels": {"te\u0430m": "a"}}}
+    found = command_findings({"language": "kubectl", "argv": ["apply", "-n", "dem\u043e"], "manifest": manifest})
+    assert sorted(f["kind"] for f in found) == ["invisible", "mixed-script", "mixed-script"]
+
+
+@pytest.mark.parametrize("risk", [Risk.READ, Risk.WRITE, Risk.SCHEMA, Risk.EXEC, Risk.PRIVILEGE])
+def test_the_risk_is_raised_to_hidden_text(risk):
+    c = with_hidden_text(Classification(risk, "as written", "sql", "UPDATE"), {"sql": SQL.format("\u202e")})
+    assert c.risk is Risk.HIDDEN_TEXT and not c.read_only
+    assert c.details["risk_without_hidden_text"] == risk.value and c.details["hidden_text_count"] == 1
+    assert "invisible" in c.reason
+
+
+@pytest.mark.parametrize("risk", [Risk.DESTRUCTIVE, Risk.ADMIN, Risk.UNKNOWN])
+def test_a_higher_risk_is_never_lowered(risk):
+    c = with_hidden_text(Classification(risk, "as written", "sql"), {"sql": SQL.format("\u200b")})
+    assert c.risk is risk and c.details["hidden_text_count"] == 1
+
+
+def test_a_clean_command_keeps_its_classification():
+    original = Classification(Risk.WRITE, "UPDATE changes rows", "sql", "UPDATE")
+    assert with_hidden_text(original, {"sql": SQL.format("")}) is original
+
+
+def test_policy_knows_the_class():
+    from typing import get_args
+
+    from broker.policy.model import RiskName
+
+    assert list(get_args(RiskName)) == [r.value for r in Risk]
