@@ -60,6 +60,7 @@ class KubernetesStandIn:
         self._runner: aiohttp.web.ServerRunner | None = None
         self.refused = 0  # requests turned away for want of a valid token
         self.served = 0  # authenticated requests (API calls and exec streams)
+        self.changes = 0  # of those, the ones that can change the cluster: writes that are not dry runs, exec
 
     @property
     def base_url(self) -> str:
@@ -120,6 +121,8 @@ class KubernetesStandIn:
                                               "reason": "Unauthorized", "code": 401}, status=401)
         self.served += 1
         match = EXEC_PATH.match(request.path)
+        if match or (request.method not in ("GET", "HEAD", "OPTIONS") and "dryRun" not in request.query):
+            self.changes += 1
         if match and request.headers.get("Upgrade", "").lower() == "websocket":
             ns, name = match["namespace"], match["name"]
             pod = self.emulator.find("", "pods", ns, name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 
@@ -90,6 +91,15 @@ def test_logs(api, web_pod) -> None:
     assert len(by_label["text"].splitlines()) == 3
 
 
+def test_the_stand_in_counts_what_can_change_the_cluster(api, stack, web_pod) -> None:
+    # what test_changes_need_approval relies on: reads are not counted, an exec stream is
+    changes = stack.kubernetes.changes
+    assert kubectl(api, "get", "pods", "-n", "demo").status_code == 200
+    assert stack.kubernetes.changes == changes
+    assert kubectl(api, "exec", web_pod, "-n", "demo", "--", "true").status_code == 200
+    assert stack.kubernetes.changes == changes + 1
+
+
 def test_exec(api, web_pod) -> None:
     r = kubectl(api, "exec", web_pod, "-n", "demo", "--", "sh", "-c", "echo $(id) '; rm -rf /'; exit 4")
     body = r.json()
@@ -113,12 +123,16 @@ def test_top(api) -> None:
     (("delete", "pod", "web-x", "-n", "demo"), "destructive"),
 ])
 def test_changes_need_approval(api, stack, argv, risk) -> None:
-    served = stack.kubernetes.served
+    changes = stack.kubernetes.changes
     r = kubectl(api, *argv)
     assert r.status_code == 202, r.text  # held for an approver (the approval flow is tested in tests/approvals)
     pending = r.json()
     assert (pending["status"], pending["risk"], pending["target"]) == ("pending", risk, "demo-k8s")
-    assert stack.kubernetes.served == served  # nothing reached the cluster
+    # Only the server-side dry run that approvers read reaches the cluster (asynchronously, from the
+    # approval workflow); nothing that could change it does, now or once the dry run has been made.
+    assert stack.kubernetes.changes == changes
+    time.sleep(2)
+    assert stack.kubernetes.changes == changes
 
 
 @pytest.mark.parametrize("argv", [
