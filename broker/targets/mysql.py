@@ -15,7 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pymysql
@@ -25,7 +26,7 @@ from pymysql.constants import CLIENT, FIELD_TYPE
 from broker.catalog import Target
 from broker.guard import Classification, Risk
 from broker.guard.sql import classify_sql, escalate
-from broker.guard.sql_mysql_resolve import ViewResolver
+from broker.guard.sql_mysql_resolve import Query, ViewResolver
 from broker.guard.sql_rules import Finding
 from broker.lineage.schema import Schema, read_mysql
 from broker.problems import BrokerError, CommandFailed, TimedOut, Unavailable
@@ -125,56 +126,49 @@ class MySQLEngine:
         view those name) is a read by its own definition (``sql_mysql_resolve``)."""
         if classification.risk is not Risk.READ:
             return classification  # nothing to prove: it is not run as a read anyway
-        credential = secret()
-        conn = None
         try:
-            conn = self._acquire(target, credential)
-
-            def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-                with conn.cursor() as cur:
-                    cur.execute(sql, tuple(params) or None)
-                    return list(cur.fetchall())
-
-            findings = self._views.findings(target.name, command.sql, str(target.connection.get("database") or ""),
-                                            query)
-            conn.rollback()
-            self._release(target, credential, conn)
-            conn = None
-        except pymysql.err.MySQLError as exc:
-            raise Unavailable(f"The catalog of {target.name} could not be read to classify the command.",
-                              code="target_unavailable") from exc
-        except OSError as exc:
-            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+            with self._catalog_query(target, secret(), "to classify the command") as query:
+                findings = self._views.findings(target.name, command.sql,
+                                                str(target.connection.get("database") or ""), query)
         except sqlglot.errors.ParseError:  # the classifier parsed it; if this parse disagrees: not a read
             findings = [Finding(Risk.UNKNOWN, "the statement's relations could not be resolved")]
-        finally:
-            if conn is not None:
-                close_quietly(conn)
         return escalate(classification, findings, "catalog")
 
     def read_schema(self, target: Target, secret: SecretValue) -> Schema:
         """Every column the broker's account can see, for lineage (``broker/lineage``)."""
-        conn = None
+        with self._catalog_query(target, secret, "to resolve column lineage") as query:
+            return read_mysql(query)
+
+    @contextmanager
+    def _catalog_query(self, target: Target, secret: SecretValue, purpose: str) -> Iterator[Query]:
+        """Catalog look-ups on one pooled connection, rolled back; a connection that failed is closed."""
         try:
             conn = self._acquire(target, secret)
-
-            def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-                with conn.cursor() as cur:
-                    cur.execute(sql, tuple(params) or None)
-                    return list(cur.fetchall())
-
-            schema = read_mysql(query)
-            conn.rollback()
-            self._release(target, secret, conn)
-            conn = None
-            return schema
-        except pymysql.err.MySQLError as exc:
-            raise Unavailable(f"The schema of {target.name} could not be read to resolve column lineage.",
-                              code="target_unavailable") from exc
         except OSError as exc:
             raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+        except pymysql.err.MySQLError as exc:
+            raise Unavailable(f"The catalog of {target.name} could not be read {purpose}.",
+                              code="target_unavailable") from exc
+
+        def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+            with conn.cursor() as cur:
+                cur.execute(sql, tuple(params) or None)
+                return list(cur.fetchall())
+
+        reusable = False
+        try:
+            yield query
+            conn.rollback()
+            reusable = True
+        except OSError as exc:
+            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+        except pymysql.err.MySQLError as exc:
+            raise Unavailable(f"The catalog of {target.name} could not be read {purpose}.",
+                              code="target_unavailable") from exc
         finally:
-            if conn is not None:
+            if reusable:
+                self._release(target, secret, conn)
+            else:
                 close_quietly(conn)
 
     # --- connections ---
