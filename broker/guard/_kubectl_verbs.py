@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from broker.guard.kubectl import OUTPUTS, PATCH_TYPES, ROLLOUT_ACTIONS, KubectlCommand, refuse
+from broker.guard.kubectl_command import OUTPUTS, PATCH_TYPES, ROLLOUT_ACTIONS, KubectlCommand, refuse
 
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.:@-]{0,251}[A-Za-z0-9])?$")
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

@@ -13,17 +13,11 @@ arguments are built and checked in ``_kubectl_verbs``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from broker.problems import BadRequest
-
-VERBS = ("get", "describe", "logs", "top", "exec", "delete", "scale", "rollout", "apply", "patch", "label",
-         "annotate", "cordon", "uncordon")
-ROLLOUT_ACTIONS = ("restart", "status", "undo")
-OUTPUTS = ("json", "yaml", "wide", "name")
-PATCH_TYPES = {"strategic": "application/strategic-merge-patch+json", "merge": "application/merge-patch+json",
-               "json": "application/json-patch+json"}
+from broker.guard._kubectl_verbs import BUILDERS
+from broker.guard.kubectl_command import VERBS, KubectlCommand, refuse
 
 # Flags that would let the caller pick the cluster, the identity or a local file.
 REFUSED_FLAGS = {
@@ -94,53 +88,6 @@ _INTERACTIVE = {"-i": "exec is non-interactive: stdin is not forwarded",
                 "-w": "get cannot watch", "--watch": "get cannot watch"}
 
 
-@dataclass(frozen=True)
-class KubectlCommand:
-    """One parsed kubectl command. ``resource`` is the type as written (lower-cased), resolved later."""
-
-    verb: str
-    action: str = ""  # rollout: restart|status|undo; top: pods|nodes
-    resource: str = ""
-    names: tuple[str, ...] = ()
-    namespace: str | None = None  # None: the default namespace
-    all_namespaces: bool = False
-    selector: str | None = None
-    field_selector: str | None = None
-    all: bool = False
-    output: str = ""
-    show_labels: bool = False
-    ignore_not_found: bool = False
-    container: str | None = None
-    tail: int | None = None
-    since_seconds: int | None = None
-    previous: bool = False
-    timestamps: bool = False
-    all_containers: bool = False
-    containers: bool = False
-    command: tuple[str, ...] = ()  # exec
-    replicas: int | None = None
-    current_replicas: int | None = None
-    to_revision: int | None = None
-    timeout_seconds: int | None = None
-    watch: bool = False
-    grace_period: int | None = None
-    cascade: str = "background"
-    force_conflicts: bool = False
-    patch: Any = None
-    patch_type: str = "strategic"
-    changes: dict[str, str | None] = field(default_factory=dict)  # label/annotate: key -> value, None = remove
-    overwrite: bool = False
-
-    @property
-    def verb_phrase(self) -> str:
-        """The verb as policies name it: ``get``, ``rollout restart``, ``top``."""
-        return f"rollout {self.action}" if self.verb == "rollout" else self.verb
-
-
-def refuse(detail: str, code: str = "unsupported_command", **extra: Any) -> BadRequest:
-    return BadRequest(detail, code=code, extra=extra or None)
-
-
 def parse_kubectl(argv: tuple[str, ...] | list[str]) -> KubectlCommand:
     """Parse an argument list in kubectl's grammar; raise ``BadRequest`` for anything else."""
     args = list(argv)
@@ -161,8 +108,6 @@ def parse_kubectl(argv: tuple[str, ...] | list[str]) -> KubectlCommand:
                      f"refused). Supported: {', '.join(VERBS)}.", code="unsupported_verb",
                      supported_verbs=list(VERBS))
     positional, values, command = _split(verb, args[1:])
-    from broker.guard._kubectl_verbs import BUILDERS
-
     return BUILDERS[verb](positional, values, command)
 
 

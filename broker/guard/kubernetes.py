@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.guard import Classification, Risk
-from broker.guard.kubectl import KubectlCommand, parse_kubectl, refuse
+from broker.guard.kubectl import parse_kubectl
+from broker.guard.kubectl_command import KubectlCommand, refuse
 
 DEFAULT_NAMESPACE = "default"
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})

@@ -13,7 +13,7 @@ import copy
 import random
 from typing import TYPE_CHECKING, Any
 
-from devhost.kubernetes.emulator import now_iso, template_hash
+from devhost.kubernetes.semantics import now_iso, template_hash
 
 if TYPE_CHECKING:
     from devhost.kubernetes.emulator import ClusterEmulator

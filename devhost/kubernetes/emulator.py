@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import hashlib
-import json
 import random
 import time
 import uuid
@@ -27,11 +25,13 @@ import jsonpatch
 import kmock
 from kmock import KubernetesError, KubernetesObjectNotFoundError, KubernetesResourceNotFoundError
 
+from devhost.kubernetes.controller import reconcile_namespace
 from devhost.kubernetes.semantics import (
     BadRequestError,
     field_matches,
     matches_labels,
     merge_patch,
+    now_iso,
     parse_field_selector,
     parse_label_selector,
     patch_body,
@@ -39,10 +39,6 @@ from devhost.kubernetes.semantics import (
 )
 
 METRICS_GROUP = "metrics.k8s.io"
-
-
-def now_iso(offset: float = 0.0) -> str:
-    return dt.datetime.fromtimestamp(time.time() + offset, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ConflictError(KubernetesError):
@@ -343,7 +339,6 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         """Deployments own replica sets (one per pod template, numbered revisions); replica sets own pods."""
         if namespace is None:
             return
-        from devhost.kubernetes.controller import reconcile_namespace
 
         reconcile_namespace(self, namespace)
 
@@ -358,9 +353,3 @@ def _scale_of(obj: dict[str, Any]) -> dict[str, Any]:
                        "selector": ",".join(f"{k}={v}" for k, v in
                                             ((obj.get("spec") or {}).get("selector") or {})
                                             .get("matchLabels", {}).items())}}
-
-
-def template_hash(template: dict[str, Any]) -> str:
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"
-    return "".join(alphabet[int(digest[i:i + 2], 16) % len(alphabet)] for i in range(0, 20, 2))

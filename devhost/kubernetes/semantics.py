@@ -4,8 +4,11 @@ content types (RFC 7386 merge, strategic merge by list-item name, and the apply 
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import hashlib
 import json
 import re
+import time
 from typing import Any
 
 import kmock
@@ -124,3 +127,15 @@ def strategic_merge(target: Any, patch: Any) -> Any:
             merged[item["name"]] = strategic_merge(merged.get(item["name"]), item)
         return list(merged.values())
     return copy.deepcopy(patch)
+
+
+def now_iso(offset: float = 0.0) -> str:
+    """Kubernetes' timestamp format, seconds resolution, UTC."""
+    return dt.datetime.fromtimestamp(time.time() + offset, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def template_hash(template: dict[str, Any]) -> str:
+    """The pod-template-hash the ReplicaSet controller derives (stable per template)."""
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    return "".join(alphabet[int(digest[i:i + 2], 16) % len(alphabet)] for i in range(0, 20, 2))

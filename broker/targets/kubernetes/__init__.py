@@ -23,7 +23,8 @@ from kubernetes import client as k8s
 
 from broker.catalog import Target
 from broker.guard import Classification
-from broker.guard.kubectl import KubectlCommand, parse_kubectl
+from broker.guard.kubectl import parse_kubectl
+from broker.guard.kubectl_command import KubectlCommand
 from broker.guard.kubernetes import classify_kubectl
 from broker.problems import BrokerError, CommandFailed
 from broker.secrets import SecretValue

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from broker.catalog import Target
-from broker.guard.kubectl import KubectlCommand
+from broker.guard.kubectl_command import KubectlCommand
 from broker.guard.kubernetes import DEFAULT_NAMESPACE
 from broker.targets.base import ExecutionLimits
 from broker.targets.kubernetes._connection import Cluster

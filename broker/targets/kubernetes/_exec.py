@@ -13,7 +13,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
-from broker.guard.kubectl import KubectlCommand
+from broker.guard.kubectl_command import KubectlCommand
 from broker.guard.kubernetes import resolve_type
 from broker.problems import BrokerError, CommandFailed, NotFound, Unavailable
 from broker.targets.base import ResultSet

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from broker.guard.kubectl import KubectlCommand
+from broker.guard.kubectl_command import KubectlCommand
 from broker.guard.kubernetes import ResourceType, resolve_type
 from broker.problems import BadRequest, CommandFailed, NotFound, Unavailable
 from broker.targets.base import Column, ResultSet

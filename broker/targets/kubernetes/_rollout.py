@@ -13,7 +13,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from broker.guard.kubectl import PATCH_TYPES, KubectlCommand
+from broker.guard.kubectl_command import PATCH_TYPES, KubectlCommand
 from broker.guard.kubernetes import resolve_type
 from broker.problems import CommandFailed
 from broker.targets.base import ResultSet

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from broker.guard.kubectl import PATCH_TYPES, KubectlCommand
+from broker.guard.kubectl_command import PATCH_TYPES, KubectlCommand
 from broker.guard.kubernetes import manifest_objects, resolve_type
 from broker.problems import BadRequest, CommandFailed, NotFound
 from broker.targets.base import ResultSet
