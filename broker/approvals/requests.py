@@ -16,12 +16,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 from azure.storage.blob import ContainerClient
 
 from broker.problems import Conflict, Gone, NotFound, Unavailable
+from broker.storage import insert_once, move
 from broker.table_text import split_text
 
 Kind = Literal["command", "grant"]
@@ -140,23 +140,22 @@ class RequestStore:
     def transition(self, request_id: str, allowed_from: Iterable[str], to: str, **changes: Any) -> ApprovalRequest:
         """Move the request to ``to`` if it is in one of ``allowed_from`` (ETag-guarded), else Conflict."""
         allowed = set(allowed_from)
-        for _ in range(8):
-            current = self.get(request_id)
+
+        def change(current: ApprovalRequest) -> ApprovalRequest:
             if current.status not in allowed:
                 detail = f"Request {request_id} is {current.status}, not {' or '.join(sorted(allowed))}."
                 if current.status == "expired":
                     raise Gone(detail, code="expired", extra={"request_status": current.status})
                 raise Conflict(detail, code="already_decided", extra={"request_status": current.status})
-            updated = replace(current, status=to, **changes)
-            try:
-                self._table.update_entity(self._entity(updated), mode=UpdateMode.REPLACE, etag=current.etag,
-                                          match_condition=MatchConditions.IfNotModified)
-            except ResourceModifiedError:
-                continue  # someone else moved it first: look again
-            except AzureError as exc:
-                raise Unavailable("The approval store cannot be written.", code="approvals_unavailable") from exc
-            return self.get(request_id)
-        raise Unavailable(f"Request {request_id} keeps changing; try again.", code="approvals_busy")
+            return replace(current, status=to, **changes)
+
+        moved = move(self._table, lambda: self.get(request_id), change, self._entity,
+                     unavailable=lambda: Unavailable("The approval store cannot be written.",
+                                                     code="approvals_unavailable"),
+                     busy=lambda: Unavailable(f"Request {request_id} keeps changing; try again.",
+                                              code="approvals_busy"))
+        assert moved is not None  # change() refuses by raising, never by returning None
+        return moved
 
     # --- decisions and used tokens: conditional inserts ---
     def add_decision(self, request_id: str, row: DecisionRow) -> bool:
@@ -198,10 +197,7 @@ class RequestStore:
     def _insert_once(self, entity: dict[str, Any]) -> bool:
         try:
             self.ensure()
-            self._table.create_entity(entity)
-            return True
-        except ResourceExistsError:
-            return False
+            return insert_once(self._table, entity)
         except AzureError as exc:
             raise Unavailable("The approval store cannot be written.", code="approvals_unavailable") from exc
 

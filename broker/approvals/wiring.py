@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from azure.core.credentials import TokenCredential
-from azure.data.tables import TableClient
-from azure.storage.blob import ContainerClient
 
 from broker.approvals.decisions import DecisionDesk
 from broker.approvals.directory import ApproverDirectory
@@ -20,8 +18,7 @@ from broker.notify import notifier_from_settings
 from broker.policy import Policy
 from broker.secrets import CredentialResolver, SecretValue
 from broker.settings import Settings
-
-_TIMEOUTS = {"connection_timeout": 3, "read_timeout": 10, "retry_total": 2, "retry_backoff_factor": 0.2}
+from broker.storage import container_client, table_client
 
 
 @dataclass
@@ -36,20 +33,6 @@ class ApprovalParts:
         self.grants.store.close()
 
 
-def _table(settings: Settings, name: str, credential: TokenCredential | None) -> TableClient:
-    conn = settings.storage_connection_string.get_secret_value()
-    if conn:
-        return TableClient.from_connection_string(conn, name, **_TIMEOUTS)
-    return TableClient(settings.table_endpoint, name, credential=credential, **_TIMEOUTS)
-
-
-def _container(settings: Settings, name: str, credential: TokenCredential | None) -> ContainerClient:
-    conn = settings.storage_connection_string.get_secret_value()
-    if conn:
-        return ContainerClient.from_connection_string(conn, name, **_TIMEOUTS)
-    return ContainerClient(settings.blob_endpoint, name, credential=credential, **_TIMEOUTS)
-
-
 def build_approvals(settings: Settings, *, credential: TokenCredential | None, credentials: CredentialResolver,
                     journal: JournalWriter, catalog: Catalog, policy: Policy) -> ApprovalParts:
     directory = ApproverDirectory.load(settings.approvers_path)
@@ -59,14 +42,14 @@ def build_approvals(settings: Settings, *, credential: TokenCredential | None, c
         return credentials.resolve(signing)
 
     tokens = ApprovalTokens(signing_key, form_seconds=settings.approval_form_seconds)
-    store = RequestStore(_table(settings, settings.approvals_table, credential),
-                         _container(settings, settings.results_container, credential))
+    store = RequestStore(table_client(settings, settings.approvals_table, credential),
+                         container_client(settings, settings.results_container, credential))
     approvals = ApprovalService(store=store, directory=directory, tokens=tokens, journal=journal,
                                 notifier=notifier_from_settings(settings, credentials, credential),
                                 public_base_url=settings.public_base_url)
     desk = DecisionDesk(store=store, directory=directory, tokens=tokens, journal=journal,
                         delegate_role=settings.approval_automation_role)
-    grants = GrantService(catalog=catalog, policy=policy, store=GrantStore(_table(settings, settings.grants_table,
-                                                                                   credential)),
+    grants_store = GrantStore(table_client(settings, settings.grants_table, credential))
+    grants = GrantService(catalog=catalog, policy=policy, store=grants_store,
                           approvals=approvals, directory=directory, journal=journal)
     return ApprovalParts(approvals, desk, grants, KeyVaultCredential(secret=settings.approval_hmac_secret))

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient
 
 from broker.policy import Grant
 from broker.problems import Conflict, NotFound, Unavailable
+from broker.storage import move
 
 
 def partition_for(principal_key: str) -> str:
@@ -91,20 +91,11 @@ class GrantStore:
     def transition(self, principal_key: str, grant_id: str, allowed_from: set[str], to: str,
                    **changes: Any) -> GrantRecord | None:
         """Move the grant; None when it is no longer in ``allowed_from`` (someone ended it first)."""
-        for _ in range(8):
-            current = self.get(principal_key, grant_id)
-            if current.status not in allowed_from:
-                return None
-            updated = replace(current, status=to, **changes)
-            try:
-                self._table.update_entity(self._entity(updated), mode=UpdateMode.REPLACE, etag=current.etag,
-                                          match_condition=MatchConditions.IfNotModified)
-            except ResourceModifiedError:
-                continue
-            except AzureError as exc:
-                raise Unavailable("The grant store cannot be written.", code="grants_unavailable") from exc
-            return self.get(principal_key, grant_id)
-        raise Unavailable(f"Grant {grant_id} keeps changing; try again.", code="grants_busy")
+        return move(self._table, lambda: self.get(principal_key, grant_id),
+                    lambda current: replace(current, status=to, **changes) if current.status in allowed_from else None,
+                    self._entity,
+                    unavailable=lambda: Unavailable("The grant store cannot be written.", code="grants_unavailable"),
+                    busy=lambda: Unavailable(f"Grant {grant_id} keeps changing; try again.", code="grants_busy"))
 
     def active(self, principal_key: str, target: str, now: datetime | None = None) -> list[Grant]:
         """The caller's grants on ``target`` that are active and not past their expiry."""

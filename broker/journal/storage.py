@@ -11,19 +11,15 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import requests
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient
 from azure.storage.blob import BlobPrefix, ContainerClient, ContentSettings
 
 from broker.settings import Settings
+from broker.storage import container_client, table_client
 
-# Bounded so a journal write either lands or fails within ~40 s (sealing leaves a wider margin).
-_TIMEOUTS = {"connection_timeout": 3, "read_timeout": 10, "retry_total": 2, "retry_backoff_factor": 0.2}
 _JSON = ContentSettings(content_type="application/json")
-_POOL = 64  # concurrent requests per host: the writer runs Table and Blob writes for many lanes
 
 
 class ImmutableCopyExists(Exception):
@@ -34,17 +30,6 @@ class ImmutableCopyExists(Exception):
         self.name = name
 
 
-def _transport() -> RequestsTransport:
-    session = requests.Session()
-    # Storage is reached directly (no proxy, public CAs): skipping requests' per-request scan of
-    # the environment for proxy settings saves ~1 ms of CPU on every journal write.
-    session.trust_env = False
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=_POOL)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return RequestsTransport(session=session, session_owner=True)
-
-
 @dataclass
 class JournalStorage:
     table: TableClient
@@ -52,20 +37,8 @@ class JournalStorage:
 
     @classmethod
     def from_settings(cls, settings: Settings, credential: TokenCredential | None = None) -> JournalStorage:
-        conn = settings.storage_connection_string.get_secret_value()
-        if conn:
-            table = TableClient.from_connection_string(conn, settings.journal_table, transport=_transport(),
-                                                       **_TIMEOUTS)
-            container = ContainerClient.from_connection_string(conn, settings.journal_container,
-                                                               transport=_transport(), **_TIMEOUTS)
-        elif settings.table_endpoint and settings.blob_endpoint and credential is not None:
-            table = TableClient(settings.table_endpoint, settings.journal_table, credential=credential,
-                                transport=_transport(), **_TIMEOUTS)
-            container = ContainerClient(settings.blob_endpoint, settings.journal_container,
-                                        credential=credential, transport=_transport(), **_TIMEOUTS)
-        else:
-            raise ValueError("journal storage is not configured: set BROKER_STORAGE_CONNECTION_STRING, "
-                             "or BROKER_TABLE_ENDPOINT and BROKER_BLOB_ENDPOINT")
+        table = table_client(settings, settings.journal_table, credential)
+        container = container_client(settings, settings.journal_container, credential)
         return cls(table, container)
 
     def ensure(self) -> None:
