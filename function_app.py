@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from broker.api import approvals, execute, grants, health, journal, mcp, problems, requests
+from broker.api import approvals, classification, execute, grants, health, journal, mcp, problems, requests
 from broker.telemetry import configure_telemetry
 from broker.workflows import approval as approval_workflow
 from broker.workflows import grants as grant_workflow
@@ -13,6 +13,7 @@ app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(execute.bp)
 app.register_functions(health.bp)
 app.register_functions(journal.bp)
+app.register_functions(classification.bp)
 app.register_functions(requests.bp)
 app.register_functions(approvals.bp)
 app.register_functions(grants.bp)

@@ -154,6 +154,8 @@ _ALL = [
     _c("approvals_busy", 503, "The approval store is busy.", "Retry after a moment."),
     _c("grants_unavailable", 503, "The grant store cannot be read; nothing ran.", "Retry later."),
     _c("grants_busy", 503, "The grant store is busy.", "Retry after a moment."),
+    _c("classification_unavailable", 503, "The stored data classification (sensitive columns found by sampling) "
+       "cannot be read or written; nothing ran.", "Retry later."),
     _c("workflow_unavailable", 503, "The approval workflow could not start; nothing will run.", "Retry later."),
     _c("notify_unavailable", 503, "Approvers could not be notified.", "Retry later."),
     _c("mail_unavailable", 503, "Mail could not be sent.", "Retry later."),

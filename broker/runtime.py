@@ -15,10 +15,12 @@ from azure.core.credentials import TokenCredential
 from broker.admission import Admission
 from broker.approvals.wiring import ApprovalParts, build_approvals
 from broker.catalog import Catalog, load_catalog
+from broker.classification import Classifier, build_classifier, classification_store
 from broker.discovery import Discovery
 from broker.execute import ExecuteService, MaskerSource
 from broker.identity import TokenValidator
 from broker.journal import JournalReader, JournalStorage, JournalWriter
+from broker.lineage.guard import LineageGuard
 from broker.masking.scanner import build_prefilter
 from broker.policy import Policy
 from broker.problems import Unavailable
@@ -48,6 +50,7 @@ class Broker:
     execute: ExecuteService
     approvals: ApprovalParts
     discovery: Discovery
+    classifier: Classifier
 
     @classmethod
     def from_settings(cls, settings: Settings, credential: TokenCredential | None = None) -> Broker:
@@ -65,14 +68,19 @@ class Broker:
         journal = JournalWriter(storage)
         approvals = build_approvals(settings, credential=credential, credentials=credentials, journal=journal,
                                     catalog=catalog, policy=policy)
+        store = classification_store(settings, credentials, credential)
+        lineage = LineageGuard(discovered=store.findings)
         admission = Admission(default_capacity=settings.target_concurrency,
                               queue_wait_seconds=settings.target_queue_wait_seconds)
         service = ExecuteService(catalog=catalog, policy=policy, engines=engines, credentials=credentials,
                                  masker=MaskerSource(credentials, settings.masking_key_secret), journal=journal,
-                                 grants=approvals.grants.store.active, admission=admission)
+                                 grants=approvals.grants.store.active, admission=admission, lineage=lineage)
         discovery = Discovery(execute=service, policy=policy, journal=journal, grants=approvals.grants.store.active)
+        classifier = build_classifier(settings, catalog=catalog, engines=engines, credentials=credentials,
+                                      masker=service.masker.get, store=store, journal=journal,
+                                      on_stored=lineage.forget)
         return cls(settings, TokenValidator(settings), catalog, policy, engines, credentials, storage, journal,
-                   JournalReader(storage), service, approvals, discovery)
+                   JournalReader(storage), service, approvals, discovery, classifier)
 
     def close(self) -> None:
         for engine in self.engines.values():
@@ -80,6 +88,7 @@ class Broker:
         self.journal.close()
         self.journal_storage.close()
         self.approvals.close()
+        self.classifier.store.close()
 
 
 def _pool_size(engine: str, catalog: Catalog, settings: Settings) -> dict[str, int]:

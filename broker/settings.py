@@ -69,6 +69,17 @@ class Settings(BaseSettings):
     masking_key_secret: str = "masking-key"
     """Key Vault secret holding the key of the masked values' keyed hash."""
 
+    # --- data classification (discovery of sensitive columns, broker/classification) ---
+    classification_table: str = "classification"
+    """Signed classification results: one partition per target, one row per column and the run."""
+    classification_schedule: str = "0 30 2 * * *"
+    """NCRONTAB schedule of the ``data_classify`` timer (six fields, UTC); the timer reads it as
+    ``%BROKER_CLASSIFICATION_SCHEDULE%``, so the app setting must exist where the app runs."""
+    classification_sample_rows: int = 100
+    """Rows sampled per table by each run (``python -m broker data classify --sample N`` overrides)."""
+    classification_timeout_ms: int = 5000
+    """Statement timeout of each table's sample."""
+
     # --- durable task hub ---
     task_hub: str = "brokerhub"
 

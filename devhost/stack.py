@@ -255,6 +255,7 @@ class DevStack:
             "BROKER_MAIL_SENDER": "broker@dev.example",
             "BROKER_SMTP_HOST": "127.0.0.1",
             "BROKER_SMTP_PORT": str(self.ports.smtp),
+            "BROKER_CLASSIFICATION_SCHEDULE": "0 30 2 * * *",
             "DEVHOST_DURABLE_CLOCK": self.durable_clock,
             "DEVHOST_DURABLE_KEY": self.durable_key,
             "AzureWebJobsStorage": self.azurite.connection_string,
@@ -360,6 +361,8 @@ class DevStack:
             "ca_bundle": str(self.certs.bundle_path) if self.certs else "",
             "tenant": DEV_TENANT,
             "audience": AUDIENCE,
+            "broker_env": {k: v for k, v in self.env.items() if k.startswith(("BROKER_", "IDENTITY_"))
+                           or k in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")},
             "durable": {"task_hub": "devhub", "clock": self.durable_clock, "system_key": self.durable_key,
                         "webhooks": f"{self.base_url}/runtime/webhooks/durabletask",
                         "admin": f"{self.base_url}/admin/durable"},

@@ -39,6 +39,9 @@ param policyPath string = 'config/azure/policy.yaml'
 @description('Approvers file inside the deployed package (who may approve, by Entra tenant and object id).')
 param approversPath string = 'config/azure/approvers.yaml'
 
+@description('NCRONTAB schedule (six fields, UTC) of the data classification timer that samples every SQL target for sensitive columns.')
+param classificationSchedule string = '0 30 2 * * *'
+
 @description('Durable Functions task hub name (host.json reads it as %BROKER_TASK_HUB%).')
 @minLength(3)
 @maxLength(45)
@@ -90,6 +93,7 @@ var names = {
   maskingKeySecret: 'masking-key'
   approvalsTable: 'approvals'
   grantsTable: 'grants'
+  classificationTable: 'classification'
   approvalResultsContainer: 'approval-results'
   approvalSigningSecret: 'approval-signing-key'
   approvalHmacSecret: 'approval-hmac-key'
@@ -237,6 +241,8 @@ module api 'app/api.bicep' = {
       BROKER_APPROVERS_PATH: approversPath
       BROKER_APPROVALS_TABLE: names.approvalsTable
       BROKER_GRANTS_TABLE: names.grantsTable
+      BROKER_CLASSIFICATION_TABLE: names.classificationTable
+      BROKER_CLASSIFICATION_SCHEDULE: classificationSchedule
       BROKER_RESULTS_CONTAINER: names.approvalResultsContainer
       BROKER_APPROVAL_SIGNING_SECRET: names.approvalSigningSecret
       BROKER_APPROVAL_HMAC_SECRET: names.approvalHmacSecret

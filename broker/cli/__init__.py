@@ -10,7 +10,8 @@ import argparse
 import sys
 from importlib import import_module
 
-COMMANDS = ["dev", "token", "exec", "requests", "grant", "kubectl", "journal", "classify", "policy", "mask", "problems"]
+COMMANDS = ["dev", "token", "exec", "requests", "grant", "kubectl", "journal", "classify", "data", "policy", "mask",
+            "problems"]
 
 
 def build_parser() -> argparse.ArgumentParser:

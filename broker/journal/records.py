@@ -29,6 +29,8 @@ class Event:
     EXECUTE_EXPLAINED = "execute.explained"  # the policy was asked about a command (explain); nothing ran
     EXECUTE_PREVIEW = "execute.preview"  # a server-side dry run shown to approvers (masked diff); nothing changed
     JOURNAL_READ = "journal.read"  # an auditor queried the journal (who watched the watchers)
+    CLASSIFY_INTENT = "classify.intent"  # a data classification run is about to sample a target
+    CLASSIFY_OUTCOME = "classify.outcome"  # its counts (columns, types, hits/sampled), never a value
 
     # approvals: one request (a command or a grant) waiting for people
     APPROVAL_NOTIFIED = "approval.notified"  # the approvers were asked (mail / Logic App)

@@ -1,11 +1,12 @@
 """Which columns of a target are sensitive, decided before any statement runs.
 
 Sources, in order of strength: the catalog's ``sensitive.columns`` and ``sensitive.patterns``
-(the operator's word), then the discovery's findings (``python -m broker data classify``), then
-the built-in name rules and the target's ``masking`` columns. ``sensitive.not_sensitive`` (the
-operator again) removes a column found by discovery or a name rule, never one the catalog
-declares. A view is sensitive as a whole when its definition names a sensitive column, and the
-statistics relations of the engines (``pg_stats``: most common values, histograms) always are.
+(the operator's word), then the built-in name rules and the target's ``masking`` columns, then
+discovery's findings (``python -m broker data classify``: free text that held secrets or PII; it
+only adds, never replaces a stronger kind). ``sensitive.not_sensitive`` (the operator again)
+removes a column found by discovery or a name rule, never one the catalog declares. A view is
+sensitive as a whole when its definition names a sensitive column, and the statistics relations
+of the engines (``pg_stats``: most common values, histograms) always are.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ ColumnKey = tuple[str, str, str]  # (schema, table, column)
 FREE_TEXT = "free_text"
 """A free-text column found holding secrets or PII: masked by content when selected as it is,
 masked whole when transformed."""
+
+ANY_COLUMN: ColumnKey = ("*", "*", "*")
+"""A discovered finding for every column of the target: the stored classification was tampered
+with (``broker/classification/store.py``), so every column is free text until the next run."""
 
 STATISTICS = "statistics"
 # Relations that hold samples of other tables' values (most common values, histograms, query texts).
@@ -67,31 +72,70 @@ def _matches(entry: str, key: ColumnKey) -> bool:
 def sensitive_columns(schema: Schema, target: Target,
                       discovered: Iterable[tuple[ColumnKey, str]] = ()) -> Sensitivity:
     """Every sensitive column of ``schema`` for ``target`` (see the module docstring for the order)."""
-    spec = target.sensitive
-    masking = target.masking
-    keep = {c.lower() for c in masking.keep_columns}
-    extra = {c.lower() for c in masking.columns}
-    extra_patterns = [re.compile(p, re.IGNORECASE) for p in masking.column_patterns]
-    patterns = [(re.compile(p.pattern, re.IGNORECASE), p.type) for p in spec.patterns]
-    found = dict(discovered)
+    rules = _Rules(target)
+    found = _found(discovered)
     out: dict[ColumnKey, str] = {}
     for (schema_name, table), names in schema.tables.items():
         opaque = (schema_name.lower(), table.lower()) in OPAQUE_RELATIONS
         for column in names:
             key = (schema_name, table, column)
-            kind = _declared(key, spec.columns, patterns)
-            if kind is None and opaque:
-                kind = STATISTICS
-            if kind is None and not any(_matches(entry, key) for entry in spec.not_sensitive):
-                kind = found.get(key) or found.get((schema_name.lower(), table.lower(), column.lower()))
-                if kind is None and spec.name_rules and column.lower() not in keep:
-                    kind = classify_name(column)
-                if kind is None and (column.lower() in extra or any(p.search(column) for p in extra_patterns)):
-                    kind = "column"
+            kind, _ = rules.decide(key, _lookup(found, key), opaque=opaque)
             if kind is not None:
                 out[key] = kind
     _views(schema, out)
     return Sensitivity(out)
+
+
+def decide(target: Target, key: ColumnKey, discovered: str | None) -> tuple[str | None, str]:
+    """One column's sensitivity and which source decided it (``catalog``, ``not_sensitive``,
+    ``discovery``, ``name rule``, ``masking`` or ``none``): what ``data show`` prints for review."""
+    return _Rules(target).decide(key, discovered, opaque=(key[0].lower(), key[1].lower()) in OPAQUE_RELATIONS)
+
+
+def _found(discovered: Iterable[tuple[ColumnKey, str]]) -> dict[ColumnKey, str]:
+    found: dict[ColumnKey, str] = {}
+    for (schema_name, table, column), kind in discovered:
+        found[(schema_name, table, column)] = kind
+        found.setdefault((schema_name.lower(), table.lower(), column.lower()), kind)
+    return found
+
+
+def _lookup(found: Mapping[ColumnKey, str], key: ColumnKey) -> str | None:
+    return (found.get(key) or found.get((key[0].lower(), key[1].lower(), key[2].lower()))
+            or found.get(ANY_COLUMN))
+
+
+class _Rules:
+    """A target's sensitivity rules, compiled once per schema read."""
+
+    def __init__(self, target: Target) -> None:
+        self.spec = target.sensitive
+        masking = target.masking
+        self.keep = {c.lower() for c in masking.keep_columns}
+        self.extra = {c.lower() for c in masking.columns}
+        self.extra_patterns = [re.compile(p, re.IGNORECASE) for p in masking.column_patterns]
+        self.patterns = [(re.compile(p.pattern, re.IGNORECASE), p.type) for p in self.spec.patterns]
+
+    def decide(self, key: ColumnKey, discovered: str | None, *, opaque: bool) -> tuple[str | None, str]:
+        """Declared first; then the statistics relations; then, unless ``not_sensitive`` lifts it,
+        the name rules, the target's masking columns and discovery. Discovery only adds."""
+        kind = _declared(key, self.spec.columns, self.patterns)
+        if kind is not None:
+            return kind, "catalog"
+        if opaque:
+            return STATISTICS, "statistics relation"
+        if any(_matches(entry, key) for entry in self.spec.not_sensitive):
+            return None, "not_sensitive"
+        column = key[2]
+        if self.spec.name_rules and column.lower() not in self.keep:
+            named = classify_name(column)
+            if named is not None:
+                return named, "name rule"
+        if column.lower() in self.extra or any(p.search(column) for p in self.extra_patterns):
+            return "column", "masking"
+        if discovered is not None:  # last: free text is weaker than a name rule's whole-value mask
+            return discovered, "discovery"
+        return None, "none"
 
 
 def _declared(key: ColumnKey, columns: Iterable[object], patterns: list[tuple[re.Pattern[str], str]]) -> str | None:

@@ -27,6 +27,7 @@ DEFAULTS_ARE_RIGHT_IN_AZURE = {
     "approval_hmac_window_seconds", "approval_automation_role", "approval_form_seconds",
     "smtp_host", "smtp_port", "smtp_starttls", "smtp_username", "smtp_password", "acs_connection_string",
     "logic_app_url_secret",
+    "classification_sample_rows", "classification_timeout_ms",  # data classification: tuning
 }
 # Fields that must stay unset in Azure.
 MUST_NOT_BE_SET = {
