@@ -92,13 +92,24 @@ def forms(value: bytes) -> list[Form]:
                 piece = line.strip()
                 if len(piece) >= LINE_PIECE_CHARS and not piece.startswith("-----"):
                     add(piece, Reach.ANYWHERE)
-    hexed = binascii.hexlify(value).decode()
-    add(hexed)
-    add(hexed.upper())
-    if reach is Reach.ANYWHERE:
+    anywhere = reach is Reach.ANYWHERE
+    # ``echo $X | base64`` and ``echo $X | xxd -p`` encode the value with echo's newline; for a long
+    # value the aligned base64 forms below cover that, a short one needs the whole encoding
+    for data in (value,) if anywhere else (value, value + b"\n"):
+        hexed = binascii.hexlify(data).decode()
+        add(hexed)
+        add(hexed.upper())
+        for b64 in _base64_forms(data, aligned=anywhere):
+            add(b64, b64=anywhere)
+    if anywhere:
         add(" ".join(hexed[i:i + 2] for i in range(0, len(hexed), 2)))
-    for b64 in _base64_forms(value, aligned=reach is Reach.ANYWHERE):
-        add(b64, b64=reach is Reach.ANYWHERE)
+        # one line of a wrapped dump on its own (``base64 | head -1``): base64 at 76 (coreutils) and 64
+        # (PEM, openssl) columns, ``xxd -p`` at 60
+        encoded = base64.b64encode(value).decode()
+        for width, dump, is_b64 in ((76, encoded, True), (64, encoded, True), (60, hexed, False),
+                                    (60, hexed.upper(), False)):
+            for i in range(0, len(dump) - width + 1, width):
+                add(dump[i:i + width], b64=is_b64)
     return list(out.values())
 
 

@@ -130,11 +130,11 @@ class KnownPlaintext:
             start = end - length + 1
             if reach != Reach.ANYWHERE or length < ANYWHERE_CHARS:
                 continue
-            if bisect.bisect_right(cuts, end) == bisect.bisect_right(cuts, start):
-                continue  # on one line: the first pass has it
-            if b64:
+            if b64:  # a base64 run goes on over the line breaks of a wrapped dump
                 start, stop = _base64_run(joined, start, end + 1)
                 end = stop - 1
+            if bisect.bisect_right(cuts, end) == bisect.bisect_right(cuts, start):
+                continue  # on one line: the first pass has it
             spans.append((original(start), original(end) + 1, index))
         return spans
 
