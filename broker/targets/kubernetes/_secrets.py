@@ -11,7 +11,9 @@
   A namespace whose Secrets the broker may not list contributes nothing (the broker cannot know
   them, and its RBAC is the operator's choice); any other failure fails the command.
 
-These reads are the broker's own, for masking: they are not in ``outcome.operations``.
+Values seen before are remembered (``HISTORY`` per Secret): a container's environment keeps the value
+it started with after the Secret is rotated, so the old value is masked too, as long as this broker
+instance saw it. These reads are the broker's own, for masking: they are not in ``outcome.operations``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from broker.targets.kubernetes._context import Ctx
 from broker.targets.kubernetes._errors import api_error
 
 CACHE_SECONDS = 30.0
+HISTORY = 4
+"""Value sets remembered per Secret (the current one and the last three)."""
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
 
@@ -80,6 +84,7 @@ class SecretValues:
     def __init__(self, *, ttl: float = CACHE_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl, self._clock = ttl, clock
         self._cache: dict[tuple[str, str | None], tuple[float, frozenset[bytes]]] = {}
+        self._seen: dict[tuple[str, str, str], list[frozenset[bytes]]] = {}
         self._lock = threading.Lock()
 
     def for_namespace(self, ctx: Ctx, namespace: str | None, *, streams: bool = False) -> KnownValues:
@@ -90,8 +95,18 @@ class SecretValues:
         """The pods' referenced Secrets, read now (fail closed), with the namespace's."""
         values = set(self._namespace(ctx, namespace))
         for name in sorted({n for pod in pods for n in referenced_secrets(pod)}):
-            values |= _values(self._read(ctx, namespace, name))
+            values |= self._remember(ctx.target.name, namespace, name, _values(self._read(ctx, namespace, name)))
         return KnownValues(known_plaintext(frozenset(values)), streams)
+
+    def _remember(self, target: str, namespace: str, name: str, values: set[bytes]) -> set[bytes]:
+        """``values`` with the values this Secret had before (a running container may still hold them)."""
+        key, current = (target, namespace, name), frozenset(values)
+        with self._lock:
+            history = self._seen.setdefault(key, [])
+            if current not in history:
+                history.append(current)
+                del history[:-HISTORY]
+            return set().union(*history)
 
     def forget(self) -> None:
         with self._lock:
@@ -118,7 +133,9 @@ class SecretValues:
             items = []  # the broker may not list them: it cannot know them either
         except Exception as exc:
             raise api_error(exc, ctx.target.name) from exc
-        values = frozenset(v for item in items for v in _values(item))
+        values = frozenset(v for item in items for v in self._remember(
+            ctx.target.name, (item.get("metadata") or {}).get("namespace") or namespace or "",
+            (item.get("metadata") or {}).get("name") or "", _values(item)))
         with self._lock:
             self._cache[key] = (now + self._ttl, values)
         return values
