@@ -432,11 +432,17 @@ def mask_result(engine: TargetEngine, masker: Masker, result: ResultSet, target:
     """Mask every output shape in place: first each output column that lineage derives from a sensitive
     column (whole, one placeholder per value), then rows, the document and text (the generic scan, then
     the engine's structural rules, e.g. Kubernetes Secret values, which must not be undone or re-scanned),
-    then render text from the masked document. Returns the counts by kind."""
+    then render text from the masked document. Values the engine knows are secret (``result.known``) are
+    masked before all of that. Returns the counts by kind."""
     overrides = target.masking
     rules = MaskingRules(overrides.columns, overrides.column_patterns, overrides.keep_columns,
                          keep_card_last_four=overrides.keep_card_last_four, ip_addresses=overrides.ip_addresses)
     counts: Counter[str] = Counter()
+    known = result.known
+    if known is not None:  # known plaintext first: the whole value becomes one placeholder
+        result.rows = known.mask_rows(result.rows, masker, counts)
+        result.document = known.mask_document(result.document, masker, counts)
+        result.text = known.mask_text(result.text, masker, counts) if result.text is not None else None
     mask_outputs(lineage, len(result.columns), result.rows, masker, counts)
     table = masker.mask_table([c.name for c in result.columns], result.rows, rules)
     result.rows = table.rows
@@ -450,6 +456,8 @@ def mask_result(engine: TargetEngine, masker: Masker, result: ResultSet, target:
         result.text = structure(text, masker, counts) if structure else text
     if result.render is not None:
         result.text = result.render(result.document)
+        if known is not None:
+            result.text = known.mask_text(result.text, masker, counts)
         if not result.keep_document:
             result.document = None
     return dict(counts)

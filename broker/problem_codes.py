@@ -132,6 +132,9 @@ _ALL = [
     _c("kubernetes_invalid", 422, "Kubernetes rejected the object as invalid.", "Fix the manifest."),
     _c("kubernetes_forbidden", 422, "The broker's own cluster identity may not do this.",
        "Ask an operator to extend the broker's RBAC."),
+    _c("kubernetes_secrets_unreadable", 422, "The pod references a Secret the broker cannot read (`secret`, "
+       "`namespace`): its values could not be masked, so exec/logs did not run.",
+       "Ask an operator to let the broker get that Secret (or restore it)."),
     _c("kubernetes_error", 422, "Kubernetes answered with an error.", "Read `detail`."),
     _c("statement_timeout", 504, "The statement ran past its time limit and was stopped.", "Narrow it."),
     _c("kubernetes_timeout", 504, "The cluster did not answer in time.", "Retry later."),

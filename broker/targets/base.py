@@ -11,6 +11,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from broker.catalog import Target
 from broker.guard import Classification
 from broker.lineage.schema import Schema
+from broker.masking.known import KnownValues
 from broker.secrets import SecretValue
 
 
@@ -73,6 +74,9 @@ class ResultSet:
     """Makes ``text`` from the *masked* document (YAML, describe, diff), so text never sees raw values."""
     keep_document: bool = True
     """False when ``render`` says everything: the response then carries the text only."""
+    known: KnownValues | None = None
+    """Secret values the engine knows are in reach of the command (Kubernetes: the pod's and the
+    namespace's Secrets): masked first, wherever and however encoded they appear."""
 
     @property
     def row_count(self) -> int:

@@ -10,6 +10,7 @@ exactly as it would talk to AKS.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import threading
 from collections.abc import Callable
@@ -18,8 +19,12 @@ from typing import Any, TypeVar
 import aiohttp.web
 import jwt
 
+from devhost.kubernetes.container import Container, container_view
 from devhost.kubernetes.emulator import ClusterEmulator
-from devhost.kubernetes.exec import EXEC_PATH, container_env, serve_exec
+from devhost.kubernetes.exec import EXEC_PATH, serve_exec
+
+_RESOURCE_PATH = re.compile(r"^/api/v1/(?:namespaces/(?P<namespace>[^/]+)/)?(?P<resource>[a-z]+)(?:/(?P<name>[^/]+))?$")
+"""A core-group resource path: ``/api/v1/namespaces/demo/secrets/db-credentials``, ``/api/v1/secrets``."""
 
 AKS_SERVER_APP = "6dae42f8-4368-4678-94ff-3960e28e3630"
 """The application id of the AKS AAD server: Entra tokens for AKS carry it as their audience."""
@@ -61,6 +66,8 @@ class KubernetesStandIn:
         self.refused = 0  # requests turned away for want of a valid token
         self.served = 0  # authenticated requests (API calls and exec streams)
         self.changes = 0  # of those, the ones that can change the cluster: writes that are not dry runs, exec
+        self.forbidden: set[tuple[str, str | None, str | None, tuple[str, ...]]] = set()  # see forbid()
+        self._started: dict[tuple[str, str], dict[str, str]] = {}  # (pod uid, container) -> env at start
 
     @property
     def base_url(self) -> str:
@@ -130,9 +137,49 @@ class KubernetesStandIn:
                 return aiohttp.web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                                   "message": f'pods "{name}" not found', "reason": "NotFound",
                                                   "code": 404}, status=404)
-            return await serve_exec(request, pod, lambda c: container_env(
-                pod, c, lambda n, s: self.emulator.find("", "secrets", n, s)))
+            return await serve_exec(request, pod, lambda c: self._container(pod, c))
+        refusal = self._forbidden(request)
+        if refusal is not None:
+            return refusal
         return await self.emulator(request)
+
+    def _container(self, pod: dict[str, Any], name: str) -> Container:
+        """The container as the kubelet runs it: the environment is fixed when it starts (here: at its
+        first exec; a rotated Secret does not change it), mounted Secret files follow the Secret."""
+        view = container_view(pod, name, lambda plural, ns, obj: self.emulator.find("", plural, ns, obj))
+        key = (pod["metadata"].get("uid", pod["metadata"]["name"]), name)
+        view.env = self._started.setdefault(key, view.env)
+        return view
+
+    # --- RBAC, as little as the tests need ---
+    def forbid(self, resource: str, namespace: str | None = None, name: str | None = None,
+               verbs: tuple[str, ...] = ("get", "list")) -> None:
+        """Refuse reads (get, list, watch) of ``resource`` (optionally in one namespace, or one object)
+        with the API server's 403, as RBAC does for an identity without the verb. A ``name`` rule
+        (RBAC ``resourceNames``) refuses ``get`` of that object; lists stay refused only by a rule
+        without a name, as in RBAC, where ``resourceNames`` cannot grant or refuse a list. ``verbs``:
+        refuse only ``list`` (an identity granted ``get`` on named Secrets), or only ``get``."""
+        self.forbidden.add((resource, namespace, name, verbs))
+
+    def _forbidden(self, request: aiohttp.web.BaseRequest) -> aiohttp.web.Response | None:
+        if request.method != "GET" or not self.forbidden:
+            return None
+        m = _RESOURCE_PATH.match(request.path)
+        if m is None:
+            return None
+        resource, ns, name = m["resource"], m["namespace"], m["name"]
+        verb = "get" if name else "list"
+        for rule_resource, rule_ns, rule_name, verbs in self.forbidden:
+            if rule_resource == resource and rule_ns in (None, ns) and rule_name in (None, name) and verb in verbs:
+                where = f' in the namespace "{ns}"' if ns else " at the cluster scope"
+                subject = f'{resource} "{name}"' if name else resource
+                message = (f'{subject} is forbidden: User "broker" cannot {verb} resource "{resource}" '
+                           f'in API group ""{where}')
+                return aiohttp.web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                                  "status": "Failure", "message": message,
+                                                  "reason": "Forbidden", "details": {"kind": resource},
+                                                  "code": 403}, status=403)
+        return None
 
 
 def start_demo_cluster(tls: ssl.SSLContext, *, jwks_uri: str, issuers: tuple[str, ...], port: int = 0,

@@ -1,6 +1,8 @@
 """The demo cluster behind the ``demo-k8s`` target: namespace ``demo`` with deployment ``web``
 (3 pods with logs), its service and config map, and the Secret ``db-credentials`` whose password
-must never leave the broker, neither as text nor as base64; ``kube-system`` runs coredns."""
+must never leave the broker, neither as text nor as base64 (the pods see it as ``DATABASE_PASSWORD``
+and as the file ``/etc/secret/password``), ``web-api`` (the pods' environment through ``envFrom``)
+and ``backup-credentials`` (referenced by no pod); ``kube-system`` runs coredns."""
 
 from __future__ import annotations
 
@@ -13,6 +15,10 @@ from devhost.kubernetes.controller import access_log, record_event
 from devhost.kubernetes.emulator import ClusterEmulator
 
 DEMO_PASSWORD = "S3cr3t-demo-password"
+DEMO_API_KEY = "pay-demo-7Hq2xVw9LmZ3"
+"""In Secret ``web-api``, which the web pods take whole as environment (``envFrom``)."""
+DEMO_BACKUP_KEY = "bk-demo-unreferenced-Qa81"
+"""In Secret ``backup-credentials``, which no pod references: masked because the broker may read it."""
 NODES = ["aks-nodepool1-31415926-vmss000000", "aks-nodepool1-31415926-vmss000001"]
 
 
@@ -51,6 +57,12 @@ def seed_demo_cluster(api: ClusterEmulator) -> None:
     applied = json.dumps(secret, separators=(",", ":"))
     secret["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": applied}
     api.store("", "secrets", secret)
+    api.store("", "secrets", {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                              "metadata": {"name": "web-api", "namespace": "demo", "labels": {"app": "web"}},
+                              "data": {"PAYMENT_API_KEY": _b64(DEMO_API_KEY)}})
+    api.store("", "secrets", {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                              "metadata": {"name": "backup-credentials", "namespace": "demo"},
+                              "data": {"access-key": _b64(DEMO_BACKUP_KEY)}})
     api.store("", "configmaps", {
         "metadata": {"name": "web-config", "namespace": "demo", "labels": {"app": "web"}},
         "data": {"LOG_LEVEL": "info", "FEATURE_FLAGS": "checkout-v2=true",
@@ -64,7 +76,8 @@ def seed_demo_cluster(api: ClusterEmulator) -> None:
         {"name": "LOG_LEVEL", "valueFrom": {"configMapKeyRef": {"name": "web-config", "key": "LOG_LEVEL"}}},
         {"name": "DATABASE_HOST", "value": "db.demo.svc.cluster.local"},
         {"name": "DATABASE_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db-credentials", "key": "password"}}},
-    ]))
+    ], env_from=[{"secretRef": {"name": "web-api"}}],
+        mounts={"db-credentials": "/etc/secret"}))
     api.store("apps", "deployments", _deployment("kube-system", "coredns", 2, "mcr.microsoft.com/oss/kubernetes/"
                                                  "coredns:v1.11.3", {"k8s-app": "kube-dns"}))
     api.reconcile("demo")
@@ -73,17 +86,26 @@ def seed_demo_cluster(api: ClusterEmulator) -> None:
 
 
 def _deployment(ns: str, name: str, replicas: int, image: str, labels: dict[str, str],
-                env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                env: list[dict[str, Any]] | None = None, env_from: list[dict[str, Any]] | None = None,
+                mounts: dict[str, str] | None = None) -> dict[str, Any]:
+    """A deployment; ``mounts`` maps Secret names to where their files appear in the container."""
     container: dict[str, Any] = {"name": name, "image": image, "ports": [{"containerPort": 80, "protocol": "TCP"}],
                                  "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
                                                "limits": {"memory": "128Mi"}}}
     if env:
         container["env"] = env
+    if env_from:
+        container["envFrom"] = env_from
+    pod_spec: dict[str, Any] = {"containers": [container]}
+    if mounts:
+        container["volumeMounts"] = [{"name": secret, "mountPath": path, "readOnly": True}
+                                     for secret, path in mounts.items()]
+        pod_spec["volumes"] = [{"name": secret, "secret": {"secretName": secret}} for secret in mounts]
     return {"metadata": {"name": name, "namespace": ns, "labels": labels},
             "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
                      "strategy": {"type": "RollingUpdate",
                                   "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
-                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}}}
+                     "template": {"metadata": {"labels": labels}, "spec": pod_spec}}}
 
 
 def _demo_logs(api: ClusterEmulator) -> None:

@@ -25,8 +25,8 @@ from broker.catalog import Target
 from broker.guard import Classification
 from broker.guard.kubectl import parse_kubectl
 from broker.guard.kubectl_command import KubectlCommand
-from broker.guard.kubernetes import classify_kubectl
-from broker.problems import BrokerError, CommandFailed
+from broker.guard.kubernetes import DEFAULT_NAMESPACE, classify_kubectl, resolve_type
+from broker.problems import BadRequest, BrokerError, CommandFailed
 from broker.secrets import SecretValue
 from broker.targets.base import Command, ExecutionLimits, ResultSet
 from broker.targets.kubernetes import _read, _rollout, _write
@@ -35,6 +35,8 @@ from broker.targets.kubernetes._context import Ctx
 from broker.targets.kubernetes._errors import api_error
 from broker.targets.kubernetes._exec import exec_in_pod
 from broker.targets.kubernetes._masking import Placeholders, mask_structure
+from broker.targets.kubernetes._resolve import resolve
+from broker.targets.kubernetes._secrets import SecretValues
 
 __all__ = ["AKS_SCOPE", "READ_VERBS", "KubernetesEngine"]
 
@@ -53,6 +55,7 @@ class KubernetesEngine:
 
     def __init__(self, *, workdir: Path | None = None) -> None:
         self._connections = Connections(workdir)
+        self._secrets = SecretValues()
         if websocket.getdefaulttimeout() is None:
             # The client opens exec streams without a timeout; a silent server must not hang a worker.
             websocket.setdefaulttimeout(30)
@@ -90,8 +93,9 @@ class KubernetesEngine:
         if planner is None:
             return None
         ctx = self._context(target, secret, limits)
+        known = self._secrets.for_namespace(ctx, self._scope(ctx, cmd))
         result = _write.preview(planner(ctx, cmd, command.manifest, True))
-        result.operations = ctx.operations
+        result.operations, result.known = ctx.operations, known
         return result
 
     def mask_structure(self, value: Any, masker: Placeholders, counts: Counter[str]) -> Any:
@@ -115,19 +119,43 @@ class KubernetesEngine:
         return Ctx(self._connections.get(target, secret), target, limits)
 
     @staticmethod
-    def _run(ctx: Ctx, cmd: KubectlCommand, manifest: Any) -> ResultSet:
+    def _scope(ctx: Ctx, cmd: KubectlCommand) -> str | None:
+        """The namespace whose Secrets the output may carry: None (all) for -A, cluster-scoped types,
+        apply (its objects name their namespaces) and verbs on nodes."""
+        if cmd.all_namespaces or cmd.verb in ("apply", "cordon", "uncordon") or cmd.action == "nodes":
+            return None
+        if cmd.resource:
+            try:
+                if not resolve(ctx.cluster, resolve_type(cmd.resource), cmd.verb_phrase).namespaced:
+                    return None
+            except BadRequest:
+                return None
+        return cmd.namespace or DEFAULT_NAMESPACE
+
+    def _run(self, ctx: Ctx, cmd: KubectlCommand, manifest: Any) -> ResultSet:
+        """Run the command. Before anything runs, the Secret values its output may carry are read
+        (exec and logs: the pod's, fresh; otherwise the namespace's, cached), so that a failure to
+        read them stops the command instead of an answer that could not be masked."""
+        verb = cmd.verb_phrase
+        if verb == "exec":
+            return exec_in_pod(ctx, cmd, self._secrets)
+        if verb == "logs":
+            return _read.logs(ctx, cmd, self._secrets)
+        known = self._secrets.for_namespace(ctx, self._scope(ctx, cmd))
+        result = self._run_other(ctx, cmd, manifest)
+        result.known = known
+        return result
+
+    @staticmethod
+    def _run_other(ctx: Ctx, cmd: KubectlCommand, manifest: Any) -> ResultSet:
         verb = cmd.verb_phrase
         if verb == "get":
             return _read.get(ctx, cmd)
         if verb == "describe":
             return _read.describe(ctx, cmd)
-        if verb == "logs":
-            return _read.logs(ctx, cmd)
         if verb == "top":
             return _read.top(ctx, cmd)
         if verb == "rollout status":
             return _rollout.status(ctx, cmd)
-        if verb == "exec":
-            return exec_in_pod(ctx, cmd)
         changes = _CHANGES[verb](ctx, cmd, manifest, False)
         return _write.result(changes, with_objects=verb in ("apply", "patch"))

@@ -19,12 +19,13 @@ from broker.problems import BrokerError, CommandFailed, NotFound, Unavailable
 from broker.targets.base import ResultSet
 from broker.targets.kubernetes._context import Ctx
 from broker.targets.kubernetes._resolve import resolve
+from broker.targets.kubernetes._secrets import SecretValues
 
 STDOUT, STDERR, ERROR = 1, 2, 3
 _HANDSHAKE = re.compile(r"Handshake status (\d{3})")
 
 
-def exec_in_pod(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
+def exec_in_pod(ctx: Ctx, cmd: KubectlCommand, secrets: SecretValues) -> ResultSet:
     pods = resolve(ctx.cluster, resolve_type("pods"), "exec")
     ns = cmd.namespace or "default"
     name = cmd.names[0]
@@ -35,6 +36,7 @@ def exec_in_pod(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
     if container not in containers:
         raise CommandFailed(f"Container {container} is not in pod {name} (it has: {', '.join(containers)}).",
                             code="kubernetes_invalid")
+    known = secrets.for_pods(ctx, ns, [pod], streams=True)  # before the command runs: fail closed
     ctx.operations.append(pods.operation("create", ns, name, "exec"))
     try:
         ws = stream(ctx.cluster.core.connect_get_namespaced_pod_exec, name, ns, command=list(cmd.command),
@@ -42,7 +44,9 @@ def exec_in_pod(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
                     _request_timeout=ctx.timeout)
     except ApiException as exc:
         raise _handshake_error(exc, ctx.target.name, name) from exc
-    return _collect(ws, ctx)
+    result = _collect(ws, ctx)
+    result.known = known
+    return result
 
 
 def _collect(ws: Any, ctx: Ctx) -> ResultSet:

@@ -20,6 +20,8 @@ import re
 from collections import Counter
 from typing import Any, Protocol
 
+from broker.masking.placeholder import is_placeholder
+
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 _SENSITIVE_NAME = re.compile(r"pass(word|wd)?|secret|token|api_?key|credential|private_?key|conn(ection)?_?str|dsn",
                              re.IGNORECASE)
@@ -55,6 +57,8 @@ def mask_structure(value: Any, masker: Placeholders, counts: Counter[str]) -> An
 def _hide(masker: Placeholders, counts: Counter[str], value: Any) -> Any:
     if value is None:
         return None
+    if isinstance(value, str) and value.startswith("[secret:") and is_placeholder(value):
+        return value  # known plaintext already gave it the value's own placeholder (and counted it)
     counts["secret"] += 1
     return masker.placeholder("secret", value)
 

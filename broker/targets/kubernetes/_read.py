@@ -14,6 +14,7 @@ from broker.targets.base import Column, ResultSet
 from broker.targets.kubernetes._context import Ctx, with_kind
 from broker.targets.kubernetes._describe import render_describe
 from broker.targets.kubernetes._resolve import Resolved, resolve
+from broker.targets.kubernetes._secrets import SecretValues
 from broker.targets.kubernetes._tables import table
 
 MAX_LOG_PODS = 10
@@ -107,7 +108,7 @@ def _events_resource(ctx: Ctx) -> Any:
     return resolve(ctx.cluster, resolve_type("events"), "get").resource
 
 
-def logs(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
+def logs(ctx: Ctx, cmd: KubectlCommand, secrets: SecretValues) -> ResultSet:
     pods_type = resolve(ctx.cluster, resolve_type("pods"), "logs")
     ns = cmd.namespace or "default"
     if cmd.names:
@@ -123,6 +124,7 @@ def logs(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
             raise BadRequest(f"The selector matches {len(pods)} pods; logs reads at most {MAX_LOG_PODS} at once. "
                              "Narrow the selector.", code="too_many_objects")
     streams = [(p["metadata"]["name"], c) for p in pods for c in _log_containers(p, cmd)]
+    known = secrets.for_pods(ctx, ns, pods)  # before any log is read: fail closed
     prefix = len(streams) > 1
     budget = ctx.limits.max_bytes
     parts, truncated = [], False
@@ -142,7 +144,7 @@ def logs(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
             truncated = True
             break
     output = "".join(parts)
-    return ResultSet(text=output, truncated=truncated, bytes=len(output),
+    return ResultSet(text=output, truncated=truncated, bytes=len(output), known=known,
                      status=f"{output.count(chr(10))} lines from {len(streams)} container(s)")
 
 
