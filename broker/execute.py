@@ -44,6 +44,9 @@ class ExecuteBody(BaseModel):
     ticket: str = Field(default="", max_length=100)
     max_rows: int | None = Field(default=None, ge=1, le=100_000)
     """At most this many rows (never more than the policy's limit, which wins when smaller)."""
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+    """The caller's own name for this submission (or the ``Idempotency-Key`` header): sent again with
+    the same command while its request lives, the answer is that request instead of a second one."""
 
     @model_validator(mode="after")
     def _one_command(self) -> ExecuteBody:

@@ -22,7 +22,7 @@ import mcp_types as types
 from mcp.server import ServerRequestContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from broker.api._durable import APPROVAL_ORCHESTRATOR, GRANT_ORCHESTRATOR, blocking, start_held
+from broker.api._durable import GRANT_ORCHESTRATOR, blocking, hold_and_start, start_held
 from broker.execute import MAX_SQL_CHARS, ApprovalNeeded, CallContext, ExecuteBody
 from broker.grants import GrantBody
 from broker.identity import Principal
@@ -166,8 +166,7 @@ async def _run(call: McpCall, body: ExecuteBody, *, reads_only: bool = False) ->
     if not isinstance(outcome, ApprovalNeeded):
         answer = outcome.to_dict()
         return _result(answer, _table(answer))
-    request = await blocking(broker.approvals.approvals.hold_command, outcome, call.context)
-    pending = await start_held(call.client, broker, request, APPROVAL_ORCHESTRATOR)
+    pending = await hold_and_start(call.client, broker, outcome, call.context)
     pending["next_tool"] = "wait_for_request"
     return _result(pending, _pending_text(pending))
 

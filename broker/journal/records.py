@@ -38,6 +38,7 @@ class Event:
     APPROVAL_DENIED = "approval.denied"  # an approver denied: the request ends
     APPROVAL_EXPIRED = "approval.expired"  # nobody decided in time: default deny, nothing ran
     APPROVAL_FAILED = "approval.failed"  # the wait could not go on (e.g. nobody could be notified)
+    APPROVAL_CANCELLED = "approval.cancelled"  # the requester (or an operator) withdrew it: nothing runs
 
     # just-in-time grants
     GRANT_REQUESTED = "grant.requested"  # waiting for approval
