@@ -15,6 +15,7 @@ from azure.core.credentials import TokenCredential
 from broker.admission import Admission
 from broker.approvals.wiring import ApprovalParts, build_approvals
 from broker.catalog import Catalog, load_catalog
+from broker.describe import TargetDescriber
 from broker.discovery import Discovery
 from broker.execute import ExecuteService, MaskerSource
 from broker.identity import TokenValidator
@@ -48,6 +49,7 @@ class Broker:
     execute: ExecuteService
     approvals: ApprovalParts
     discovery: Discovery
+    describer: TargetDescriber
 
     @classmethod
     def from_settings(cls, settings: Settings, credential: TokenCredential | None = None) -> Broker:
@@ -71,8 +73,9 @@ class Broker:
                                  masker=MaskerSource(credentials, settings.masking_key_secret), journal=journal,
                                  grants=approvals.grants.store.active, admission=admission)
         discovery = Discovery(execute=service, policy=policy, journal=journal, grants=approvals.grants.store.active)
+        describer = TargetDescriber(execute=service, discovery=discovery, policy=policy, journal=journal)
         return cls(settings, TokenValidator(settings), catalog, policy, engines, credentials, storage, journal,
-                   JournalReader(storage), service, approvals, discovery)
+                   JournalReader(storage), service, approvals, discovery, describer)
 
     def close(self) -> None:
         for engine in self.engines.values():

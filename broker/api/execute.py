@@ -67,6 +67,14 @@ def targets(req: func.HttpRequest, broker: Broker, principal: Principal) -> func
     return json_response({"targets": target_views(broker, principal)})
 
 
+@bp.route(route="targets/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@authenticated
+def describe_target(req: func.HttpRequest, broker: Broker, principal: Principal) -> func.HttpResponse:
+    """What a target holds for this caller: tables and columns (types, which are sensitive), or the
+    Kubernetes verbs, kinds and namespaces the policy can allow; never a value."""
+    return json_response(broker.describer.describe(principal, req.route_params.get("name", ""), call_context(req)))
+
+
 def target_views(broker: Broker, principal: Principal) -> list[dict[str, Any]]:
     views = []
     for target in broker.catalog.targets.values():

@@ -89,7 +89,8 @@ def run_list(args: argparse.Namespace) -> int:
         print(json.dumps(body, indent=2, ensure_ascii=False))
         return 0
     for r in body["requests"]:
-        print(f"{r['created_at'][:19]}  {r['request_id']}  {r['kind']:<7} {r['status']:<9} {r['target']}  {r['reason']}")
+        print(f"{r['created_at'][:19]}  {r['request_id']}  {r['kind']:<7} {r['status']:<9} {r['target']}  "
+              f"{r['reason']}")
     return 0
 
 

@@ -27,6 +27,7 @@ class Event:
     EXECUTE_DENIED = "execute.denied"  # refused before running (policy, unknown target, bad input)
     EXECUTE_PENDING = "execute.pending"  # waiting for a human approval
     EXECUTE_EXPLAINED = "execute.explained"  # the policy was asked about a command (explain); nothing ran
+    TARGET_DESCRIBED = "target.described"  # a caller asked what a target holds (tables, columns; no values)
     EXECUTE_PREVIEW = "execute.preview"  # a server-side dry run shown to approvers (masked diff); nothing changed
     JOURNAL_READ = "journal.read"  # an auditor queried the journal (who watched the watchers)
 
