@@ -21,10 +21,11 @@ from broker.guard.hidden import with_hidden_text
 from broker.identity import Principal
 from broker.journal import Event, JournalRecord, JournalWriter
 from broker.journal.records import utc_now_iso
+from broker.lineage import Schema, Sensitivity
 from broker.lineage.guard import LineageGuard, mask_outputs, withhold
 from broker.masking import Masker, MaskingRules
 from broker.policy import Decision, Grant, Policy
-from broker.problems import BadRequest, BrokerError, CommandFailed, Forbidden, invalid_body
+from broker.problems import BadRequest, BrokerError, CommandFailed, Forbidden, Unavailable, invalid_body
 from broker.secrets import CredentialResolver
 from broker.targets import Command, ExecutionLimits, ResultSet, TargetEngine
 from broker.targets.base import SchemaSource
@@ -44,6 +45,9 @@ class ExecuteBody(BaseModel):
     ticket: str = Field(default="", max_length=100)
     max_rows: int | None = Field(default=None, ge=1, le=100_000)
     """At most this many rows (never more than the policy's limit, which wins when smaller)."""
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+    """The caller's own name for this submission (or the ``Idempotency-Key`` header): sent again with
+    the same command while its request lives, the answer is that request instead of a second one."""
 
     @model_validator(mode="after")
     def _one_command(self) -> ExecuteBody:
@@ -211,6 +215,28 @@ class ExecuteService:
     @property
     def masker(self) -> MaskerSource:
         return self._masker
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    def language_of(self, target: Target) -> str:
+        """What the target takes: ``sql`` or ``kubectl``."""
+        return self._engines[target.engine].language
+
+    def schema_of(self, target_name: str) -> tuple[Target, Schema, Sensitivity] | None:
+        """The target's (cached) schema and its sensitive columns, as lineage sees them; None for a
+        target whose engine cannot list columns (Kubernetes). Nothing of the data is read."""
+        target = self._catalog.get(target_name)
+        engine = self._engines[target.engine]
+        if not isinstance(engine, SchemaSource):
+            return None
+        reason = engine.unavailable_reason()
+        if reason is not None:
+            raise Unavailable(f"Target {target.name} cannot be reached from here: {reason}", code="engine_unavailable")
+        schema = self._lineage.schema(target, lambda: engine.read_schema(
+            target, self._credentials.resolve(target.credential)))
+        return target, schema, self._lineage.sensitivity(target, schema)
 
     # --- the two halves, usable separately (the approval workflow runs the second later) ---
     def evaluate(self, principal: Principal, body: ExecuteBody) -> tuple[Target, Command, Classification, Decision]:

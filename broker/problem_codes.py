@@ -83,6 +83,8 @@ _ALL = [
        "`policy_version` say why).", "Follow `remedy`; explain shows what would be allowed."),
     _c("approval_required", 403, "The command needs an approval the broker could not start.",
        "Follow `remedy` (e.g. request a just-in-time grant)."),
+    _c("request_denied", 403, "An approver denied the request; nothing ran (`approver_comment` holds their words, "
+       "`next_step` what to do).", "Change the command as the approver asked and send it again, or request a grant."),
     _c("no_approvers", 403, "Nobody other than the caller could approve this.", "Ask an operator to add approvers."),
     _c("not_requester", 403, "Only the requester (or an auditor) may see this request.", "Use your own request ids."),
     _c("not_auditor", 403, "The journal needs the Broker.Auditor app role.", "Ask for the role."),
@@ -114,6 +116,10 @@ _ALL = [
     _c("already_voted", 409, "This approver decided already.", "Nothing to do."),
     _c("token_used", 409, "The approval link was used already.", "Nothing to do."),
     _c("duplicate_request", 409, "The same request is already waiting.", "Wait for the pending one."),
+    _c("request_cancelled", 409, "The request was cancelled by its requester or an operator; nothing ran and its "
+       "links no longer decide.", "Send the command again if it is still needed."),
+    _c("idempotency_key_reused", 409, "The idempotency key was used for a different command by this caller "
+       "(`existing_request_id` names that request).", "Use a new key for a new command."),
     _c("grant_not_needed", 409, "The policy already allows this without a grant.", "Run the commands directly."),
     _c("not_active", 409, "The grant is not active (pending, ended or revoked).", "Check GET /api/grants."),
     _c("command_too_large", 409, "The command is too large to hold for approval.", "Send a smaller command."),

@@ -16,6 +16,7 @@ from broker.admission import Admission
 from broker.approvals.wiring import ApprovalParts, build_approvals
 from broker.catalog import Catalog, load_catalog
 from broker.classification import Classifier, build_classifier, classification_store
+from broker.describe import TargetDescriber
 from broker.discovery import Discovery
 from broker.execute import ExecuteService, MaskerSource
 from broker.identity import TokenValidator
@@ -51,6 +52,7 @@ class Broker:
     approvals: ApprovalParts
     discovery: Discovery
     classifier: Classifier
+    describer: TargetDescriber
 
     @classmethod
     def from_settings(cls, settings: Settings, credential: TokenCredential | None = None) -> Broker:
@@ -79,8 +81,9 @@ class Broker:
         classifier = build_classifier(settings, catalog=catalog, engines=engines, credentials=credentials,
                                       masker=service.masker.get, store=store, journal=journal,
                                       on_stored=lineage.forget)
+        describer = TargetDescriber(execute=service, discovery=discovery, policy=policy, journal=journal)
         return cls(settings, TokenValidator(settings), catalog, policy, engines, credentials, storage, journal,
-                   JournalReader(storage), service, approvals, discovery, classifier)
+                   JournalReader(storage), service, approvals, discovery, classifier, describer)
 
     def close(self) -> None:
         for engine in self.engines.values():

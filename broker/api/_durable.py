@@ -20,6 +20,7 @@ import azure.functions as func
 
 from broker.api._http import json_response, refusal_response
 from broker.approvals import ApprovalRequest
+from broker.execute import ApprovalNeeded, CallContext
 from broker.problems import Unavailable
 from broker.runtime import Broker, get_broker
 
@@ -86,9 +87,23 @@ async def start_held(client: df.DurableOrchestrationClient, broker: Broker, requ
         error = Unavailable("The approval workflow could not start; nothing will run.", code="workflow_unavailable")
         await blocking(broker.approvals.approvals.abandon, request.request_id, error)
         raise error from exc
+    return held_body(broker, request)
+
+
+def held_body(broker: Broker, request: ApprovalRequest) -> dict[str, Any]:
+    """The pending answer for a held request (REST 202 body, MCP result)."""
     status_url = broker.approvals.approvals.status_url(request.request_id)
-    body = {"status": "pending", "kind": request.kind, "request_id": request.request_id, "status_url": status_url,
-            "expires_at": request.expires_at.isoformat(), "target": request.target,
+    return {"status": request.status, "kind": request.kind, "request_id": request.request_id,
+            "status_url": status_url, "expires_at": request.expires_at.isoformat(), "target": request.target,
             "risk": request.classification.get("risk"),
             "approval": {"quorum": request.quorum, "groups": request.requirement.get("groups", [])}}
-    return body
+
+
+async def hold_and_start(client: df.DurableOrchestrationClient, broker: Broker, needed: ApprovalNeeded,
+                         ctx: CallContext) -> dict[str, Any]:
+    """Hold the command and start its workflow; a resubmission (the same command pending, or the
+    same idempotency key) answers with the request already open and starts nothing."""
+    request = await blocking(broker.approvals.approvals.hold_command, needed, ctx)
+    if request.request_id != needed.request_id:
+        return {**held_body(broker, request), "resubmitted": True}
+    return await start_held(client, broker, request, APPROVAL_ORCHESTRATOR)

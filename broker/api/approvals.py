@@ -193,8 +193,12 @@ async def approval_decision(req: func.HttpRequest, client: df.DurableOrchestrati
         except BrokerError as error:
             await blocking(desk.refuse, error, rid, ctx, "entra", principal.key, principal.display_name, actor)
         name = name if via == "entra-app" else principal.display_name
+    comment = body.get("comment", "")
+    if not isinstance(comment, str):
+        await blocking(desk.refuse, BadRequest("The comment must be a string.", code="invalid_request"), rid, ctx, via,
+                       approver, name, actor)
     accepted = await blocking(desk.decide_by_automation, rid, approver, name, str(body.get("verdict", "")), via, ctx,
-                              actor)
+                              actor, comment)
     await _deliver(client, broker, accepted, ctx)
     decisions = await blocking(broker.approvals.approvals.store.decisions, rid)
     return json_response({"request_id": rid, "recorded": True, "verdict": accepted.verdict, "via": via,

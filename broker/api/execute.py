@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from broker.api._durable import APPROVAL_ORCHESTRATOR, blocking, durable_route, start_workflow
+from broker.api._durable import blocking, durable_route, hold_and_start
 from broker.api._http import authenticated, call_context, json_response, read_json
 from broker.execute import ApprovalNeeded, ExecuteBody
 from broker.identity import Principal
+from broker.problems import BadRequest
 from broker.runtime import Broker
 
 bp = df.Blueprint()
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 
 
 @bp.route(route="execute", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -21,13 +25,31 @@ bp = df.Blueprint()
 @durable_route()
 async def execute(req: func.HttpRequest, client: df.DurableOrchestrationClient, broker: Broker,
                   principal: Principal) -> func.HttpResponse:
-    body = ExecuteBody.parse(read_json(req, broker.settings.max_body_bytes))
+    body = with_idempotency_key(ExecuteBody.parse(read_json(req, broker.settings.max_body_bytes)),
+                                req.headers.get(IDEMPOTENCY_HEADER))
     ctx = call_context(req)
     outcome = await blocking(broker.execute.execute, principal, body, ctx)
     if not isinstance(outcome, ApprovalNeeded):
         return json_response(outcome.to_dict(), headers={"Server-Timing": outcome.server_timing()})
-    request = await blocking(broker.approvals.approvals.hold_command, outcome, ctx)
-    return await start_workflow(client, broker, request, APPROVAL_ORCHESTRATOR)
+    held = await hold_and_start(client, broker, outcome, ctx)
+    return json_response(held, 202, headers={"Location": held["status_url"], "Retry-After": "2"})
+
+
+def with_idempotency_key(body: ExecuteBody, header: str | None) -> ExecuteBody:
+    """The ``Idempotency-Key`` header (a structured-field string, quoted or bare) or the body's
+    ``idempotency_key``; both at once must agree."""
+    if header is None:
+        return body
+    key = header.strip()
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise BadRequest("The Idempotency-Key header is 1 to 128 printable ASCII characters without spaces.",
+                         code="invalid_request")
+    if body.idempotency_key is not None and body.idempotency_key != key:
+        raise BadRequest("The Idempotency-Key header and the body's idempotency_key differ; send one.",
+                         code="invalid_request")
+    return body.model_copy(update={"idempotency_key": key})
 
 
 @bp.route(route="explain", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -43,6 +65,14 @@ def explain(req: func.HttpRequest, broker: Broker, principal: Principal) -> func
 def targets(req: func.HttpRequest, broker: Broker, principal: Principal) -> func.HttpResponse:
     """The targets, each with what *this* caller may do there per risk class."""
     return json_response({"targets": target_views(broker, principal)})
+
+
+@bp.route(route="targets/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@authenticated
+def describe_target(req: func.HttpRequest, broker: Broker, principal: Principal) -> func.HttpResponse:
+    """What a target holds for this caller: tables and columns (types, which are sensitive), or the
+    Kubernetes verbs, kinds and namespaces the policy can allow; never a value."""
+    return json_response(broker.describer.describe(principal, req.route_params.get("name", ""), call_context(req)))
 
 
 def target_views(broker: Broker, principal: Principal) -> list[dict[str, Any]]:

@@ -13,7 +13,8 @@ automation endpoint (an Entra token or an HMAC-signed body, for a Logic App). Bo
     not an approver for this requirement            -> 403 not_an_approver
     an approval the policy wants signed in          -> 403 sign_in_required
     the link used before                            -> 409 token_used
-    the request no longer pending                   -> 410 expired / 409 already_decided
+    the comment longer than 500 characters          -> 400 invalid_request
+    the request no longer pending                   -> 410 expired / 409 request_cancelled / 409 already_decided
     this approver decided already                   -> 409 already_voted
 """
 
@@ -34,6 +35,7 @@ from broker.approvals.independence import (
     normal_key,
     same_identity,
 )
+from broker.approvals.outcome import clean_comment
 from broker.approvals.requests import ApprovalRequest, DecisionRow, RequestStore
 from broker.approvals.tokens import ApprovalTokens, LinkClaims
 from broker.execute import CallContext
@@ -111,19 +113,22 @@ class DecisionDesk:
         try:
             verdict = _verdict(form.get("verdict", ""))
             self._tokens.check_nonce(claims, form.get("nonce", ""), cookie_nonce)
+            comment = clean_comment(form.get("comment", ""))
         except BrokerError as refusal:
             self._refuse(refusal, request_id, claims.approver, claims.approver_name, ctx, via="link")
-        return self._accept(request_id, claims.approver, claims.approver_name, verdict, "link", ctx, claims)
+        return self._accept(request_id, claims.approver, claims.approver_name, verdict, "link", ctx, claims,
+                            comment=comment)
 
     # --- the API door: a person's own Entra token, a delegate app, or a signed body ---
     def decide_by_automation(self, request_id: str, approver: str, name: str, verdict: str, via: str,
-                             ctx: CallContext, actor: Actor | None = None) -> Accepted:
+                             ctx: CallContext, actor: Actor | None = None, comment: str = "") -> Accepted:
         """``actor`` is the authenticated caller (Entra); for ``entra-app`` it names ``approver``."""
         try:
             checked = _verdict(verdict)
+            cleaned = clean_comment(comment)
         except BrokerError as refusal:
             self._refuse(refusal, request_id, approver, name, ctx, via=via)
-        return self._accept(request_id, approver, name, checked, via, ctx, None, actor)
+        return self._accept(request_id, approver, name, checked, via, ctx, None, actor, comment=cleaned)
 
     def refuse(self, error: BrokerError, request_id: str, ctx: CallContext, via: str,
                approver: str = "", name: str = "", actor: Actor | None = None) -> None:
@@ -166,7 +171,7 @@ class DecisionDesk:
         return request
 
     def _accept(self, request_id: str, approver: str, name: str, verdict: Verdict, via: str, ctx: CallContext,
-                claims: LinkClaims | None, actor: Actor | None = None) -> Accepted:
+                claims: LinkClaims | None, actor: Actor | None = None, comment: str = "") -> Accepted:
         approver = normal_key(approver)
         request = self._checked(request_id, approver, name, claims, ctx, via, actor, verdict)
         try:
@@ -175,12 +180,16 @@ class DecisionDesk:
             if request.status == "expired" or (request.status == "pending"
                                                and request.expires_at.timestamp() <= self._clock()):
                 raise Gone("This request has expired; nothing ran.", code="expired")
+            if request.status == "cancelled":
+                raise Conflict("The requester cancelled this request; nothing will run.", code="request_cancelled",
+                               extra={"request_status": request.status})
             if request.status != "pending":
                 raise Conflict(f"This request was already decided ({request.status}).", code="already_decided",
                                extra={"request_status": request.status})
             if claims is not None and not self._store.use_token(request_id, claims.token_id, approver):
                 raise Conflict("This approval link was used already.", code="token_used")
-            row = DecisionRow(approver, name, verdict, via, datetime.now(UTC).isoformat(timespec="milliseconds"))
+            row = DecisionRow(approver, name, verdict, via, datetime.now(UTC).isoformat(timespec="milliseconds"),
+                              comment)
             if not self._store.add_decision(request_id, row):
                 raise Conflict("You have already decided on this request.", code="already_voted")
         except BrokerError as refusal:
@@ -188,6 +197,8 @@ class DecisionDesk:
         accepted = Accepted(request, approver, name, verdict, via, claims.token_id if claims else None, actor)
         outcome: dict[str, Any] = {"status": verdict, "via": via, "signed_in": via in SIGNED_IN_CHANNELS,
                                    "token_id": accepted.token_id or ""}
+        if comment:
+            outcome["comment"] = comment
         if actor is not None and via != "entra":
             outcome["on_behalf_by"] = actor.describe()
         self._journal.write(JournalRecord(

@@ -10,13 +10,15 @@ twice or run twice.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 from azure.storage.blob import ContainerClient
 
@@ -25,10 +27,12 @@ from broker.storage import insert_once, move
 from broker.table_text import split_text
 
 Kind = Literal["command", "grant"]
-STATUSES = ("pending", "approved", "denied", "expired", "running", "done", "failed", "active", "revoked")
-ENDED = frozenset({"denied", "expired", "done", "failed", "revoked"})
+STATUSES = ("pending", "approved", "denied", "expired", "running", "done", "failed", "active", "revoked",
+            "cancelled")
+ENDED = frozenset({"denied", "expired", "done", "failed", "revoked", "cancelled"})
 _MAX_CHUNKS = 8  # string properties (of 64 KiB each, ``broker.table_text``) per document; beyond, a blob
 _ROW = "request"
+_MINE_SCAN = 1000  # rows read at most when listing one requester's requests
 
 
 def approver_row_key(approver: str) -> str:
@@ -88,6 +92,17 @@ class DecisionRow:
     verdict: Literal["approve", "deny"]
     via: str
     at: str
+    comment: str = ""  # the approver's words to the requester (escaped, at most 500 characters)
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """Which request holds a claim (an idempotency key, or "this command is pending already")."""
+
+    request_id: str
+    target: str
+    command_digest: str
+    etag: str
 
 
 class RequestStore:
@@ -162,7 +177,7 @@ class RequestStore:
         """False when this approver has already decided this request."""
         return self._insert_once({"PartitionKey": request_id, "RowKey": approver_row_key(row.approver),
                                   "approver": row.approver, "name": row.name, "verdict": row.verdict,
-                                  "via": row.via, "at": row.at})
+                                  "via": row.via, "at": row.at, "comment": row.comment})
 
     def use_token(self, request_id: str, token_id: str, approver: str) -> bool:
         """False when this link was used before (a replay)."""
@@ -189,7 +204,8 @@ class RequestStore:
         try:
             rows = self._table.query_entities("PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
                                               parameters={"pk": request_id, "lo": "decision_", "hi": "decision`"})
-            found = [DecisionRow(r["approver"], r["name"], r["verdict"], r["via"], r["at"]) for r in rows]
+            found = [DecisionRow(r["approver"], r["name"], r["verdict"], r["via"], r["at"], r.get("comment") or "")
+                     for r in rows]
         except AzureError as exc:
             raise Unavailable("The approval store cannot be read.", code="approvals_unavailable") from exc
         return sorted(found, key=lambda d: d.at)
@@ -200,6 +216,61 @@ class RequestStore:
             return insert_once(self._table, entity)
         except AzureError as exc:
             raise Unavailable("The approval store cannot be written.", code="approvals_unavailable") from exc
+
+    # --- claims: an idempotency key, or one pending request per caller and command ---
+    def claim(self, index: str, request: ApprovalRequest) -> IndexEntry | None:
+        """Point ``index`` at ``request`` (a conditional insert); None when it now does, else the
+        entry that holds it already. Rows live in their own partition, ``index_<hash>``."""
+        entity = {"PartitionKey": index, "RowKey": "claim", "request_id": request.request_id,
+                  "target": request.target, "command_digest": request.command_digest}
+        for _ in range(4):
+            if self._insert_once(entity):
+                return None
+            try:
+                found = self._table.get_entity(index, "claim")
+            except ResourceNotFoundError:
+                continue  # released in between: try again
+            except AzureError as exc:
+                raise Unavailable("The approval store cannot be read.", code="approvals_unavailable") from exc
+            return IndexEntry(found["request_id"], found.get("target", ""), found.get("command_digest", ""),
+                              found.metadata.get("etag", ""))
+        raise Unavailable("The approval store keeps changing; try again.", code="approvals_busy")
+
+    def take_over(self, index: str, held: IndexEntry, request: ApprovalRequest) -> bool:
+        """Move a stale claim (its request ended or expired) to ``request``; False if someone else did."""
+        entity = {"PartitionKey": index, "RowKey": "claim", "request_id": request.request_id,
+                  "target": request.target, "command_digest": request.command_digest}
+        try:
+            self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=held.etag,
+                                      match_condition=MatchConditions.IfNotModified)
+            return True
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        except AzureError as exc:
+            raise Unavailable("The approval store cannot be written.", code="approvals_unavailable") from exc
+
+    def release_claim(self, index: str, request_id: str) -> None:
+        """Drop a claim this request made (its hold was refused); another request's claim stays."""
+        try:
+            found = self._table.get_entity(index, "claim")
+            if found["request_id"] == request_id:
+                self._table.delete_entity(index, "claim", etag=found.metadata.get("etag"),
+                                          match_condition=MatchConditions.IfNotModified)
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return
+        except AzureError as exc:
+            raise Unavailable("The approval store cannot be written.", code="approvals_unavailable") from exc
+
+    def mine(self, requester_key: str, limit: int) -> list[ApprovalRequest]:
+        """The requester's requests, newest first, at most ``limit`` (reads at most 1000 rows)."""
+        try:
+            self.ensure()
+            rows = self._table.query_entities("RowKey eq @row and requester eq @who",
+                                              parameters={"row": _ROW, "who": requester_key}, results_per_page=200)
+            found = [self._request(e) for e in itertools.islice(rows, _MINE_SCAN)]
+        except AzureError as exc:
+            raise Unavailable("The approval store cannot be read.", code="approvals_unavailable") from exc
+        return sorted(found, key=lambda r: r.created_at, reverse=True)[:limit]
 
     # --- results ---
     def store_result(self, request_id: str, result: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.approvals.directory import ApproverDirectory
+from broker.approvals.outcome import NEXT_STEPS, claim_index, outcome_for
 from broker.approvals.requests import ApprovalRequest, RequestStore
 from broker.approvals.tokens import ApprovalTokens
 from broker.execute import ApprovalNeeded, CallContext, ExecuteService
@@ -22,10 +23,12 @@ from broker.identity import Principal
 from broker.journal import Event, JournalRecord, JournalWriter
 from broker.notify import ApprovalAsk, Notifier
 from broker.policy import ApprovalRequirement
-from broker.problems import BrokerError, Conflict, Forbidden
+from broker.problems import BrokerError, Conflict, Forbidden, NotFound, Unavailable
 from broker.targets import Command
 
 AUDITOR_ROLE = "Broker.Auditor"
+OPERATOR_ROLE = "Broker.Operator"
+"""May cancel anyone's pending request (the requester may cancel their own)."""
 log = logging.getLogger(__name__)
 
 
@@ -53,7 +56,11 @@ class ApprovalService:
 
     # --- holding a request ---
     def hold_command(self, needed: ApprovalNeeded, ctx: CallContext) -> ApprovalRequest:
-        """Persist the exact command for the approvers and journal ``execute.pending``."""
+        """Persist the exact command for the approvers and journal ``execute.pending``.
+
+        The same caller sending the same command again while it is pending, or the same
+        idempotency key while its request lives, gets that request back (a different
+        ``request_id`` than ``needed``'s: nothing new was opened, and no workflow starts)."""
         requirement = needed.decision.approval or ApprovalRequirement()
         now = datetime.fromtimestamp(self._clock(), UTC)
         request = ApprovalRequest(
@@ -63,7 +70,58 @@ class ApprovalService:
             expires_at=datetime.fromtimestamp(int(self._clock()) + requirement.timeout_seconds, UTC), created_at=now,
             command=needed.command.canonical(), classification=needed.classification.to_dict(),
             decision=needed.decision.to_dict(), reason=needed.body.reason, ticket=needed.body.ticket)
-        return self.hold(request, Event.EXECUTE_PENDING, {**needed.record, "client": ctx.to_dict()})
+        record = {**needed.record, "client": ctx.to_dict()}
+        claimed: list[str] = []
+        try:
+            key = needed.body.idempotency_key
+            if key:
+                index = claim_index("key", request.requester_key, key)
+                existing = self._claimed(index, request, lambda r: r.expires_at > now)
+                if existing is not None:
+                    if (existing.target, existing.command_digest) != (request.target, request.command_digest):
+                        refusal = Conflict(
+                            "This idempotency key was used for a different command; nothing was started.",
+                            code="idempotency_key_reused", remedy="Use a new key for a new command.",
+                            extra={"existing_request_id": existing.request_id})
+                        self._journal.write(JournalRecord(event=Event.EXECUTE_DENIED, outcome={
+                            "status": "refused", "code": refusal.code, "same_as": existing.request_id}, **record))
+                        raise refusal
+                    return self._resubmitted(existing, record, "idempotency_key")
+                claimed.append(index)
+            index = claim_index("pending", request.requester_key, request.target, request.command_digest)
+            existing = self._claimed(index, request, lambda r: r.status == "pending" and r.expires_at > now)
+            if existing is not None:
+                return self._resubmitted(existing, record, "same_command")
+            claimed.append(index)
+            return self.hold(request, Event.EXECUTE_PENDING, record)
+        except BaseException:
+            for index in claimed:
+                self.store.release_claim(index, request.request_id)
+            raise
+
+    def _claimed(self, index: str, request: ApprovalRequest,
+                 live: Callable[[ApprovalRequest], bool]) -> ApprovalRequest | None:
+        """None once ``index`` points at ``request``; the live request that holds it otherwise."""
+        for attempt in range(12):
+            held = self.store.claim(index, request)
+            if held is None or held.request_id == request.request_id:
+                return None
+            current = self.store.find(held.request_id)
+            if current is None and attempt < 8:
+                time.sleep(0.05)  # a concurrent hold claimed it and is writing its request now
+                continue
+            if current is not None and live(current):
+                return current
+            if self.store.take_over(index, held, request):
+                return None
+        raise Unavailable("The approval store keeps changing; try again.", code="approvals_busy")
+
+    def _resubmitted(self, existing: ApprovalRequest, record: dict[str, Any], matched: str) -> ApprovalRequest:
+        """Journal that a submission was answered with the request already open."""
+        self._journal.write(JournalRecord(event=Event.EXECUTE_PENDING, **{**record, "request_id": existing.request_id},
+                                          outcome={"status": existing.status, "resubmitted": True, "matched": matched,
+                                                   "submission": record.get("request_id", "")}))
+        return existing
 
     def hold(self, request: ApprovalRequest, event: str, record: dict[str, Any]) -> ApprovalRequest:
         """Refuse up front when nobody could ever reach the quorum; else store and journal it."""
@@ -88,6 +146,22 @@ class ApprovalService:
         request = self.store.transition(request_id, {"pending"}, "failed", ended_at=_now(),
                                         error={"code": error.code, "detail": error.detail})
         self._write(Event.APPROVAL_FAILED, request, {"status": "failed", "code": error.code})
+
+    # --- the requester changes their mind ---
+    def cancel(self, request_id: str, principal: Principal) -> ApprovalRequest:
+        """pending -> cancelled (ETag-guarded), journaled with who; the caller then tells the workflow.
+
+        Only the requester (same tenant and object id) or an operator; anyone else is told there is
+        no such request, exactly as for an unknown id."""
+        request = self.store.find(request_id)
+        if request is None or not (principal.key == request.requester_key or OPERATOR_ROLE in principal.roles):
+            raise NotFound(f"No approval request {request_id}.", code="not_found")
+        role = "requester" if principal.key == request.requester_key else "operator"
+        cancelled = self.store.transition(request_id, {"pending"}, "cancelled", ended_at=_now(), ended_by={
+            "id": principal.key, "name": principal.display_name, "as": role})
+        self._write(Event.APPROVAL_CANCELLED, cancelled, {"status": "cancelled", "by": role},
+                    principal=principal.describe())
+        return cancelled
 
     # --- workflow activities ---
     def preview(self, request: ApprovalRequest, execute: ExecuteService) -> ApprovalRequest:
@@ -138,11 +212,14 @@ class ApprovalService:
             request = self.store.transition(request_id, {"pending"}, status, **changes)
         except BrokerError:
             current = self.store.get(request_id)
+            if current.status == "cancelled":  # the requester cancelled first: nothing runs
+                return {"status": "cancelled"}
             if current.status == status or status != "approved":
                 return {"status": current.status}
             raise
         event = {"approved": Event.APPROVAL_APPROVED, "denied": Event.APPROVAL_DENIED,
-                 "expired": Event.APPROVAL_EXPIRED}.get(status, Event.APPROVAL_FAILED)
+                 "expired": Event.APPROVAL_EXPIRED, "cancelled": Event.APPROVAL_CANCELLED}.get(status,
+                                                                                      Event.APPROVAL_FAILED)
         self._write(event, request, {"status": status, "approvals": approvals,
                                      "denied_by": outcome.get("denied_by"), "code": outcome.get("error")})
         return {"status": status}
@@ -187,17 +264,30 @@ class ApprovalService:
                             code="not_requester")
         return request
 
+    def summary(self, r: ApprovalRequest) -> dict[str, Any]:
+        """One line of a listing: no command text, no result (those are at ``status_url``)."""
+        return {"request_id": r.request_id, "kind": r.kind, "status": r.status, "target": r.target,
+                "risk": r.classification.get("risk"), "created_at": r.created_at.isoformat(),
+                "expires_at": r.expires_at.isoformat(), "reason": r.reason, "status_url": self.status_url(r.request_id),
+                "next_step": NEXT_STEPS.get(r.status, "")}
+
+    def mine(self, principal: Principal, limit: int) -> list[dict[str, Any]]:
+        """The caller's own requests, newest first."""
+        return [self.summary(r) for r in self.store.mine(principal.key, limit)]
+
     def status(self, request_id: str, principal: Principal) -> dict[str, Any]:
         r = self.visible_request(request_id, principal)
         now = datetime.fromtimestamp(self._clock(), UTC)
+        decisions = self.store.decisions(r.request_id)
         body: dict[str, Any] = {
             "request_id": r.request_id, "kind": r.kind, "status": r.status, "target": r.target,
             "status_url": self.status_url(r.request_id), "created_at": r.created_at.isoformat(),
             "expires_at": r.expires_at.isoformat(), "quorum": r.quorum,
             "risk": r.classification.get("risk"), "command_digest": r.command_digest, "reason": r.reason,
             "decisions": [{"approver": d.name, "approver_id": d.approver, "verdict": d.verdict, "via": d.via,
-                           "at": d.at} for d in self.store.decisions(r.request_id)],
+                           "at": d.at, **({"comment": d.comment} if d.comment else {})} for d in decisions],
         }
+        body.update(outcome_for(r, decisions))
         if r.status == "pending":
             body["seconds_left"] = max(0, int((r.expires_at - now).total_seconds()))
         if r.kind == "command":

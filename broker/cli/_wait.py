@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from broker.cli._client import BrokerClient
 
 WAITING = ("pending", "approved", "running", "active")
-EXIT_CODES = {"done": 0, "active": 0, "revoked": 0, "denied": 3, "expired": 4, "failed": 5}
+EXIT_CODES = {"done": 0, "active": 0, "revoked": 0, "denied": 3, "expired": 4, "failed": 5, "cancelled": 6}
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
@@ -69,7 +69,11 @@ def ended(status: dict[str, Any]) -> str:
     if state == "done":
         return f"approved by {decided}; ran once"
     if state == "denied":
-        return f"denied by {status.get('ended_by', {}).get('name') or decided or '?'}; nothing ran"
+        said = f"\napprover's comment: {status['approver_comment']}" if status.get("approver_comment") else ""
+        step = f"\nnext: {status['next_step']}" if status.get("next_step") else ""
+        return f"denied by {status.get('ended_by', {}).get('name') or decided or '?'}; nothing ran{said}{step}"
+    if state == "cancelled":
+        return f"cancelled by {status.get('ended_by', {}).get('name') or '?'}; nothing ran"
     if state == "expired":
         return "nobody approved in time; nothing ran"
     if state == "failed":

@@ -3,7 +3,7 @@
 approval waits (spinner and time left) until an approver decides, then prints the result;
 ``--no-wait`` prints the request id and status URL instead. ``--json`` prints JSON for tools.
 
-Exit codes: 0 done, 1 refused/error, 3 denied, 4 expired (nobody approved), 5 failed."""
+Exit codes: 0 done, 1 refused/error, 3 denied, 4 expired (nobody approved), 5 failed, 6 cancelled."""
 
 from __future__ import annotations
 

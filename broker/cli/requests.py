@@ -1,5 +1,7 @@
 """``requests``: where an approval request stands (the agent side of ``GET /api/requests/{id}``).
-``show ID`` prints it; ``--wait`` waits until it ends, like ``exec`` does. ``decide ID approve|deny``
+``show ID`` prints it; ``--wait`` waits until it ends, like ``exec`` does; ``cancel ID`` withdraws a
+pending one (nothing runs, the approvers' links stop deciding); ``list`` shows your own requests,
+newest first. ``decide ID approve|deny``
 is the approver's side: a decision with one's own Entra token (channel ``entra``, the one a policy's
 ``require_sign_in`` counts)."""
 
@@ -18,6 +20,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true", help="print the broker's JSON")
     show.add_argument("--identity", default="devin", help="dev identity to use when BROKER_TOKEN is unset")
     show.set_defaults(func=run_show)
+    cancel = rsub.add_parser("cancel", help="cancel a pending request you made (DELETE /api/requests/ID)")
+    cancel.add_argument("request_id")
+    cancel.add_argument("--json", action="store_true", help="print the broker's JSON")
+    cancel.add_argument("--identity", default="devin", help="dev identity to use when BROKER_TOKEN is unset")
+    cancel.set_defaults(func=run_cancel)
+    listing = rsub.add_parser("list", help="your own requests, newest first (GET /api/requests)")
+    listing.add_argument("--limit", type=int, default=20, help="at most this many (1-100)")
+    listing.add_argument("--json", action="store_true", help="print the broker's JSON")
+    listing.add_argument("--identity", default="devin", help="dev identity to use when BROKER_TOKEN is unset")
+    listing.set_defaults(func=run_list)
     decide = rsub.add_parser("decide", help="approve or deny a request as yourself (your own Entra token)")
     decide.add_argument("request_id")
     decide.add_argument("verdict", choices=("approve", "deny"))
@@ -48,6 +60,38 @@ def run_show(args: argparse.Namespace) -> int:
         if status.get("result"):
             print(render_result(status["result"]))
     return EXIT_CODES.get(status.get("status", ""), 0)
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    from broker.cli._client import BrokerClient, ClientError, fail
+
+    try:
+        client = BrokerClient.from_env(args.identity)
+        _, status = client.request("DELETE", f"/api/requests/{args.request_id}")
+    except ClientError as error:
+        return fail(error, args.json)
+    if args.json:
+        print(json.dumps(status, indent=2, ensure_ascii=False))
+    else:
+        print(f"request {status['request_id']} cancelled; nothing ran")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from broker.cli._client import BrokerClient, ClientError, fail
+
+    try:
+        client = BrokerClient.from_env(args.identity)
+        _, body = client.request("GET", f"/api/requests?mine&limit={args.limit}")
+    except ClientError as error:
+        return fail(error, args.json)
+    if args.json:
+        print(json.dumps(body, indent=2, ensure_ascii=False))
+        return 0
+    for r in body["requests"]:
+        print(f"{r['created_at'][:19]}  {r['request_id']}  {r['kind']:<7} {r['status']:<9} {r['target']}  "
+              f"{r['reason']}")
+    return 0
 
 
 def run_decide(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ class Event:
     EXECUTE_DENIED = "execute.denied"  # refused before running (policy, unknown target, bad input)
     EXECUTE_PENDING = "execute.pending"  # waiting for a human approval
     EXECUTE_EXPLAINED = "execute.explained"  # the policy was asked about a command (explain); nothing ran
+    TARGET_DESCRIBED = "target.described"  # a caller asked what a target holds (tables, columns; no values)
     EXECUTE_PREVIEW = "execute.preview"  # a server-side dry run shown to approvers (masked diff); nothing changed
     JOURNAL_READ = "journal.read"  # an auditor queried the journal (who watched the watchers)
     CLASSIFY_INTENT = "classify.intent"  # a data classification run is about to sample a target
@@ -40,6 +41,7 @@ class Event:
     APPROVAL_DENIED = "approval.denied"  # an approver denied: the request ends
     APPROVAL_EXPIRED = "approval.expired"  # nobody decided in time: default deny, nothing ran
     APPROVAL_FAILED = "approval.failed"  # the wait could not go on (e.g. nobody could be notified)
+    APPROVAL_CANCELLED = "approval.cancelled"  # the requester (or an operator) withdrew it: nothing runs
 
     # just-in-time grants
     GRANT_REQUESTED = "grant.requested"  # waiting for approval

@@ -30,6 +30,8 @@ class Schema:
     search_path: tuple[str, ...] = ("public",)
     views: dict[TableKey, str] = field(default_factory=dict)
     read_at: float = 0.0
+    types: dict[TableKey, tuple[str, ...]] = field(default_factory=dict)
+    """Each table's column types, in column order (the engine's names; arrays end in ``[]``)."""
 
     def find(self, schema: str, table: str) -> TableKey | None:
         """The table a (possibly unqualified) name means, or None when the target has none."""
@@ -60,41 +62,52 @@ SchemaReader = Callable[[Query], Schema]
 
 def read_postgres(query: Query) -> Schema:
     """Every column the role can see (system catalogs included), the search path, view definitions."""
-    rows = query("SELECT table_schema, table_name, column_name FROM information_schema.columns "
-                 "ORDER BY table_schema, table_name, ordinal_position", ())
+    rows = query("SELECT table_schema, table_name, column_name, "
+                 "CASE WHEN data_type = 'ARRAY' THEN substr(udt_name, 2) || '[]' ELSE udt_name END "
+                 "FROM information_schema.columns ORDER BY table_schema, table_name, ordinal_position", ())
     path = query("SELECT unnest(current_schemas(true))", ())
     views = query("SELECT n.nspname, c.relname, pg_get_viewdef(c.oid) FROM pg_class c "
                   "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') "
                   "AND n.nspname NOT IN ('pg_catalog', 'information_schema')", ())
     return Schema(_tables(rows), tuple(str(r[0]) for r in path),
-                  {(str(s), str(t)): str(d or "") for s, t, d in views}, time.time())
+                  {(str(s), str(t)): str(d or "") for s, t, d in views}, time.time(), _types(rows))
 
 
 def read_mysql(query: Query) -> Schema:
     """The current database first, then every other schema the account can see."""
-    rows = query("SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
+    rows = query("SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
                  "ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION", ())
     current = query("SELECT DATABASE()", ())
     views = query("SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS", ())
     path = (*tuple(str(r[0]) for r in current if r[0]), "information_schema", "mysql")
-    return Schema(_tables(rows), path, {(str(s), str(t)): str(d or "") for s, t, d in views}, time.time())
+    return Schema(_tables(rows), path, {(str(s), str(t)): str(d or "") for s, t, d in views}, time.time(),
+                  _types(rows))
 
 
 def read_mssql(query: Query) -> Schema:
     """The default schema of the login, then dbo."""
-    rows = query("SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS "
+    rows = query("SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM INFORMATION_SCHEMA.COLUMNS "
                  "ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION", ())
     current = query("SELECT SCHEMA_NAME()", ())
     views = query("SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM INFORMATION_SCHEMA.VIEWS", ())
     path = tuple(dict.fromkeys([*(str(r[0]) for r in current if r[0]), "dbo", "sys", "INFORMATION_SCHEMA"]))
-    return Schema(_tables(rows), path, {(str(s), str(t)): str(d or "") for s, t, d in views}, time.time())
+    return Schema(_tables(rows), path, {(str(s), str(t)): str(d or "") for s, t, d in views}, time.time(),
+                  _types(rows))
 
 
 def _tables(rows: list[tuple[Any, ...]]) -> dict[TableKey, tuple[str, ...]]:
     tables: dict[TableKey, list[str]] = {}
-    for schema, table, column in rows:
+    for schema, table, column, *_ in rows:
         tables.setdefault((str(schema), str(table)), []).append(str(column))
     return {key: tuple(columns) for key, columns in tables.items()}
+
+
+def _types(rows: list[tuple[Any, ...]]) -> dict[TableKey, tuple[str, ...]]:
+    """The fourth column of the catalog rows, where the reader asked for it."""
+    types: dict[TableKey, list[str]] = {}
+    for row in rows:
+        types.setdefault((str(row[0]), str(row[1])), []).append(str(row[3]) if len(row) > 3 else "")
+    return {key: tuple(names) for key, names in types.items()}
 
 
 class SchemaCache:

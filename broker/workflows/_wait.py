@@ -15,6 +15,8 @@ from typing import Any
 from azure.durable_functions import DurableOrchestrationContext, RetryOptions
 
 REVOKE_EVENT = "revoke"
+CANCEL_EVENT = "cancel"
+"""Raised by ``DELETE /api/requests/{id}`` after the request moved to cancelled: the wait ends now."""
 NOTIFY_RETRY = RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=3)
 
 
@@ -31,7 +33,7 @@ def decision_event(approver: str) -> str:
 
 def decide(context: DurableOrchestrationContext, params: dict[str, Any]) -> Generator[Any, Any, str]:
     """``yield from`` this: notify the approvers, wait for their decisions against the deadline,
-    record the conclusion; returns approved | denied | expired | failed. Both orchestrators
+    record the conclusion; returns approved | denied | expired | cancelled | failed. Both orchestrators
     start with it."""
     request_id = params["request_id"]
     try:
@@ -47,15 +49,20 @@ def decide(context: DurableOrchestrationContext, params: dict[str, Any]) -> Gene
     outcome = yield from wait_for_decisions(context, int(params["quorum"]), parse_deadline(params["deadline"]),
                                             list(notified.get("approvers", [])))
     context.set_custom_status({"status": outcome["status"]})
-    yield context.call_activity("approval_conclude", {"request_id": request_id, **outcome})
-    return str(outcome["status"])
+    concluded = yield context.call_activity("approval_conclude", {"request_id": request_id, **outcome})
+    # The store has the last word: a request cancelled while an approval was on its way is cancelled.
+    status = str((concluded or {}).get("status") or outcome["status"])
+    if status != outcome["status"]:
+        context.set_custom_status({"status": status})
+    return status
 
 
 def wait_for_decisions(context: DurableOrchestrationContext, quorum: int, deadline: datetime,
                        approvers: list[str]) -> Generator[Any, Any, dict[str, Any]]:
-    """``yield from`` this: returns {"status": approved|denied|expired, "approvals": [...], ...}."""
+    """``yield from`` this: returns {"status": approved|denied|expired|cancelled, "approvals": [...], ...}."""
     timer = context.create_timer(deadline)
     waits = {approver: context.wait_for_external_event(decision_event(approver)) for approver in approvers}
+    cancel = context.wait_for_external_event(CANCEL_EVENT)  # one wait for the whole wait (see decision_event)
     approvals: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
     while True:
@@ -64,9 +71,12 @@ def wait_for_decisions(context: DurableOrchestrationContext, quorum: int, deadli
         # complete their tasks at once, several of them in one go; each must still be read once.
         # ``task_any`` returns an already-completed task immediately, in list order (deterministic).
         open_waits = [task for approver, task in waits.items() if approver not in seen]
-        winner = yield context.task_any([*open_waits, timer])
+        winner = yield context.task_any([*open_waits, cancel, timer])
         if winner is timer:
             return {"status": "expired", "approvals": list(approvals.values())}
+        if winner is cancel:
+            timer.cancel()  # an uncancelled timer keeps the instance Running until the deadline
+            return {"status": "cancelled", "approvals": list(approvals.values())}
         approver = next(a for a, task in waits.items() if task is winner)
         seen.add(approver)
         decision = event_payload(winner.result)

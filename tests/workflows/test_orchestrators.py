@@ -284,3 +284,34 @@ def test_a_refused_dry_run_ends_the_request_as_failed_without_waiting():
     assert activity_calls(state)[-1] == ("approval_conclude", {"request_id": "req-1", "status": "failed",
                                                                "error": "preview_failed"})
     assert not [a for a in actions(state) if a.get("actionType") == 5]  # no deadline timer: no wait at all
+
+
+def test_a_cancel_ends_the_wait_at_once_and_cancels_the_deadline_timer():
+    """DTFx keeps an instance Running while a timer it created is neither fired nor cancelled."""
+    h = waiting().episode().later(10).raised("cancel", json.dumps({"by": "t/devin"}))
+    state = replay(APPROVAL, h)
+    assert activity_calls(state)[-1] == ("approval_conclude", {"request_id": "req-1", "status": "cancelled",
+                                                               "approvals": []})
+    assert next(a for a in actions(state) if a.get("actionType") == 5)["isCanceled"] is True
+    h.scheduled(2, "approval_conclude").episode().completed(2, {"status": "cancelled"})
+    state = replay(APPROVAL, h)
+    assert state["isDone"] and state["output"] == "cancelled"
+    assert "approval_run" not in [name for name, _ in activity_calls(state)]
+
+
+def test_an_approval_that_lost_the_race_to_a_cancel_runs_nothing():
+    """The approver's event reached the orchestrator, but the store had the request cancelled first:
+    the conclusion the store gives wins."""
+    h = waiting().episode().raised(ev("t/ada"), approve("t/ada"))
+    h.scheduled(2, "approval_conclude").episode().completed(2, {"status": "cancelled"})
+    state = replay(APPROVAL, h)
+    assert state["isDone"] and state["output"] == "cancelled"
+    assert "approval_run" not in [name for name, _ in activity_calls(state)]
+
+
+def test_a_cancelled_grant_request_never_activates():
+    h = waiting(kind=GRANT, duration_seconds=600).episode().raised("cancel", json.dumps({"by": "t/devin"}))
+    h.scheduled(2, "approval_conclude").episode().completed(2, {"status": "cancelled"})
+    state = replay(GRANT, h)
+    assert state["isDone"] and state["output"] == "cancelled"
+    assert "grant_activate" not in [name for name, _ in activity_calls(state)]

@@ -52,3 +52,23 @@ def test_exec_waits_for_the_approval_and_prints_the_result(flow):
     assert proc.returncode == 0, err
     assert "approval needed (write on demo-postgres)" in out
     assert "approved by Bo Approver (approve); ran once" in out and "1 affected" in out
+
+
+def test_requests_cancel_and_list_from_the_cli(flow):
+    rid = flow.pending(touch(184))["request_id"]
+    listed = cli(flow, "requests", "list", "--limit", "3", "--json")
+    out, err = listed.communicate(timeout=60)
+    assert listed.returncode == 0, err
+    assert json.loads(out)["requests"][0]["request_id"] == rid
+    proc = cli(flow, "requests", "cancel", rid)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"request {rid} cancelled; nothing ran" in out
+    flow.idle()
+    assert flow.status(rid)["status"] == "cancelled" and "approval.cancelled" in flow.events(rid)
+    again = cli(flow, "requests", "cancel", rid, "--json")
+    out, err = again.communicate(timeout=60)
+    assert again.returncode == 1 and "already_decided" in out + err
+    shown = cli(flow, "requests", "show", rid)
+    out, err = shown.communicate(timeout=60)
+    assert shown.returncode == 6 and "cancelled by Devin" in out, out + err

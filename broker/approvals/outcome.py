@@ -1,0 +1,92 @@
+"""What the requester reads about how a request ended: the approver's own words, the next step,
+and, for a request that ended without running, the problem an agent branches on.
+
+An approver's comment is written by a person or by an automation and reaches an agent (an LLM):
+it is text to show, never an instruction. It is kept short (``MAX_COMMENT``), its hidden
+characters (bidi controls, zero-width and other format or control characters) arrive escaped as
+``⟨U+202E RIGHT-TO-LEFT OVERRIDE⟩``, and it travels in its own field (``approver_comment``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from broker.approvals.requests import ApprovalRequest, DecisionRow
+from broker.guard.hidden import escaped, is_hidden
+from broker.problems import BadRequest, BrokerError, Conflict, Forbidden, Gone
+
+MAX_COMMENT = 500
+"""Characters an approver's comment may have (before escaping)."""
+
+NEXT_STEPS = {
+    "pending": "Wait: poll status_url (honour Retry-After), or cancel it with DELETE on status_url.",
+    "approved": "Wait: it was approved and runs once; poll status_url for the result.",
+    "running": "Wait: it runs now; poll status_url for the result.",
+    "done": "Nothing to do: it ran once and the masked result is in `result`.",
+    "denied": "Nothing ran. Read approver_comment, change the command as the approver asked and send it "
+              "again (a new request), or ask for a grant (POST /api/grants) if you need this access.",
+    "expired": "Nothing ran: nobody decided in time. Send the command again to ask again.",
+    "cancelled": "Nothing ran: the request was cancelled. Send the command again if you still need it.",
+    "failed": "Nothing more runs for this request; `error` says why. Fix the cause and send the command again.",
+    "active": "The grant is open until grant.expires_at: send commands as usual.",
+    "revoked": "The grant ended; ask for a new one (POST /api/grants) if you still need it.",
+}
+
+
+def clean_comment(text: str) -> str:
+    """The comment as stored and shown: at most ``MAX_COMMENT`` characters, hidden ones escaped."""
+    if len(text) > MAX_COMMENT:
+        raise BadRequest(f"The comment has {len(text)} characters; at most {MAX_COMMENT} are kept.",
+                         code="invalid_request")
+    return "".join(escaped(c) if is_hidden(c) or c in "\t\r" else c for c in text.strip())
+
+
+def claim_index(kind: str, *parts: str) -> str:
+    """The partition of a claim: hashed, so keys the caller chose never become table keys."""
+    return "index_" + hashlib.sha256("\x1f".join((kind, *parts)).encode()).hexdigest()[:48]
+
+
+def outcome_for(r: ApprovalRequest, decisions: Sequence[DecisionRow]) -> dict[str, Any]:
+    """``next_step`` always; ``approver_comment`` when the decisive approver wrote one; ``problem``
+    when the request ended without running (the same problem the MCP tools return as an error)."""
+    body: dict[str, Any] = {"next_step": NEXT_STEPS.get(r.status, "Read status_url.")}
+    comment = _decisive_comment(r, decisions)
+    if comment:
+        body["approver_comment"] = comment
+    error = ended_problem(r, comment)
+    if error is not None:
+        body["problem"] = error.to_problem()
+    return body
+
+
+def ended_problem(r: ApprovalRequest, comment: str) -> BrokerError | None:
+    extra: dict[str, Any] = {"request_id": r.request_id, "request_status": r.status,
+                             "next_step": NEXT_STEPS.get(r.status, "")}
+    if comment:
+        extra["approver_comment"] = comment
+    if r.status == "denied":
+        who = str(r.ended_by.get("name") or "an approver")
+        return Forbidden(f"{who} denied request {r.request_id}; nothing ran.", code="request_denied",
+                         remedy=extra["next_step"], extra=extra)
+    if r.status == "expired":
+        return Gone(f"Nobody decided request {r.request_id} in time; nothing ran.", code="expired",
+                    remedy=extra["next_step"], extra=extra)
+    if r.status == "cancelled":
+        return Conflict(f"Request {r.request_id} was cancelled; nothing ran.", code="request_cancelled",
+                        remedy=extra["next_step"], extra=extra)
+    return None
+
+
+def _decisive_comment(r: ApprovalRequest, decisions: Sequence[DecisionRow]) -> str:
+    """The denier's comment for a denial; otherwise the newest comment any approver left."""
+    if r.status == "denied":
+        denier = str(r.ended_by.get("approver", ""))
+        for d in decisions:
+            if d.verdict == "deny" and (not denier or d.approver == denier) and d.comment:
+                return d.comment
+    for d in reversed(decisions):
+        if d.comment:
+            return d.comment
+    return ""
