@@ -184,6 +184,11 @@ def measure(conn: psycopg.Connection, sql: str, limits: ExecutionLimits, sample_
     impact = Impact(measured=True, rows=rows, tables=tables)
     if sample is not None and impact.changed <= SAMPLE_WHEN_AT_MOST:
         impact.sample = sample
+        target = write_target(stmt)
+        own = stmt.args.get("returning") is not None
+        # lineage reads this text (it never runs): the sample's columns are the written table's
+        read = exp.select("*").from_(target.copy()).sql(dialect="postgres") if target is not None else ""
+        impact.sample_source = sql if own else read
     return impact
 
 

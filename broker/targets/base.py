@@ -160,6 +160,8 @@ class Impact:
     tables: list[TableImpact] = field(default_factory=list)
     sample: ResultSet | None = None
     """A few changed rows (new values; deleted rows as they were), raw: mask before showing."""
+    sample_source: str = ""
+    """A query whose outputs are the sample's columns (for lineage: which are sensitive)."""
     reason: str = ""
     error: str = ""
     error_code: str = ""
