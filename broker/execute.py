@@ -19,6 +19,7 @@ from broker.catalog import Catalog, Target
 from broker.guard import Classification, Risk
 from broker.guard.hidden import with_hidden_text
 from broker.identity import Principal
+from broker.impact import ImpactMeasurer
 from broker.journal import Event, JournalRecord, JournalWriter
 from broker.journal.records import utc_now_iso
 from broker.lineage import Schema, Sensitivity
@@ -28,7 +29,7 @@ from broker.policy import Decision, Grant, Policy
 from broker.problems import BadRequest, BrokerError, CommandFailed, Forbidden, Unavailable, invalid_body
 from broker.secrets import CredentialResolver
 from broker.targets import Command, ExecutionLimits, ResultSet, TargetEngine
-from broker.targets.base import SchemaSource
+from broker.targets.base import DryRun, ImpactBound, ImpactTrial, SchemaSource
 
 MAX_SQL_CHARS = 100_000
 
@@ -211,6 +212,8 @@ class ExecuteService:
         self._credentials = credentials
         self._masker = masker
         self._journal = journal
+        self._impact = ImpactMeasurer(engines=engines, credentials=credentials, journal=journal,
+                                      lineage=self._lineage, masker=masker.get, mask=mask_result)
 
     @property
     def masker(self) -> MaskerSource:
@@ -321,17 +324,24 @@ class ExecuteService:
             decision = replace(decision, limits=decision.limits.model_copy(update={"max_rows": body.max_rows}))
             record["decision"] = decision.to_dict()
         decide_ms = (time.perf_counter() - decided) * 1000
-        result = self.run(principal, target, command, classification, decision, record)
+        try:
+            bound = self._impact.bound(self._engines[target.engine], command, classification, decision, None)
+        except BrokerError as refusal:
+            self._journal.write(JournalRecord(event=Event.EXECUTE_DENIED,
+                                              outcome={"status": "refused", "code": refusal.code}, **record))
+            raise
+        result = self.run(principal, target, command, classification, decision, record, bound=bound)
         result.timings = {"decide": decide_ms, **result.timings}
         return result
 
     def run_approved(self, requester: Principal, target_name: str, command: Command, digest: str,
                      request_id: str, approvals: list[dict[str, Any]], reason: str = "",
-                     ticket: str = "") -> ExecuteResult:
+                     ticket: str = "", impact: dict[str, Any] | None = None) -> ExecuteResult:
         """Run a command that people approved: the exact one (digest), under today's policy.
 
         The policy is asked again: a rule that now denies wins over an old approval; the
-        classification is recomputed from the stored text, never taken from the request.
+        classification is recomputed from the stored text, never taken from the request. A measured
+        ``impact`` (what approvers were shown) bounds the run: past it, it rolls back (``impact_exceeded``).
         """
         if command.digest != digest:
             raise Forbidden("The stored command does not match the approved digest; it will not run.",
@@ -348,10 +358,19 @@ class ExecuteService:
             self._journal.write(JournalRecord(event=Event.EXECUTE_DENIED,
                                               outcome={"status": "refused", "code": "policy_denied"}, **record))
             raise Forbidden(f"The policy now denies this command: {decision.reason}.", code="policy_denied")
-        return self.run(requester, target, command, classification, decision, record)
+        try:
+            bound = self._impact.bound(engine, command, classification, decision, impact)
+        except BrokerError as refusal:
+            self._journal.write(JournalRecord(event=Event.EXECUTE_DENIED,
+                                              outcome={"status": "refused", "code": refusal.code}, **record))
+            raise
+        if bound is not None:
+            record["decision"]["impact_bound"] = {"rows": bound.rows, "tables": bound.tables,
+                                                  "max_rows_changed": bound.max_rows_changed}
+        return self.run(requester, target, command, classification, decision, record, bound=bound)
 
     def run(self, principal: Principal, target: Target, command: Command, classification: Classification,
-            decision: Decision, record: dict[str, Any]) -> ExecuteResult:
+            decision: Decision, record: dict[str, Any], *, bound: ImpactBound | None = None) -> ExecuteResult:
         """Take a fair-share slot of the target, journal the intent, run once, mask, journal the
         outcome. Raises BrokerError on refusal (a caller over its limit is refused before the intent)."""
         try:
@@ -362,10 +381,11 @@ class ExecuteService:
                                               outcome={"status": "refused", "code": busy.code}, **record))
             raise
         with slot:
-            return self._run_admitted(principal, target, command, classification, decision, record)
+            return self._run_admitted(principal, target, command, classification, decision, record, bound)
 
     def _run_admitted(self, principal: Principal, target: Target, command: Command,
-                      classification: Classification, decision: Decision, record: dict[str, Any]) -> ExecuteResult:
+                      classification: Classification, decision: Decision, record: dict[str, Any],
+                      bound: ImpactBound | None = None) -> ExecuteResult:
         mark = time.perf_counter()
         intent_id = self._journal.write(JournalRecord(event=Event.EXECUTE_INTENT, **record))
         started = time.perf_counter()
@@ -378,7 +398,10 @@ class ExecuteService:
                                      decision.limits.statement_timeout_ms)
             engine = self._engines[target.engine]
             read_only = classification.read_only or target.read_only
-            result = engine.execute(target, command, secret, limits, read_only=read_only)
+            if bound is not None and isinstance(engine, ImpactTrial) and not read_only:
+                result = engine.execute_bounded(target, command, secret, limits, bound)
+            else:
+                result = engine.execute(target, command, secret, limits, read_only=read_only)
             ran = time.perf_counter()
             masked_counts = mask_result(engine, masker, result, target, classification.details.get("lineage"))
             timings["run"], timings["mask"] = (ran - started) * 1000, (time.perf_counter() - ran) * 1000
@@ -414,7 +437,11 @@ class ExecuteService:
         """The dry run of a command held for approval, under today's policy and classification."""
         target = self._catalog.get(target_name)
         engine = self._engines[target.engine]
-        decision = self._policy.decide(requester, target, self._classify(engine, target, command))
+        classification = self._classify(engine, target, command)
+        decision = self._policy.decide(requester, target, classification)
+        if command.language == "sql":
+            impact = self._impact.measure(requester, target, command, classification, decision, request_id)
+            return None if impact is None else CommandPreview(None, {}, "", impact=impact)
         return self.preview(requester, target, command, decision, request_id)
 
     # --- kubernetes (issue 5): what a changing command would do, for approvers ---
@@ -426,13 +453,12 @@ class ExecuteService:
         on the target. Raises BrokerError when the dry run itself is refused (e.g. an invalid manifest).
         """
         engine = self._engines[target.engine]
-        make = getattr(engine, "preview", None)
-        if make is None:
+        if not isinstance(engine, DryRun):
             return None
         limits = ExecutionLimits(decision.limits.max_rows, decision.limits.max_bytes,
                                  decision.limits.statement_timeout_ms)
         masker = self._masker.get()
-        result = make(target, command, self._credentials.resolve(target.credential), limits)
+        result = engine.preview(target, command, self._credentials.resolve(target.credential), limits)
         if result is None:
             return None
         counts = mask_result(engine, masker, result, target)
@@ -446,11 +472,13 @@ class ExecuteService:
 
 @dataclass(frozen=True)
 class CommandPreview:
-    """A masked dry run of a changing command: what approvers read before they decide."""
+    """What approvers read before they decide: a masked dry-run diff (Kubernetes) or the measured
+    impact of an SQL change (``broker/impact.py``)."""
 
-    diff: str
+    diff: str | None
     masked: dict[str, int]
     record_id: str
+    impact: dict[str, Any] | None = None
 
 
 def mask_result(engine: TargetEngine, masker: Masker, result: ResultSet, target: Target,

@@ -101,6 +101,8 @@ _ALL = [
     _c("csrf_failed", 403, "The decision form failed its cross-site checks.", "Open the link again and decide there."),
     _c("digest_mismatch", 403, "The stored command no longer matches the approved digest; nothing ran.",
        "Send the command again."),
+    _c("impact_not_measured", 403, "The policy bounds the rows a change may touch (`max_rows_changed`), but this "
+       "target's engine cannot hold a run to a bound; nothing ran.", "Ask an operator to lift the limit there."),
     _c("token_invalid", 403, "The approval link is forged or altered.", "Use the link from the mail."),
     _c("token_wrong_request", 403, "The approval link belongs to another request.", "Use this request's link."),
     _c("token_command_mismatch", 403, "The approval link was issued for another command.", "Use the newest link."),
@@ -122,6 +124,9 @@ _ALL = [
        "(`existing_request_id` names that request).", "Use a new key for a new command."),
     _c("grant_not_needed", 409, "The policy already allows this without a grant.", "Run the commands directly."),
     _c("not_active", 409, "The grant is not active (pending, ended or revoked).", "Check GET /api/grants."),
+    _c("impact_exceeded", 409, "The change would touch more rows than approvers were shown (`previewed_rows`) or "
+       "than the policy's `max_rows_changed`; it was rolled back, nothing changed.",
+       "Check what changed since the approval; send the command again for a new approval."),
     _c("command_too_large", 409, "The command is too large to hold for approval.", "Send a smaller command."),
     _c("kubernetes_conflict", 409, "Kubernetes refused a conflicting change.", "Read the object and retry."),
     _c("expired", 410, "The request or link expired; nothing ran.", "Send the command again."),

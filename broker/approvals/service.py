@@ -175,6 +175,8 @@ class ApprovalService:
                                         command_of(request), request.request_id)
             preview: dict[str, Any] = ({"diff": made.diff, "masked": made.masked, "record_id": made.record_id}
                                        if made is not None else {"none": True})
+            if made is not None and made.impact is not None:  # SQL: the measured impact (a failed trial too)
+                preview = {"impact": made.impact}
         except BrokerError as refusal:
             preview = {"error": f"{refusal.code}: {refusal.detail}", "code": refusal.code}
         return self.store.transition(request.request_id, {"pending"}, "pending", preview=preview)
@@ -241,7 +243,7 @@ class ApprovalService:
         try:
             result = execute.run_approved(principal_from_record(request.requester), request.target, command,
                                           request.command_digest, request_id, request.approved_by, request.reason,
-                                          request.ticket)
+                                          request.ticket, impact=request.preview.get("impact"))
         except BrokerError as failure:
             self.store.transition(request_id, {"running"}, "failed", ended_at=_now(),
                                   error={"code": failure.code, "detail": failure.detail, "status": failure.status})

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from broker.guard.hidden import escaped, findings, is_hidden, segments
+from broker.impact import summary
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,25 @@ def _documents(manifest: Any) -> list[Any]:
 
 def warnings(blocks: list[Part]) -> list[str]:
     return [w for block in blocks for w in block.warnings()]
+
+
+@dataclass(frozen=True)
+class MeasuredImpact:
+    """An SQL change's measured impact as approvers read it (``broker/impact.py``): one line per
+    table ("changes 240 of 240 rows in customers") or why it was not measured, and a masked sample."""
+
+    measured: bool
+    lines: list[str]
+    columns: list[str]
+    rows: list[list[Any]]
+    of: int
+
+
+def impact(preview: dict[str, Any] | None) -> MeasuredImpact | None:
+    found = (preview or {}).get("impact")
+    if not isinstance(found, dict):
+        return None
+    sample = found.get("sample") or {}
+    return MeasuredImpact(bool(found.get("measured")), summary(found), list(sample.get("columns", [])),
+                          [["NULL" if v is None else str(v) for v in row] for row in sample.get("rows", [])],
+                          int(sample.get("of") or 0))

@@ -134,7 +134,7 @@ def render_explanation(classification: dict[str, Any], decision: dict[str, Any])
     if decision.get("grant_id"):
         lines.append(f"grant           {decision['grant_id']}")
     limits = decision["limits"]
-    lines.append("limits          " + ", ".join(f"{k}={v}" for k, v in limits.items()))
+    lines.append("limits          " + ", ".join(f"{k}={v}" for k, v in limits.items() if v is not None))
     lines.append("trace")
     lines += [f"  {step}" for step in decision["trace"]]
     return "\n".join(lines)

@@ -43,7 +43,7 @@ def summary(ask: ApprovalAsk) -> dict[str, object]:
         "kind": r.kind, "what": what, "risk": r.classification.get("risk", ""),
         "risk_reason": r.classification.get("reason", ""), "reason": r.reason, "ticket": r.ticket,
         "command": command, "command_truncated": more > 0, "more_chars": more,
-        "warnings": shown.warnings(blocks), "impact": list(r.preview.get("rows", [])),
+        "warnings": shown.warnings(blocks), "impact": (found.lines if (found := shown.impact(r.preview)) else []),
         "quorum": r.quorum, "expires_at": r.expires_at.strftime("%Y-%m-%d %H:%M UTC"), "minutes_left": minutes,
         "link": ask.link, "request_id": r.request_id,
     }

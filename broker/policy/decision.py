@@ -128,9 +128,11 @@ class Policy:
         for rule in rules:
             explicit = self.document.limits_for(rule).model_dump(include=set(rule.limits or ()))
             for key, value in explicit.items():
-                if sources[key] == "defaults" or value < values[key]:
+                if value is None:  # an unset bound (max_rows_changed) never loosens another rule's
+                    continue
+                if sources[key] == "defaults" or values[key] is None or value < values[key]:
                     values[key], sources[key] = value, rule.id
-        trace.append("limits: " + ", ".join(f"{k}={v} ({sources[k]})" for k, v in values.items()))
+        trace.append("limits: " + ", ".join(f"{k}={v} ({sources[k]})" for k, v in values.items() if v is not None))
         return Limits.model_validate(values)
 
     def _matching(self, principal: Principal, target: Target, classification: Classification,

@@ -61,6 +61,9 @@ class Limits(_Frozen):
     """Seconds: the longest just-in-time grant a decision by this rule lets someone hold."""
     max_concurrent: int = Field(default=2, ge=1, le=64)
     """Commands one caller may run at once on the target (fair share; ``broker/admission.py``)."""
+    max_rows_changed: int | None = Field(default=None, ge=0, le=1_000_000_000)
+    """Rows one SQL change may change in all (cascades included); a run past it rolls back and fails
+    ``impact_exceeded``. None: only an approval's measured impact bounds it (``broker/impact.py``)."""
 
 
 class ApprovalRequirement(_Frozen):

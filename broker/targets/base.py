@@ -117,3 +117,104 @@ class SchemaSource(Protocol):
 
     def read_schema(self, target: Target, secret: SecretValue) -> Schema:
         """Every table and column the broker's credential can see (``broker/lineage/schema.py``)."""
+
+
+@runtime_checkable
+class DryRun(Protocol):
+    """An engine that can show what a changing command would do without doing it (Kubernetes: a
+    server-side dry run). Approvers read its masked result (``ResultSet.text``, a diff)."""
+
+    def preview(self, target: Target, command: Command, secret: SecretValue,
+                limits: ExecutionLimits) -> ResultSet | None:
+        """None for commands without a dry run (reads, exec). Nothing is persisted on the target."""
+
+
+@dataclass(frozen=True)
+class TableImpact:
+    """Rows one statement changed in one table, and how many the table held before."""
+
+    table: str
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    total: int | None = None
+    """Rows in the table before the change: the planner's estimate, or counted when it has none."""
+    total_exact: bool = False
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "changed": self.changed, "inserted": self.inserted, "updated": self.updated,
+                "deleted": self.deleted, "total": self.total, "total_exact": self.total_exact}
+
+
+@dataclass
+class Impact:
+    """What a row-changing statement would do, measured in a transaction that was rolled back.
+
+    ``measured`` False: the trial was refused before it ran (``reason``: it would have effects a
+    rollback cannot undo, or the statement does not change rows) or the statement failed in it
+    (``error``). Either way approvers read "impact not measured" and why."""
+
+    measured: bool
+    rows: int | None = None
+    """The statement's own count (``rowcount`` / ``ROW_COUNT()``)."""
+    tables: list[TableImpact] = field(default_factory=list)
+    sample: ResultSet | None = None
+    """A few changed rows (new values; deleted rows as they were), raw: mask before showing."""
+    sample_source: str = ""
+    """A query whose outputs are the sample's columns (for lineage: which are sensitive)."""
+    reason: str = ""
+    error: str = ""
+    error_code: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> int:
+        """Every row changed in any table (cascades and triggers included), at least the statement's count."""
+        return max(self.rows or 0, sum(t.changed for t in self.tables))
+
+
+@dataclass(frozen=True)
+class ImpactBound:
+    """How much the approved run may change: at most what was previewed, and at most the policy's
+    ``max_rows_changed``. The run rolls back and raises ``impact_exceeded`` past either."""
+
+    rows: int | None = None
+    """The statement's previewed count (None: not previewed)."""
+    tables: dict[str, int] | None = None
+    """Previewed changes per table; a table missing here may change no row (None: not previewed)."""
+    max_rows_changed: int | None = None
+
+    def excess(self, rows: int | None, tables: dict[str, int]) -> str | None:
+        """Why a run that changed ``rows`` (statement) and ``tables`` (per table) may not commit, or None."""
+        total = max(rows or 0, sum(tables.values()))
+        if self.max_rows_changed is not None and total > self.max_rows_changed:
+            return f"it changes {total} row(s), more than the policy's max_rows_changed ({self.max_rows_changed})"
+        if self.rows is not None and rows is not None and rows > self.rows:
+            return f"the statement changes {rows} row(s); approvers were shown {self.rows}"
+        for table, changed in sorted(tables.items()):
+            if self.tables is not None and changed > self.tables.get(table, 0):
+                return (f"it changes {changed} row(s) in {table}; approvers were shown "
+                        f"{self.tables.get(table, 0)}")
+        return None
+
+
+@runtime_checkable
+class ImpactTrial(Protocol):
+    """An SQL engine that can measure a row change before people approve it, and hold the approved
+    run to what it measured. The trial runs inside a transaction that is always rolled back, under the
+    statement and lock timeouts; the engine refuses the trial (``Impact.measured`` False) where it would
+    have effects a rollback does not undo (triggers it cannot inspect, sequences, other connections)."""
+
+    def measure_impact(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
+                       *, sample_rows: int) -> Impact:
+        """Never commits. Raises BrokerError only when the target cannot be reached; a statement that
+        fails in the trial comes back as ``Impact(measured=False, error=...)``."""
+
+    def execute_bounded(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
+                        bound: ImpactBound) -> ResultSet:
+        """Run a write in one transaction and commit only within ``bound``; past it roll back and raise
+        ``Conflict(code="impact_exceeded")``."""

@@ -29,12 +29,13 @@ from broker.guard.sql import classify_sql, escalate
 from broker.guard.sql_mysql_resolve import Query, ViewResolver
 from broker.guard.sql_rules import Finding
 from broker.lineage.schema import Schema, read_mysql
-from broker.problems import BrokerError, CommandFailed, TimedOut, Unavailable
+from broker.problems import BrokerError, CommandFailed, Conflict, TimedOut, Unavailable
 from broker.secrets import SecretValue
+from broker.targets import _impact_mysql
 from broker.targets._pool import IdlePool, close_quietly, fetch_batches
 from broker.targets._render import to_json_value
 from broker.targets._rows import collect_rows, parse_credential
-from broker.targets.base import Column, Command, ExecutionLimits, ResultSet
+from broker.targets.base import Column, Command, ExecutionLimits, Impact, ImpactBound, ResultSet
 
 SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
 CLIENT_READ_TIMEOUT = 605  # seconds: a backstop above the longest policy timeout; the server limit comes first
@@ -256,6 +257,70 @@ class MySQLEngine:
             result.status = f"OK {affected}"
         conn.commit()
         return result, False  # a write may have changed session state: never reuse its connection
+
+    # --- measured impact (``ImpactTrial``): the approval workflow's trial and the bound run ---
+    def measure_impact(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
+                       *, sample_rows: int) -> Impact:
+        """The change inside ``START TRANSACTION READ WRITE`` with the time limits, always rolled back."""
+        conn = None
+        try:
+            conn = self._acquire(target, secret)
+            mariadb = "mariadb" in conn.get_server_info().lower()
+            with conn.cursor() as cur:
+                for sql, args in session_statements(mariadb, limits, read_only=False):
+                    cur.execute(sql, args or None)
+            try:
+                impact = _impact_mysql.measure(conn, command.sql, str(target.connection.get("database") or ""))
+            except pymysql.err.MySQLError as exc:
+                failure = _map_error(exc, target, limits)
+                if isinstance(failure, Unavailable):
+                    raise failure from exc
+                impact = Impact(measured=False, error=f"the statement failed in the trial: {failure.detail}",
+                                error_code=str(failure.extra.get("errno", "")))
+            conn.rollback()
+            return impact
+        except pymysql.err.MySQLError as exc:
+            raise _map_error(exc, target, limits) from exc
+        except OSError as exc:
+            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+        finally:
+            if conn is not None:
+                close_quietly(conn)  # it ran a write (rolled back): never pooled, like every write
+
+    def execute_bounded(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
+                        bound: ImpactBound) -> ResultSet:
+        """The approved write in one transaction: commit within ``bound``, else roll back and refuse."""
+        conn = None
+        try:
+            conn = self._acquire(target, secret)
+            mariadb = "mariadb" in conn.get_server_info().lower()
+            with conn.cursor() as cur:
+                for sql, args in session_statements(mariadb, limits, read_only=False):
+                    cur.execute(sql, args or None)
+                affected = cur.execute(command.sql)
+                fields = _fields(cur)
+                rows = cur.fetchmany(limits.max_rows + 1) if cur.description else ()
+                result = collect_rows(rows, limits, _renderer(fields))
+                result.columns = _columns(cur, fields)
+                if not cur.description:
+                    result.affected = affected
+                result.status = f"OK {affected}"
+            excess = _impact_mysql.excess(command.sql, str(target.connection.get("database") or ""), affected, bound)
+            if excess is not None:
+                conn.rollback()
+                raise Conflict(f"Rolled back, nothing changed: {excess}.", code="impact_exceeded",
+                               remedy="Look at what changed since the approval; send the command again for a "
+                                      "new approval (or narrow it).",
+                               extra={"previewed_rows": bound.rows, "max_rows_changed": bound.max_rows_changed})
+            conn.commit()
+            return result
+        except pymysql.err.MySQLError as exc:
+            raise _map_error(exc, target, limits) from exc
+        except OSError as exc:
+            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+        finally:
+            if conn is not None:
+                close_quietly(conn)
 
     def close(self) -> None:
         self._pool.close()

@@ -24,10 +24,11 @@ from broker.guard import Classification, Risk
 from broker.guard.sql import classify_sql, escalate
 from broker.guard.sql_pg_resolve import CatalogResolver, Query
 from broker.lineage.schema import Schema, read_postgres
-from broker.problems import CommandFailed, TimedOut, Unavailable
+from broker.problems import BrokerError, CommandFailed, Conflict, TimedOut, Unavailable
 from broker.secrets import SecretValue
+from broker.targets import _impact_pg
 from broker.targets._rows import collect_rows, parse_credential
-from broker.targets.base import Column, Command, ExecutionLimits, ResultSet
+from broker.targets.base import Column, Command, ExecutionLimits, Impact, ImpactBound, ResultSet
 
 _CONNECT_KEYS = ("host", "port", "dbname", "database", "sslmode", "sslrootcert", "application_name",
                  "connect_timeout", "target_session_attrs")
@@ -220,6 +221,70 @@ class PostgresEngine:
                 result.affected = cur.rowcount
         return result
 
+    # --- measured impact (``ImpactTrial``): the approval workflow's trial and the bound run ---
+    def measure_impact(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
+                       *, sample_rows: int) -> Impact:
+        """The change inside ``BEGIN`` with the timeouts, then always ``ROLLBACK`` (``_impact_pg``)."""
+        pool = self._pool(target, secret)
+        try:
+            conn = pool.getconn()
+        except PoolTimeout as exc:
+            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+        reusable = False
+        try:
+            # a trial waits for a lock at most half its time: a row someone holds is then said to be held
+            lock_ms = max(50, int(limits.timeout_ms) // 2)
+            conn.execute(_begin(limits, read_only=False) + f"; SET LOCAL lock_timeout = {lock_ms}")
+            try:
+                impact = _impact_pg.measure(conn, command.sql, limits, sample_rows)
+            except psycopg.OperationalError as exc:
+                if exc.sqlstate is None:
+                    raise
+                impact = _impact_pg.trial_failure(exc, limits)
+            except psycopg.Error as exc:
+                impact = _impact_pg.trial_failure(exc, limits)
+            conn.execute("ROLLBACK; " + _RESET_SESSION)
+            reusable = True
+            return impact
+        except psycopg.Error as exc:
+            raise _unreachable_or_failed(target, exc) from exc
+        finally:
+            if not reusable:
+                conn.close()  # closing a connection inside a transaction rolls it back
+            pool.putconn(conn)
+
+    def execute_bounded(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
+                        bound: ImpactBound) -> ResultSet:
+        """The approved write in one transaction: commit within ``bound``, else roll back and refuse."""
+        pool = self._pool(target, secret)
+        try:
+            conn = pool.getconn()
+        except PoolTimeout as exc:
+            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+        reusable = False
+        try:
+            conn.execute(_begin(limits, read_only=False))
+            result, excess = _impact_pg.run_bounded(conn, command.sql, limits, bound, self._run)
+            if excess is not None:
+                conn.execute("ROLLBACK; " + _RESET_SESSION)
+                reusable = True
+                raise Conflict(f"Rolled back, nothing changed: {excess}.", code="impact_exceeded",
+                               remedy="Look at what changed since the approval; send the command again for a "
+                                      "new approval (or narrow it).",
+                               extra={"previewed_rows": bound.rows, "max_rows_changed": bound.max_rows_changed})
+            conn.execute("COMMIT; " + _RESET_SESSION)
+            reusable = True
+            return result
+        except pg_errors.QueryCanceled as exc:
+            raise TimedOut(f"The statement ran longer than {limits.timeout_ms} ms and was cancelled.",
+                           code="statement_timeout") from exc
+        except psycopg.Error as exc:
+            raise _unreachable_or_failed(target, exc) from exc
+        finally:
+            if not reusable:
+                conn.close()
+            pool.putconn(conn)
+
     def close(self) -> None:
         with self._lock:
             for pool in self._pools.values():
@@ -255,3 +320,10 @@ def _command_failed(exc: psycopg.Error) -> CommandFailed:
     message = (diag.message_primary or str(exc)).strip()
     return CommandFailed(f"PostgreSQL refused the command: {message}", code="query_failed",
                          extra={"sqlstate": exc.sqlstate or ""})
+
+
+def _unreachable_or_failed(target: Target, exc: psycopg.Error) -> BrokerError:
+    """A dropped connection (no SQLSTATE) is the target being unreachable; else the target refused."""
+    if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
+        return Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable")
+    return _command_failed(exc)

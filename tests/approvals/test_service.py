@@ -97,8 +97,9 @@ class RecordingRunner:
     rows: int = 1
 
     def run_approved(self, requester: Principal, target: str, command: Any, digest: str, request_id: str,
-                     approvals: list, reason: str, ticket: str = "") -> Any:
+                     approvals: list, reason: str, ticket: str = "", impact: dict | None = None) -> Any:
         self.calls += 1
+        self.impact = impact
         assert command.digest == digest
         if self.fail:
             raise self.fail

@@ -1,0 +1,142 @@
+"""Measured impact on real PostgreSQL: the trial counts rows per statement and per table (cascades
+too), samples the changed rows, changes nothing, refuses what a rollback cannot undo, and the bound
+run commits only within what was measured."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.problems import Conflict
+from broker.targets import Command, ExecutionLimits
+from broker.targets.base import ImpactBound, ImpactTrial
+from broker.targets.postgres import PostgresEngine
+
+LIMITS = ExecutionLimits(max_rows=100, max_bytes=100_000, timeout_ms=3000)
+
+
+@pytest.fixture(scope="module")
+def tables(pg):
+    with pg.server.admin("demo") as db:
+        for sql in [
+            "DROP TABLE IF EXISTS imp_lines, imp_items, imp_archive, imp_serial, imp_audited, imp_audit_log CASCADE",
+            "CREATE TABLE imp_items (id int PRIMARY KEY, grp text, price int)",
+            "INSERT INTO imp_items SELECT g, CASE WHEN g <= 10 THEN 'a' ELSE 'b' END, g FROM generate_series(1, 40) g",
+            "CREATE TABLE imp_lines (id int PRIMARY KEY, item int REFERENCES imp_items(id) ON DELETE CASCADE)",
+            "INSERT INTO imp_lines SELECT g, g FROM generate_series(1, 40) g",
+            "CREATE TABLE imp_archive (id int, grp text, price int)",
+            "CREATE TABLE imp_serial (id serial PRIMARY KEY, v int)",
+            "CREATE TABLE imp_audited (id int PRIMARY KEY, v int)",
+            "INSERT INTO imp_audited VALUES (1, 1)",
+            "CREATE TABLE imp_audit_log (v int)",
+            "CREATE FUNCTION imp_log() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$BEGIN INSERT INTO imp_audit_log VALUES (NEW.v); RETURN NEW; END$$",
+            "CREATE TRIGGER imp_audit AFTER UPDATE ON imp_audited FOR EACH ROW EXECUTE FUNCTION imp_log()",
+            "CREATE VIEW imp_view AS SELECT * FROM imp_items",
+            "GRANT ALL ON ALL TABLES IN SCHEMA public TO writer",
+            "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO writer",
+        ]:
+            db.execute(sql)
+    return pg
+
+
+@pytest.fixture()
+def engine():
+    engine = PostgresEngine(pool_max_size=1)
+    yield engine
+    engine.close()
+
+
+def measure(engine, db, sql, sample_rows=5):
+    return engine.measure_impact(db.target, Command("sql", sql=sql), db.writer, LIMITS, sample_rows=sample_rows)
+
+
+def count(engine, db, sql):
+    return engine.execute(db.target, Command("sql", sql=sql), db.writer, LIMITS, read_only=True).rows[0][0]
+
+
+def test_the_engine_declares_the_capability(engine):
+    assert isinstance(engine, ImpactTrial)
+
+
+def test_an_update_is_counted_sampled_and_changes_nothing(tables, engine):
+    impact = measure(engine, tables, "UPDATE imp_items SET price = price + 1000 WHERE grp = 'a'")
+    assert impact.measured and impact.rows == 10
+    [items] = impact.tables
+    assert (items.table, items.updated, items.changed) == ("imp_items", 10, 10)
+    assert items.total == 40 and items.total_exact  # never analysed: counted inside the trial
+    assert impact.sample is not None and len(impact.sample.rows) == 5
+    assert [c.name for c in impact.sample.columns] == ["id", "grp", "price"]
+    assert all(row[2] > 1000 for row in impact.sample.rows)  # the new values
+    assert count(engine, tables, "SELECT sum(price) FROM imp_items") == sum(range(1, 41))
+
+
+def test_a_delete_counts_its_cascade_per_table(tables, engine):
+    impact = measure(engine, tables, "DELETE FROM imp_items WHERE id <= 3")
+    assert impact.rows == 3
+    assert {t.table: (t.deleted, t.total) for t in impact.tables} == {"imp_items": (3, 40), "imp_lines": (3, 40)}
+    assert impact.changed == 6
+    assert sorted(r[0] for r in impact.sample.rows) == [1, 2, 3]  # deleted rows as they were
+    assert count(engine, tables, "SELECT count(*) FROM imp_lines") == 40
+
+
+def test_an_insert_select_is_counted_and_a_statement_with_its_own_returning_keeps_it(tables, engine):
+    impact = measure(engine, tables, "INSERT INTO imp_archive SELECT * FROM imp_items WHERE grp = 'b';")
+    assert impact.rows == 30 and [(t.table, t.inserted) for t in impact.tables] == [("imp_archive", 30)]
+    assert count(engine, tables, "SELECT count(*) FROM imp_archive") == 0
+    own = measure(engine, tables, "DELETE FROM imp_items WHERE id = 7 RETURNING id -- done")
+    assert own.sample.rows == [[7]] and [c.name for c in own.sample.columns] == ["id"]
+
+
+@pytest.mark.parametrize(("sql", "why"), [
+    ("INSERT INTO imp_serial (v) VALUES (1)", "sequence"),
+    ("INSERT INTO imp_serial (v) SELECT price FROM imp_items", "sequence"),
+    ("UPDATE imp_serial SET id = DEFAULT WHERE v = 1", "sequence"),
+    ("UPDATE imp_audited SET v = 2 WHERE id = 1", "trigger on imp_audited"),
+    ('UPDATE "imp_audited" SET v = 2 WHERE id = 1', "trigger on imp_audited"),
+    ("UPDATE public.IMP_AUDITED SET v = 2 WHERE id = 1", "trigger on imp_audited"),
+    ("UPDATE imp_view SET price = 0 WHERE id = 1", "not a table"),
+    ("SELECT 1", "does not change rows"),
+])
+def test_a_trial_that_a_rollback_cannot_undo_is_refused(tables, engine, sql, why):
+    before = count(engine, tables, "SELECT last_value FROM imp_serial_id_seq")
+    impact = measure(engine, tables, sql)
+    assert not impact.measured and why in impact.reason and impact.rows is None
+    assert count(engine, tables, "SELECT last_value FROM imp_serial_id_seq") == before
+    assert count(engine, tables, "SELECT count(*) FROM imp_audit_log") == 0
+
+
+def test_a_statement_that_fails_in_the_trial_says_so(tables, engine):
+    impact = measure(engine, tables, "UPDATE imp_items SET id = 1 WHERE id = 2")
+    assert not impact.measured and impact.error_code == "23505" and "duplicate key" in impact.error
+    assert count(engine, tables, "SELECT 1") == 1  # the pooled connection is usable again
+
+
+def test_a_trial_waits_no_longer_than_the_lock_timeout(tables, engine):
+    with tables.server.admin("demo") as other:
+        other.autocommit = False
+        other.execute("SELECT * FROM imp_items WHERE id = 40 FOR UPDATE")
+        held = Command("sql", sql="UPDATE imp_items SET price = 0 WHERE id = 40")
+        impact = engine.measure_impact(tables.target, held, tables.writer, ExecutionLimits(timeout_ms=300),
+                                       sample_rows=1)
+        other.rollback()
+    assert not impact.measured and "lock" in impact.error
+
+
+def test_the_bound_run_commits_within_and_rolls_back_past_it(tables, engine):
+    sql = Command("sql", sql="UPDATE imp_items SET price = price + 1 WHERE grp = 'a'")
+    with pytest.raises(Conflict) as err:
+        engine.execute_bounded(tables.target, sql, tables.writer, LIMITS, ImpactBound(rows=9, tables={"imp_items": 9}))
+    assert err.value.code == "impact_exceeded" and "10 row(s)" in err.value.detail
+    assert count(engine, tables, "SELECT sum(price) FROM imp_items WHERE grp = 'a'") == 55
+    cascade = Command("sql", sql="DELETE FROM imp_items WHERE id = 40")
+    with pytest.raises(Conflict) as err:  # the statement's own count is within; the cascade is not
+        engine.execute_bounded(tables.target, cascade, tables.writer, LIMITS,
+                               ImpactBound(rows=1, tables={"imp_items": 1}))
+    assert "imp_lines" in err.value.detail
+    with pytest.raises(Conflict) as err:
+        engine.execute_bounded(tables.target, sql, tables.writer, LIMITS, ImpactBound(max_rows_changed=5))
+    assert "max_rows_changed" in err.value.detail
+    done = engine.execute_bounded(tables.target, sql, tables.writer, LIMITS,
+                                  ImpactBound(rows=10, tables={"imp_items": 10}, max_rows_changed=10))
+    assert done.affected == 10
+    assert count(engine, tables, "SELECT sum(price) FROM imp_items WHERE grp = 'a'") == 65
