@@ -17,7 +17,9 @@ from broker.discovery import Discovery
 from broker.execute import CallContext, ExecuteService
 from broker.guard import Classification, Risk
 from broker.identity import Principal
-from broker.journal import Event, JournalRecord, JournalWriter
+from broker.journal import JournalWriter
+from broker.journal import events as journaled
+from broker.journal.events import Subject
 from broker.policy import Policy
 from broker.policy.match import explain_miss
 from broker.problems import BrokerError, Forbidden
@@ -36,17 +38,16 @@ class TargetDescriber:
         self._journal = journal
 
     def describe(self, principal: Principal, target_name: str, ctx: CallContext) -> dict[str, Any]:
-        base = {"request_id": str(uuid.uuid4()), "principal": principal.describe(), "client": ctx.to_dict(),
-                "target": target_name[:63]}
+        subject = Subject(request_id=str(uuid.uuid4()), principal=principal.describe(), client=ctx.to_dict(),
+                          target=target_name[:63])
         try:
             answer = self._describe(principal, target_name)
         except BrokerError as refusal:
-            self._journal.write(JournalRecord(event=Event.TARGET_DESCRIBED,
-                                              outcome={"status": "refused", "code": refusal.code}, **base))
+            self._journal.write(journaled.target_described(subject, journaled.refused(refusal.code)))
             raise
-        self._journal.write(JournalRecord(event=Event.TARGET_DESCRIBED, outcome={
+        self._journal.write(journaled.target_described(subject, {
             "status": "ok", "kind": answer["kind"], "tables": len(answer.get("tables", [])),
-            "rules": len(answer.get("rules", []))}, **base))
+            "rules": len(answer.get("rules", []))}))
         return answer
 
     def _describe(self, principal: Principal, target_name: str) -> dict[str, Any]:

@@ -14,9 +14,12 @@ from typing import Any
 
 from broker.catalog import Target
 from broker.execute import CallContext, ExecuteBody, ExecuteService, GrantLookup
+from broker.execute.service import decided
 from broker.guard import Classification, Risk
 from broker.identity import Principal
-from broker.journal import Event, JournalRecord, JournalWriter
+from broker.journal import JournalWriter
+from broker.journal import events as journaled
+from broker.journal.events import Subject
 from broker.policy import Decision, Grant, Policy
 from broker.policy.match import explain_miss
 from broker.problems import BrokerError
@@ -54,13 +57,13 @@ class Discovery:
         BrokerError that ``/api/execute`` would answer with.
         """
         request_id = str(uuid.uuid4())
-        base = {"request_id": request_id, "principal": principal.describe(), "client": ctx.to_dict(),
-                "reason": body.reason, "target": body.target}
+        subject = Subject(request_id=request_id, principal=principal.describe(), client=ctx.to_dict(),
+                          reason=body.reason, ticket=body.ticket, target=body.target)
         try:
             target, command, classification, decision = self._execute.evaluate(principal, body)
         except BrokerError as refusal:
-            self._journal.write(JournalRecord(event=Event.EXECUTE_EXPLAINED, command=body.command().canonical(),
-                                              outcome={"status": "refused", "code": refusal.code}, **base))
+            self._journal.write(journaled.execute_explained(subject.refined(command=body.command().canonical()),
+                                                            journaled.refused(refusal.code)))
             raise
         answer: dict[str, Any] = {
             "target": target.name, "risk": classification.risk.value, "risk_reason": classification.reason,
@@ -68,10 +71,8 @@ class Discovery:
             **_decision_view(decision), "would": _OUTCOME[decision.effect],
             "limits": decision.limits.model_dump(), "policy_version": decision.policy_version,
             "trace": list(decision.trace), "request_id": request_id}
-        self._journal.write(JournalRecord(
-            event=Event.EXECUTE_EXPLAINED, command=command.canonical(), command_digest=command.digest,
-            classification=classification.to_dict(), decision=decision.to_dict(),
-            outcome={"status": "ok", "effect": decision.effect}, **base))
+        self._journal.write(journaled.execute_explained(
+            decided(subject, target, command, classification, decision), {"status": "ok", "effect": decision.effect}))
         return answer
 
     def permissions(self, principal: Principal, target: Target, language: str) -> dict[str, Any]:

@@ -21,8 +21,9 @@ from typing import Any
 
 from broker.catalog import Target
 from broker.guard import Classification
-from broker.identity import Principal
-from broker.journal import Event, JournalRecord, JournalWriter
+from broker.journal import JournalWriter
+from broker.journal import events as journaled
+from broker.journal.events import Subject
 from broker.lineage.guard import LineageGuard, withhold
 from broker.lineage.schema import Schema
 from broker.masking import Masker
@@ -65,33 +66,28 @@ class ImpactMeasurer:
         self._masker = masker
         self._mask = mask
 
-    def measure(self, principal: Principal, target: Target, command: Command, classification: Classification,
-                decision: Decision, request_id: str) -> dict[str, Any] | None:
+    def measure(self, subject: Subject, target: Target, command: Command, classification: Classification,
+                decision: Decision) -> dict[str, Any] | None:
         """The masked impact (kept with the request, shown to approvers), or None for an engine
         without a trial. Journaled: the trial's intent before it runs, its outcome after."""
         engine = self._engines[target.engine]
         if command.language != "sql" or not isinstance(engine, ImpactTrial):
             return None
-        record = {"request_id": request_id, "principal": principal.describe(), "target": target.name,
-                  "command": command.canonical(), "command_digest": command.digest,
-                  "classification": classification.to_dict(), "decision": decision.to_dict()}
         why = trial_refusal(classification)
         if why:
             shown = not_measured(f"the trial was not run: {why}")
-            self._journal.write(JournalRecord(event=Event.EXECUTE_PREVIEW, outcome={
-                "status": "not_measured", "impact": shown}, **record))
+            self._journal.write(journaled.execute_preview(subject, {"status": "not_measured", "impact": shown}))
             return shown
-        self._journal.write(JournalRecord(event=Event.EXECUTE_PREVIEW, outcome={"status": "trial"}, **record))
+        self._journal.write(journaled.execute_preview(subject, {"status": "trial"}))
         limits = ExecutionLimits(decision.limits.max_rows, decision.limits.max_bytes,
                                  decision.limits.statement_timeout_ms)
         masker = self._masker()
         impact = engine.measure_impact(target, command, self._credentials.resolve(target.credential), limits,
                                        sample_rows=SAMPLE_ROWS)
         shown, counts, response = self._shown(engine, masker, impact, target, command, classification)
-        self._journal.write(JournalRecord(event=Event.EXECUTE_PREVIEW, outcome={
+        self._journal.write(journaled.execute_preview(subject, {
             "status": "ok" if impact.measured else ("error" if impact.error else "not_measured"),
-            "impact": {k: v for k, v in shown.items() if k != "sample"}, "masked": counts},
-            response=response, **record))
+            "impact": {k: v for k, v in shown.items() if k != "sample"}, "masked": counts}, response=response))
         return shown
 
     def _shown(self, engine: TargetEngine, masker: Masker, impact: Impact, target: Target, command: Command,

@@ -46,6 +46,9 @@ class BrokerError(Exception):
         self.extra = dict(extra or {})
         self.retry_after = retry_after
         """Seconds after which the same call may succeed: sent as the ``Retry-After`` header."""
+        self.operations: list[dict[str, Any]] = []
+        """What a failing command had already done on the target (Kubernetes API calls): journaled
+        with the error, never sent to the caller."""
 
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
         """The problem+json body (RFC 9457) with the broker's extension members.

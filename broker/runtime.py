@@ -1,4 +1,6 @@
-"""The composition root: builds the broker's long-lived parts once per process from ``Settings``.
+"""The composition root, the only one: builds the broker's long-lived parts once per process from
+``Settings`` and wires each to what it needs (the execute service to the approval desk, the grants to
+the approval requests). Nothing else constructs a service from settings.
 
 Loading validates the catalog and policy, so a bad file fails start-up (the first request in
 a cold Functions worker) with a precise message rather than misbehaving later.
@@ -13,20 +15,27 @@ from dataclasses import dataclass
 from azure.core.credentials import TokenCredential
 
 from broker.admission import Admission
-from broker.approvals.wiring import ApprovalParts, build_approvals
-from broker.catalog import Catalog, load_catalog
+from broker.approvals.decisions import DecisionDesk
+from broker.approvals.directory import ApproverDirectory
+from broker.approvals.requests import RequestStore
+from broker.approvals.service import ApprovalService
+from broker.approvals.tokens import ApprovalTokens
+from broker.catalog import Catalog, KeyVaultCredential, load_catalog
 from broker.classification import Classifier, build_classifier, classification_store
 from broker.describe import TargetDescriber
 from broker.discovery import Discovery
 from broker.execute import ExecuteService, MaskerSource
+from broker.grants import GrantService, GrantStore
 from broker.identity import TokenValidator
 from broker.journal import JournalReader, JournalStorage, JournalWriter
 from broker.lineage.guard import LineageGuard
 from broker.masking.scanner import build_prefilter
+from broker.notify import notifier_from_settings
 from broker.policy import Policy
 from broker.problems import Unavailable
-from broker.secrets import CredentialResolver, KeyVaultSecretStore
+from broker.secrets import CredentialResolver, KeyVaultSecretStore, SecretValue
 from broker.settings import Settings, get_settings
+from broker.storage import container_client, table_client
 from broker.targets import ENGINES, POOLED_ENGINES, TargetEngine, create_engine
 
 
@@ -35,6 +44,42 @@ def azure_credential() -> TokenCredential:
     from azure.identity import DefaultAzureCredential
 
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+
+@dataclass
+class ApprovalParts:
+    """The approval requests, the decisions on them and the grants they open."""
+
+    approvals: ApprovalService
+    desk: DecisionDesk
+    grants: GrantService
+    hmac_key: KeyVaultCredential
+
+    def close(self) -> None:
+        self.approvals.store.close()
+        self.grants.store.close()
+
+
+def build_approvals(settings: Settings, *, credential: TokenCredential | None, credentials: CredentialResolver,
+                    journal: JournalWriter, catalog: Catalog, policy: Policy) -> ApprovalParts:
+    directory = ApproverDirectory.load(settings.approvers_path)
+    signing = KeyVaultCredential(secret=settings.approval_signing_secret)
+
+    def signing_key() -> SecretValue:
+        return credentials.resolve(signing)
+
+    tokens = ApprovalTokens(signing_key, form_seconds=settings.approval_form_seconds)
+    store = RequestStore(table_client(settings, settings.approvals_table, credential),
+                         container_client(settings, settings.results_container, credential))
+    approvals = ApprovalService(store=store, directory=directory, tokens=tokens, journal=journal,
+                                notifier=notifier_from_settings(settings, credentials, credential),
+                                public_base_url=settings.public_base_url)
+    desk = DecisionDesk(store=store, directory=directory, tokens=tokens, journal=journal,
+                        delegate_role=settings.approval_automation_role)
+    grants_store = GrantStore(table_client(settings, settings.grants_table, credential))
+    grants = GrantService(catalog=catalog, policy=policy, store=grants_store,
+                          approvals=approvals, directory=directory, journal=journal)
+    return ApprovalParts(approvals, desk, grants, KeyVaultCredential(secret=settings.approval_hmac_secret))
 
 
 @dataclass
@@ -76,7 +121,8 @@ class Broker:
                               queue_wait_seconds=settings.target_queue_wait_seconds)
         service = ExecuteService(catalog=catalog, policy=policy, engines=engines, credentials=credentials,
                                  masker=MaskerSource(credentials, settings.masking_key_secret), journal=journal,
-                                 grants=approvals.grants.store.active, admission=admission, lineage=lineage)
+                                 grants=approvals.grants.store.active, admission=admission, lineage=lineage,
+                                 approvals=approvals.approvals)
         discovery = Discovery(execute=service, policy=policy, journal=journal, grants=approvals.grants.store.active)
         classifier = build_classifier(settings, catalog=catalog, engines=engines, credentials=credentials,
                                       masker=service.masker.get, store=store, journal=journal,

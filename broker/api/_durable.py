@@ -3,7 +3,8 @@ event loop, refusals as problem+json, and starting an approval workflow.
 
 The Durable client is async and shares one HTTP session per event loop, so these handlers are
 ``async``; the domain is synchronous (Table Storage, PostgreSQL), so every domain call goes
-through ``blocking`` to keep the worker's event loop free.
+through ``blocking`` to keep the worker's event loop free, and starts a workflow through
+``DurableStarter`` (the domain's ``WorkflowStarter`` port).
 """
 
 from __future__ import annotations
@@ -19,17 +20,11 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from broker.api._http import json_response, refusal_response
-from broker.approvals import ApprovalRequest
-from broker.execute import ApprovalNeeded, CallContext
-from broker.problems import Unavailable
-from broker.runtime import Broker, get_broker
+from broker.execute import Pending
+from broker.runtime import get_broker
 
 log = logging.getLogger("broker.api")
 T = TypeVar("T")
-
-APPROVAL_ORCHESTRATOR = "approval_orchestrator"
-GRANT_ORCHESTRATOR = "grant_orchestrator"
-
 
 async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await asyncio.to_thread(partial(fn, *args, **kwargs))
@@ -68,42 +63,31 @@ def durable_route(*, authenticate: bool = True) -> Callable[[AsyncHandler], Asyn
     return decorate
 
 
-async def start_workflow(client: df.DurableOrchestrationClient, broker: Broker, request: ApprovalRequest,
-                         orchestrator: str, **extra: Any) -> func.HttpResponse:
-    """Start the request's orchestration (instance id = request id) and answer 202."""
-    body = await start_held(client, broker, request, orchestrator, **extra)
+class DurableStarter:
+    """The execute service's ``WorkflowStarter`` on the Durable client of this HTTP call.
+
+    The domain runs in a worker thread (``blocking``); the client is async and bound to the event
+    loop, so the start is handed back to that loop and waited for."""
+
+    def __init__(self, client: df.DurableOrchestrationClient, loop: asyncio.AbstractEventLoop) -> None:
+        self._client = client
+        self._loop = loop
+
+    def start(self, orchestrator: str, request_id: str, payload: dict[str, Any]) -> None:
+        started = asyncio.run_coroutine_threadsafe(self._client.start_new(orchestrator, request_id, payload),
+                                                   self._loop)
+        started.result(timeout=START_TIMEOUT_SECONDS)
+
+
+START_TIMEOUT_SECONDS = 30
+
+
+def starter(client: df.DurableOrchestrationClient) -> DurableStarter:
+    """A workflow starter for the running handler's event loop."""
+    return DurableStarter(client, asyncio.get_running_loop())
+
+
+def pending_response(pending: Pending) -> func.HttpResponse:
+    """202 with the held request; poll ``Location``."""
+    body = pending.held.to_dict()
     return json_response(body, 202, headers={"Location": body["status_url"], "Retry-After": "2"})
-
-
-async def start_held(client: df.DurableOrchestrationClient, broker: Broker, request: ApprovalRequest,
-                     orchestrator: str, **extra: Any) -> dict[str, Any]:
-    """Start the orchestration for a held request; the pending answer (REST 202 body, MCP result)."""
-    payload = {"request_id": request.request_id, "quorum": request.quorum,
-               "deadline": request.expires_at.isoformat(), **extra}
-    try:
-        await client.start_new(orchestrator, request.request_id, payload)
-    except Exception as exc:
-        log.warning("could not start %s for %s: %s", orchestrator, request.request_id, exc)
-        error = Unavailable("The approval workflow could not start; nothing will run.", code="workflow_unavailable")
-        await blocking(broker.approvals.approvals.abandon, request.request_id, error)
-        raise error from exc
-    return held_body(broker, request)
-
-
-def held_body(broker: Broker, request: ApprovalRequest) -> dict[str, Any]:
-    """The pending answer for a held request (REST 202 body, MCP result)."""
-    status_url = broker.approvals.approvals.status_url(request.request_id)
-    return {"status": request.status, "kind": request.kind, "request_id": request.request_id,
-            "status_url": status_url, "expires_at": request.expires_at.isoformat(), "target": request.target,
-            "risk": request.classification.get("risk"),
-            "approval": {"quorum": request.quorum, "groups": request.requirement.get("groups", [])}}
-
-
-async def hold_and_start(client: df.DurableOrchestrationClient, broker: Broker, needed: ApprovalNeeded,
-                         ctx: CallContext) -> dict[str, Any]:
-    """Hold the command and start its workflow; a resubmission (the same command pending, or the
-    same idempotency key) answers with the request already open and starts nothing."""
-    request = await blocking(broker.approvals.approvals.hold_command, needed, ctx)
-    if request.request_id != needed.request_id:
-        return {**held_body(broker, request), "resubmitted": True}
-    return await start_held(client, broker, request, APPROVAL_ORCHESTRATOR)

@@ -22,8 +22,8 @@ import mcp_types as types
 from mcp.server import ServerRequestContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from broker.api._durable import GRANT_ORCHESTRATOR, blocking, hold_and_start, start_held
-from broker.execute import MAX_SQL_CHARS, ApprovalNeeded, CallContext, ExecuteBody
+from broker.api._durable import blocking, starter
+from broker.execute import MAX_SQL_CHARS, CallContext, Done, ExecuteBody
 from broker.grants import GrantBody
 from broker.identity import Principal
 from broker.problems import BadRequest, BrokerError, invalid_body
@@ -168,12 +168,12 @@ def _pending_text(body: dict[str, Any]) -> str:
 # --- tools --------------------------------------------------------------------------------------
 async def _run(call: McpCall, body: ExecuteBody, *, reads_only: bool = False) -> types.CallToolResult:
     broker = call.broker
-    outcome = await blocking(broker.execute.execute, call.principal, body, call.context, reads_only=reads_only)
-    if not isinstance(outcome, ApprovalNeeded):
-        answer = outcome.to_dict()
+    outcome = await blocking(broker.execute.submit, call.principal, body, call.context,
+                             workflow=starter(call.client), reads_only=reads_only)
+    if isinstance(outcome, Done):
+        answer = outcome.result.to_dict()
         return _result(answer, _table(answer))
-    pending = await hold_and_start(call.client, broker, outcome, call.context)
-    pending["next_tool"] = "wait_for_request"
+    pending = {**outcome.held.to_dict(), "next_tool": "wait_for_request"}
     return _result(pending, _pending_text(pending))
 
 
@@ -299,10 +299,9 @@ async def request_grant(call: McpCall, args: GrantIn, ctx: ServerRequestContext)
         body = GrantBody.model_validate(args.model_dump())
     except ValidationError as exc:
         raise invalid_body(exc, "grant") from exc
-    request = await blocking(call.broker.approvals.grants.request, call.principal, body, call.context)
-    pending = await start_held(call.client, call.broker, request, GRANT_ORCHESTRATOR,
-                               duration_seconds=int(body.duration.total_seconds()))
-    pending["next_tool"] = "wait_for_request"
+    held = await blocking(call.broker.approvals.grants.submit, call.principal, body, call.context,
+                          workflow=starter(call.client))
+    pending = {**held.held.to_dict(), "next_tool": "wait_for_request"}
     return _result(pending, _pending_text(pending))
 
 

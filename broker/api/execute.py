@@ -8,9 +8,9 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from broker.api._durable import blocking, durable_route, hold_and_start
+from broker.api._durable import blocking, durable_route, pending_response, starter
 from broker.api._http import authenticated, call_context, json_response, read_json
-from broker.execute import ApprovalNeeded, ExecuteBody
+from broker.execute import Done, ExecuteBody
 from broker.identity import Principal
 from broker.problems import BadRequest
 from broker.runtime import Broker
@@ -27,12 +27,10 @@ async def execute(req: func.HttpRequest, client: df.DurableOrchestrationClient, 
                   principal: Principal) -> func.HttpResponse:
     body = with_idempotency_key(ExecuteBody.parse(read_json(req, broker.settings.max_body_bytes)),
                                 req.headers.get(IDEMPOTENCY_HEADER))
-    ctx = call_context(req)
-    outcome = await blocking(broker.execute.execute, principal, body, ctx)
-    if not isinstance(outcome, ApprovalNeeded):
-        return json_response(outcome.to_dict(), headers={"Server-Timing": outcome.server_timing()})
-    held = await hold_and_start(client, broker, outcome, ctx)
-    return json_response(held, 202, headers={"Location": held["status_url"], "Retry-After": "2"})
+    outcome = await blocking(broker.execute.submit, principal, body, call_context(req), workflow=starter(client))
+    if isinstance(outcome, Done):
+        return json_response(outcome.result.to_dict(), headers={"Server-Timing": outcome.result.server_timing()})
+    return pending_response(outcome)
 
 
 def with_idempotency_key(body: ExecuteBody, header: str | None) -> ExecuteBody:

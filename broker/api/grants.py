@@ -12,7 +12,7 @@ import contextlib
 import azure.durable_functions as df
 import azure.functions as func
 
-from broker.api._durable import GRANT_ORCHESTRATOR, blocking, durable_route, start_workflow
+from broker.api._durable import blocking, durable_route, pending_response, starter
 from broker.api._http import authenticated, call_context, json_response, read_json
 from broker.grants import GrantBody
 from broker.identity import Principal
@@ -28,9 +28,9 @@ bp = df.Blueprint()
 async def grant_request(req: func.HttpRequest, client: df.DurableOrchestrationClient, broker: Broker,
                         principal: Principal) -> func.HttpResponse:
     body = GrantBody.parse(read_json(req, broker.settings.max_body_bytes))
-    request = await blocking(broker.approvals.grants.request, principal, body, call_context(req))
-    return await start_workflow(client, broker, request, GRANT_ORCHESTRATOR,
-                                duration_seconds=int(body.duration.total_seconds()))
+    pending = await blocking(broker.approvals.grants.submit, principal, body, call_context(req),
+                             workflow=starter(client))
+    return pending_response(pending)
 
 
 @bp.route(route="grants", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -17,14 +17,13 @@ from broker.api._http import authenticated, call_context, json_response
 from broker.identity import Principal
 from broker.journal import (
     SEAL_SCHEDULE,
-    Event,
     JournalQuery,
     JournalReader,
-    JournalRecord,
     Sealer,
     replay_text,
     require_auditor,
 )
+from broker.journal.events import Subject, journal_read
 from broker.problems import BadRequest
 from broker.runtime import Broker, get_broker
 
@@ -46,10 +45,10 @@ def journal(req: func.HttpRequest, broker: Broker, principal: Principal) -> func
     if query.limit is None:
         query = replace(query, limit=DEFAULT_LIMIT)
     records = JournalReader(broker.journal_storage).query(query)
-    broker.journal.write(JournalRecord(
-        event=Event.JOURNAL_READ, request_id=str(uuid.uuid4()), principal=principal.describe(),
-        command={"query": query.describe(), "format": view}, client=call_context(req).to_dict(),
-        outcome={"status": "ok", "records": len(records)}))
+    broker.journal.write(journal_read(Subject(
+        request_id=str(uuid.uuid4()), principal=principal.describe(), command={"query": query.describe(),
+                                                                               "format": view},
+        client=call_context(req).to_dict()), {"status": "ok", "records": len(records)}))
     if view == "replay":
         title = " ".join(f"{k} {v}" for k, v in query.describe().items() if k != "limit")
         return func.HttpResponse(replay_text(records, title), status_code=200, mimetype="text/plain",

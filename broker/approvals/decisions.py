@@ -39,7 +39,9 @@ from broker.approvals.outcome import clean_comment
 from broker.approvals.requests import ApprovalRequest, DecisionRow, RequestStore
 from broker.approvals.tokens import ApprovalTokens, LinkClaims
 from broker.execute import CallContext
-from broker.journal import Event, JournalRecord, JournalWriter
+from broker.journal import Event, JournalWriter
+from broker.journal import events as journaled
+from broker.journal.events import Subject
 from broker.policy import ApprovalRequirement
 from broker.problems import BadRequest, BrokerError, Conflict, Forbidden, Gone
 
@@ -201,10 +203,9 @@ class DecisionDesk:
             outcome["comment"] = comment
         if actor is not None and via != "entra":
             outcome["on_behalf_by"] = actor.describe()
-        self._journal.write(JournalRecord(
-            event=Event.APPROVAL_DECIDED, request_id=request_id, principal=_who(approver, name),
-            target=request.target, command=request.command, command_digest=request.command_digest,
-            client=ctx.to_dict(), outcome=outcome))
+        self._journal.write(journaled.approval_step(Event.APPROVAL_DECIDED, Subject(
+            request_id=request_id, principal=_who(approver, name), target=request.target, command=request.command,
+            command_digest=request.command_digest, client=ctx.to_dict()), outcome))
         return accepted
 
     def journal_refusal(self, error: BrokerError, request_id: str, ctx: CallContext, via: str,
@@ -212,9 +213,8 @@ class DecisionDesk:
         outcome: dict[str, Any] = {"status": "refused", "code": error.code, "via": via, "http_status": error.status}
         if actor is not None:
             outcome["actor"] = actor.describe()
-        self._journal.write(JournalRecord(
-            event=Event.APPROVAL_REFUSED, request_id=request_id[:64], principal=_who(approver, name),
-            client=ctx.to_dict(), outcome=outcome))
+        self._journal.write(journaled.approval_step(Event.APPROVAL_REFUSED, Subject(
+            request_id=request_id[:64], principal=_who(approver, name), client=ctx.to_dict()), outcome))
 
     def _refuse(self, error: BrokerError, request_id: str, approver: str, name: str, ctx: CallContext,
                 via: str, actor: Actor | None = None) -> Any:

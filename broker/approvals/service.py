@@ -18,9 +18,11 @@ from broker.approvals.directory import ApproverDirectory
 from broker.approvals.outcome import NEXT_STEPS, claim_index, outcome_for
 from broker.approvals.requests import ApprovalRequest, RequestStore
 from broker.approvals.tokens import ApprovalTokens
-from broker.execute import ApprovalNeeded, CallContext, ExecuteService
+from broker.execute import ApprovalNeeded, CallContext, ExecuteService, Held
 from broker.identity import Principal
-from broker.journal import Event, JournalRecord, JournalWriter
+from broker.journal import Event, JournalWriter
+from broker.journal import events as journaled
+from broker.journal.events import Subject
 from broker.notify import ApprovalAsk, Notifier
 from broker.policy import ApprovalRequirement
 from broker.problems import BrokerError, Conflict, Forbidden, NotFound, Unavailable
@@ -54,7 +56,19 @@ class ApprovalService:
     def status_url(self, request_id: str) -> str:
         return f"{self._base}/api/requests/{request_id}"
 
-    # --- holding a request ---
+    def held(self, request: ApprovalRequest, *, resubmitted: bool = False) -> Held:
+        """The pending answer's facts for a held request (REST 202 body, MCP result)."""
+        return Held(request_id=request.request_id, kind=request.kind, status=request.status, target=request.target,
+                    risk=request.classification.get("risk"), expires_at=request.expires_at.isoformat(),
+                    quorum=request.quorum, groups=tuple(request.requirement.get("groups", [])),
+                    status_url=self.status_url(request.request_id), resubmitted=resubmitted)
+
+    # --- holding a request (the execute service's approval port) ---
+    def hold(self, needed: ApprovalNeeded, ctx: CallContext) -> Held:
+        """Hold the command for its approvers; ``resubmitted`` when an open request answers instead."""
+        request = self.hold_command(needed, ctx)
+        return self.held(request, resubmitted=request.request_id != needed.request_id)
+
     def hold_command(self, needed: ApprovalNeeded, ctx: CallContext) -> ApprovalRequest:
         """Persist the exact command for the approvers and journal ``execute.pending``.
 
@@ -70,7 +84,7 @@ class ApprovalService:
             expires_at=datetime.fromtimestamp(int(self._clock()) + requirement.timeout_seconds, UTC), created_at=now,
             command=needed.command.canonical(), classification=needed.classification.to_dict(),
             decision=needed.decision.to_dict(), reason=needed.body.reason, ticket=needed.body.ticket)
-        record = {**needed.record, "client": ctx.to_dict()}
+        subject = needed.subject.refined(client=ctx.to_dict())
         claimed: list[str] = []
         try:
             key = needed.body.idempotency_key
@@ -83,17 +97,17 @@ class ApprovalService:
                             "This idempotency key was used for a different command; nothing was started.",
                             code="idempotency_key_reused", remedy="Use a new key for a new command.",
                             extra={"existing_request_id": existing.request_id})
-                        self._journal.write(JournalRecord(event=Event.EXECUTE_DENIED, outcome={
-                            "status": "refused", "code": refusal.code, "same_as": existing.request_id}, **record))
+                        self._journal.write(journaled.execute_denied(subject, refusal.code,
+                                                                     same_as=existing.request_id))
                         raise refusal
-                    return self._resubmitted(existing, record, "idempotency_key")
+                    return self._resubmitted(existing, subject, "idempotency_key")
                 claimed.append(index)
             index = claim_index("pending", request.requester_key, request.target, request.command_digest)
             existing = self._claimed(index, request, lambda r: r.status == "pending" and r.expires_at > now)
             if existing is not None:
-                return self._resubmitted(existing, record, "same_command")
+                return self._resubmitted(existing, subject, "same_command")
             claimed.append(index)
-            return self.hold(request, Event.EXECUTE_PENDING, record)
+            return self.open(request, subject)
         except BaseException:
             for index in claimed:
                 self.store.release_claim(index, request.request_id)
@@ -116,15 +130,15 @@ class ApprovalService:
                 return None
         raise Unavailable("The approval store keeps changing; try again.", code="approvals_busy")
 
-    def _resubmitted(self, existing: ApprovalRequest, record: dict[str, Any], matched: str) -> ApprovalRequest:
+    def _resubmitted(self, existing: ApprovalRequest, subject: Subject, matched: str) -> ApprovalRequest:
         """Journal that a submission was answered with the request already open."""
-        self._journal.write(JournalRecord(event=Event.EXECUTE_PENDING, **{**record, "request_id": existing.request_id},
-                                          outcome={"status": existing.status, "resubmitted": True, "matched": matched,
-                                                   "submission": record.get("request_id", "")}))
+        self._journal.write(journaled.execute_pending(subject.refined(request_id=existing.request_id), {
+            "status": existing.status, "resubmitted": True, "matched": matched, "submission": subject.request_id}))
         return existing
 
-    def hold(self, request: ApprovalRequest, event: str, record: dict[str, Any]) -> ApprovalRequest:
-        """Refuse up front when nobody could ever reach the quorum; else store and journal it."""
+    def open(self, request: ApprovalRequest, subject: Subject) -> ApprovalRequest:
+        """Refuse up front when nobody could ever reach the quorum; else store and journal it
+        (``execute.pending`` for a command, ``grant.requested`` for a grant)."""
         requirement = ApprovalRequirement(**request.requirement)
         approvers = self.directory.eligible(requirement, request.requester_key)
         if len(approvers) < requirement.quorum:
@@ -132,13 +146,15 @@ class ApprovalService:
                 f"This needs {requirement.quorum} approval(s) from {list(requirement.groups) or 'approvers'}, "
                 f"but only {len(approvers)} eligible approver(s) other than you are configured.",
                 code="no_approvers", remedy="Ask an operator to add approvers (BROKER_APPROVERS_PATH).")
-            self._journal.write(JournalRecord(event=Event.EXECUTE_DENIED if request.kind == "command" else event,
-                                              outcome={"status": "refused", "code": refusal.code}, **record))
+            refused = journaled.refused(refusal.code)
+            self._journal.write(journaled.execute_denied(subject, refusal.code) if request.kind == "command"
+                                else journaled.grant_step(Event.GRANT_REQUESTED, subject, refused))
             raise refusal
         self.store.create(request)
-        self._journal.write(JournalRecord(event=event, outcome={
-            "status": "pending", "expires_at": request.expires_at.isoformat(), "quorum": requirement.quorum,
-            "approvers": [a.name for a in approvers]}, **record))
+        pending = {"status": "pending", "expires_at": request.expires_at.isoformat(), "quorum": requirement.quorum,
+                   "approvers": [a.name for a in approvers]}
+        self._journal.write(journaled.execute_pending(subject, pending) if request.kind == "command"
+                            else journaled.grant_step(Event.GRANT_REQUESTED, subject, pending))
         return request
 
     def abandon(self, request_id: str, error: BrokerError) -> None:
@@ -308,11 +324,19 @@ class ApprovalService:
 
     def _write(self, event: str, request: ApprovalRequest, outcome: dict[str, Any],
                principal: dict[str, Any] | None = None) -> str:
-        return self._journal.write(JournalRecord(
-            event=event, request_id=request.request_id, principal=principal or request.requester,
-            target=request.target, command=request.command, command_digest=request.command_digest,
-            classification=request.classification, decision=request.decision, reason=request.reason,
-            ticket=request.ticket, outcome={k: v for k, v in outcome.items() if v is not None}))
+        subject = subject_of(request)
+        if principal is not None:
+            subject = subject.refined(principal=principal)
+        return self._journal.write(journaled.approval_step(event, subject,
+                                                           {k: v for k, v in outcome.items() if v is not None}))
+
+
+def subject_of(request: ApprovalRequest) -> Subject:
+    """A held request as every later record of it carries it (the requester, the exact command)."""
+    return Subject(request_id=request.request_id, principal=request.requester, target=request.target,
+                   command=request.command, command_digest=request.command_digest,
+                   classification=request.classification, decision=request.decision, reason=request.reason,
+                   ticket=request.ticket)
 
 
 def command_of(request: ApprovalRequest) -> Command:

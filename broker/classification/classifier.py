@@ -17,7 +17,9 @@ from typing import Any
 from broker.catalog import Catalog, Target
 from broker.classification.sample import ColumnFinding, sample_sql, sampled_tables, scan_columns
 from broker.classification.store import ClassificationRun, ClassificationStore
-from broker.journal import Event, JournalRecord, JournalWriter
+from broker.journal import JournalWriter
+from broker.journal import events as journaled
+from broker.journal.events import Subject
 from broker.journal.records import utc_now_iso
 from broker.masking import Masker, MaskingRules
 from broker.masking.names import classify_name
@@ -75,18 +77,17 @@ class Classifier:
             raise BadRequest(f"Target {target.name} is not an SQL target whose columns the broker can list.",
                              code="unsupported_command")
         run_id = str(uuid.uuid4())
-        base = {"request_id": run_id, "principal": by, "target": target.name,
-                "command": {"classify": {"sample_rows": rows, "timeout_ms": self._limits.timeout_ms}}}
-        intent = self._journal.write(JournalRecord(event=Event.CLASSIFY_INTENT, **base))
+        subject = Subject(request_id=run_id, principal=by, target=target.name,
+                          command={"classify": {"sample_rows": rows, "timeout_ms": self._limits.timeout_ms}})
+        intent = self._journal.write(journaled.classify_intent(subject))
         try:
             run = self._run(target, run_id, by, rows)
             self._store.save(run)
         except BrokerError as failure:
-            self._journal.write(JournalRecord(event=Event.CLASSIFY_OUTCOME, **base, outcome={
+            self._journal.write(journaled.classify_outcome(subject, {
                 "intent": intent, "status": "error", "code": failure.code}))
             raise
-        self._journal.write(JournalRecord(event=Event.CLASSIFY_OUTCOME, **base,
-                                          outcome={"intent": intent, "status": "ok", **run.counts()}))
+        self._journal.write(journaled.classify_outcome(subject, {"intent": intent, "status": "ok", **run.counts()}))
         if self._on_stored is not None:
             self._on_stored(target.name)
         return run

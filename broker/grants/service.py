@@ -20,12 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from broker.approvals import ApprovalRequest, ApprovalService
 from broker.approvals.directory import ApproverDirectory
+from broker.approvals.service import subject_of
 from broker.catalog import Catalog
-from broker.execute import CallContext
+from broker.execute import GRANT_ORCHESTRATOR, CallContext, Pending, WorkflowStarter, start_or_abandon
 from broker.grants.store import GrantRecord, GrantStore
 from broker.guard import Classification, Risk
 from broker.identity import Principal
-from broker.journal import Event, JournalRecord, JournalWriter
+from broker.journal import Event, JournalWriter
+from broker.journal import events as journaled
+from broker.journal.events import Subject
 from broker.policy import ApprovalRequirement, Policy
 from broker.problems import BadRequest, BrokerError, Conflict, Forbidden, invalid_body
 
@@ -67,6 +70,15 @@ class GrantService:
         self._journal = journal
         self._clock = clock
 
+    def submit(self, principal: Principal, body: GrantBody, ctx: CallContext, *,
+               workflow: WorkflowStarter) -> Pending:
+        """Hold the grant for its approvers and start its workflow (refusals raise, journaled)."""
+        request = self.request(principal, body, ctx)
+        held = self._approvals.held(request)
+        start_or_abandon(workflow, self._approvals, GRANT_ORCHESTRATOR, held,
+                         duration_seconds=int(body.duration.total_seconds()))
+        return Pending(held)
+
     def request(self, principal: Principal, body: GrantBody, ctx: CallContext) -> ApprovalRequest:
         target = self._catalog.get(body.target)
         decision = self._policy.decide_grant(principal, target, body.level)
@@ -78,10 +90,10 @@ class GrantService:
         classification = Classification(risk=Risk.WRITE if body.level == "write" else Risk.READ,
                                         reason=f"a just-in-time {body.level} grant", language="grant",
                                         statement=f"GRANT {body.level.upper()}")
-        record = {"request_id": request_id, "principal": principal.describe(), "client": ctx.to_dict(),
-                  "reason": body.reason, "ticket": body.ticket, "target": target.name, "command": terms,
-                  "command_digest": digest,
-                  "classification": classification.to_dict(), "decision": decision.to_dict()}
+        subject = Subject(request_id=request_id, principal=principal.describe(), client=ctx.to_dict(),
+                          reason=body.reason, ticket=body.ticket, target=target.name, command=terms,
+                          command_digest=digest, classification=classification.to_dict(),
+                          decision=decision.to_dict())
         refusal: BrokerError | None = None
         if decision.effect == "allow":
             refusal = Conflict(f"The policy already allows {body.level} on {target.name} for you; no grant is "
@@ -94,8 +106,7 @@ class GrantService:
                                  f"{iso_duration(cap)} (the policy's maximum).", code="invalid_duration",
                                  extra={"max_duration": iso_duration(cap)})
         if refusal is not None:
-            self._journal.write(JournalRecord(event=Event.GRANT_REQUESTED,
-                                              outcome={"status": "refused", "code": refusal.code}, **record))
+            self._journal.write(journaled.grant_step(Event.GRANT_REQUESTED, subject, journaled.refused(refusal.code)))
             raise refusal
         requirement: ApprovalRequirement = decision.approval
         now = int(self._clock())
@@ -107,7 +118,7 @@ class GrantService:
             decision=decision.to_dict(), reason=body.reason, ticket=body.ticket,
             grant={"level": body.level, "duration": iso_duration(body.duration),
                    "duration_seconds": int(body.duration.total_seconds())})
-        self._approvals.hold(request, Event.GRANT_REQUESTED, record)
+        self._approvals.open(request, subject)
         try:
             self.store.create(GrantRecord(request_id, principal.key, target.name, body.level,
                                           int(body.duration.total_seconds()), body.reason))
@@ -174,9 +185,5 @@ class GrantService:
         return [g.to_dict() for g in self.store.list_for(principal.key)]
 
     def _write(self, event: str, request: ApprovalRequest, outcome: dict[str, Any]) -> None:
-        self._journal.write(JournalRecord(event=event, request_id=request.request_id, principal=request.requester,
-                                          target=request.target, command=request.command,
-                                          command_digest=request.command_digest, reason=request.reason,
-                                          ticket=request.ticket, classification=request.classification,
-                                          outcome=outcome))
+        self._journal.write(journaled.grant_step(event, subject_of(request).refined(decision={}), outcome))
 

@@ -1,4 +1,4 @@
-"""Lineage on the execute path: one small interface for ``broker/execute.py``.
+"""Lineage on the execute path: one small interface for ``broker/execute/service.py``.
 
 ``refine`` adds a statement's lineage to its classification before the policy is asked (a sensitive
 predicate makes a read ``sensitive-predicate``), ``mask`` masks a result's outputs by it before any

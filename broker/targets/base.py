@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -11,6 +12,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from broker.catalog import Target
 from broker.guard import Classification
 from broker.lineage.schema import Schema
+from broker.masking.engine import Masker
 from broker.masking.known import KnownValues
 from broker.secrets import SecretValue
 
@@ -117,6 +119,15 @@ class SchemaSource(Protocol):
 
     def read_schema(self, target: Target, secret: SecretValue) -> Schema:
         """Every table and column the broker's credential can see (``broker/lineage/schema.py``)."""
+
+
+@runtime_checkable
+class StructuredMasking(Protocol):
+    """An engine whose results have structure the generic scan cannot see (Kubernetes: Secret
+    values, secret-named env vars). Applied after the scan; its placeholders are never re-scanned."""
+
+    def mask_structure(self, value: Any, masker: Masker, counts: Counter[str]) -> Any:
+        """``value`` (a document or text) with the structural rules applied; ``counts`` by kind."""
 
 
 @runtime_checkable

@@ -18,6 +18,7 @@ from broker.approvals.decisions import DecisionDesk
 from broker.approvals.directory import Approver
 from broker.execute import CallContext
 from broker.journal import JournalReader, JournalStorage, JournalWriter
+from broker.journal.events import Subject
 from broker.notify.email import SilentNotifier
 from broker.secrets import SecretValue
 from devhost.azurite import Azurite
@@ -107,8 +108,8 @@ def held_request(parts: Parts, *, quorum: int = 1, sql: str = "DELETE FROM custo
         expires_at=datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=timeout), command=command.canonical(),
         classification={"risk": "write", "reason": "DELETE changes rows", "statement": "DELETE"},
         decision={"effect": "approve", "rule_id": "dba-approve-demo-writes"}, reason="INC-42 remove test customer")
-    parts.service.hold(request, "execute.pending", {"request_id": request.request_id,
-                                                    "principal": request.requester, "target": request.target})
+    parts.service.open(request, Subject(request_id=request.request_id, principal=request.requester,
+                                        target=request.target))
     return request
 
 

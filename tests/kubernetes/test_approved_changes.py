@@ -11,6 +11,8 @@ import uuid
 import pytest
 
 from broker.execute import CallContext, ExecuteBody
+from broker.execute.service import decided
+from broker.journal.events import Subject
 
 pytestmark = pytest.mark.e2e
 
@@ -51,11 +53,10 @@ def evaluate(broker, principal, argv, manifest=None):
 
 def run_approved(broker, principal, target, command, classification, decision):
     """What the approval workflow does once the request is approved: run the exact command, once."""
-    record = {"request_id": str(uuid.uuid4()), "principal": principal.describe(), "client": CallContext().to_dict(),
-              "reason": "INC-42", "target": target.name, "command": command.canonical(),
-              "command_digest": command.digest, "classification": classification.to_dict(),
-              "decision": decision.to_dict()}
-    return broker.execute.run(principal, target, command, classification, decision, record)
+    subject = decided(Subject(request_id=str(uuid.uuid4()), principal=principal.describe(),
+                              client=CallContext().to_dict(), reason="INC-42"),
+                      target, command, classification, decision)
+    return broker.execute.run(principal, target, command, classification, decision, subject)
 
 
 def replicas(api) -> int:

@@ -131,3 +131,19 @@ def test_the_check_finds_a_cycle(tmp_path: Path, deferred: bool):
     (tmp_path / "broker/c.py").write_text("from broker.b import thing\n")
     (tmp_path / "devhost").mkdir()
     assert cycles(import_graph(_modules(tmp_path))) == [["broker.a", "broker.b"]]
+
+
+def test_journal_records_are_built_only_by_the_journal_builders():
+    """``JournalRecord(...)`` outside ``broker/journal`` means a record assembled by hand again."""
+    offenders = []
+    for name, path in _modules(ROOT).items():
+        if not name.startswith("broker.") or name.startswith("broker.journal"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            called = node.func.id if isinstance(node.func, ast.Name) else (
+                node.func.attr if isinstance(node.func, ast.Attribute) else "")
+            if called == "JournalRecord":
+                offenders.append(f"{name}:{node.lineno}")
+    assert offenders == []

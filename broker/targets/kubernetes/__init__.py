@@ -77,7 +77,7 @@ class KubernetesEngine:
         try:
             result = self._run(ctx, cmd, command.manifest)
         except BrokerError as failure:
-            failure.operations = list(ctx.operations)  # type: ignore[attr-defined]  # journaled with the error
+            failure.operations = list(ctx.operations)  # journaled with the error
             raise
         result.operations = ctx.operations
         return result

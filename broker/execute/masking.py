@@ -1,0 +1,102 @@
+"""Masking on the execute path: the current masker, every output shape of a result, and a
+target's error message (which can quote row data)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from broker.catalog import Target
+from broker.lineage.guard import mask_outputs
+from broker.masking import Masker, MaskingRules
+from broker.problems import BrokerError, CommandFailed
+from broker.secrets import CredentialResolver
+from broker.targets import ResultSet, TargetEngine
+from broker.targets.base import StructuredMasking
+
+
+class MaskerSource:
+    """The masker keyed by the current masking key (a Key Vault secret, rotated by version)."""
+
+    def __init__(self, credentials: CredentialResolver, secret_name: str) -> None:
+        from broker.catalog import KeyVaultCredential
+
+        self._credential = KeyVaultCredential(secret=secret_name)
+        self._credentials = credentials
+        self._cached: tuple[str, Masker] | None = None
+
+    def get(self) -> Masker:
+        secret = self._credentials.resolve(self._credential)
+        cached = self._cached
+        if cached is None or cached[0] != secret.version:
+            cached = (secret.version, Masker(secret.value.encode("utf-8")))
+            self._cached = cached
+        return cached[1]
+
+
+def mask_result(engine: TargetEngine, masker: Masker, result: ResultSet, target: Target,
+                lineage: dict[str, Any] | None = None) -> dict[str, int]:
+    """Mask every output shape in place: first each output column that lineage derives from a sensitive
+    column (whole, one placeholder per value), then rows, the document and text (the generic scan, then
+    the engine's structural rules, e.g. Kubernetes Secret values, which must not be undone or re-scanned),
+    then render text from the masked document. Values the engine knows are secret (``result.known``) are
+    masked before all of that. Returns the counts by kind."""
+    overrides = target.masking
+    rules = MaskingRules(overrides.columns, overrides.column_patterns, overrides.keep_columns,
+                         keep_card_last_four=overrides.keep_card_last_four, ip_addresses=overrides.ip_addresses)
+    counts: Counter[str] = Counter()
+    known = result.known
+    if known is not None:  # known plaintext first: the whole value becomes one placeholder
+        result.rows = known.mask_rows(result.rows, masker, counts)
+        result.document = known.mask_document(result.document, masker, counts)
+        result.text = known.mask_text(result.text, masker, counts) if result.text is not None else None
+    mask_outputs(lineage, len(result.columns), result.rows, masker, counts)
+    table = masker.mask_table([c.name for c in result.columns], result.rows, rules)
+    result.rows = table.rows
+    counts.update(table.counts)
+    structure = engine.mask_structure if isinstance(engine, StructuredMasking) else None
+    if result.document is not None:
+        document = masker.mask_document(result.document, counts, rules)
+        result.document = structure(document, masker, counts) if structure else document
+    if result.text is not None:
+        text = masker.mask_text(result.text, counts, rules)
+        result.text = structure(text, masker, counts) if structure else text
+    if result.render is not None:
+        result.text = result.render(result.document)
+        if known is not None:
+            result.text = known.mask_text(result.text, masker, counts)
+        if not result.keep_document:
+            result.document = None
+    return dict(counts)
+
+
+def response_of(result: ResultSet) -> dict[str, Any]:
+    """The masked response as journaled."""
+    response: dict[str, Any] = {"columns": [c.name for c in result.columns], "rows": result.rows}
+    if result.document is not None:
+        response["document"] = result.document
+    if result.text is not None:
+        response["text"] = result.text
+    return response
+
+
+def masked_failure(failure: BrokerError, masker: MaskerSource, *, withhold: bool = False) -> BrokerError:
+    """A target's error message can quote row data (a duplicate key, a bad value): mask it too. When the
+    statement reads a sensitive column the message is withheld: only its SQLSTATE (or error number) and a
+    generic sentence (``withhold``: ``a cast of a transformed value echoes it``)."""
+    if isinstance(failure, CommandFailed) and withhold and failure.code == "query_failed":
+        extra = failure.extra or {}
+        state = extra.get("sqlstate") or extra.get("errno") or "unknown"
+        failure.detail = (f"The target refused the command (error {state}); its message is withheld because "
+                          "the statement reads a sensitive column.")
+        failure.args = (failure.detail,)
+        return failure
+    if isinstance(failure, CommandFailed):
+        try:
+            failure.detail = masker.get().mask_text(failure.detail)
+        except BrokerError:
+            failure.detail = "The target refused the command (its message could not be masked)."
+        failure.args = (failure.detail,)
+    return failure
+
+
