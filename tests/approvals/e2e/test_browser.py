@@ -137,3 +137,36 @@ def test_kubectl_apply_shows_the_whole_manifest_and_its_dry_run_diff(flow, brows
     assert get.status_code == 404  # the dry run created nothing
     browser.find_element(By.ID, "deny").click()
     assert flow.wait_status(rid, "denied")["status"] == "denied"
+
+
+GROW = "UPDATE customers SET notes = 'e2e-grown' WHERE name = 'e2e-grow'"
+
+
+def test_the_approver_reads_the_measured_rows_and_a_change_that_grew_is_rolled_back(flow, browser):
+    """The approver is shown "changes 3 of N rows"; before the approved run, three become four (a
+    concurrent insert): the run changes more than was approved, so it rolls back and the request fails."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    assert flow.stack.postgres is not None
+    with flow.stack.postgres.admin("demo") as db:
+        db.execute("DELETE FROM customers WHERE name = 'e2e-grow'")
+        for cid in (9101, 9102, 9103):
+            db.execute("INSERT INTO customers (id, name, notes, created_at) VALUES (%s, 'e2e-grow', 'before', now())",
+                       (cid,))
+    rid = flow.pending(GROW)["request_id"]
+    browser.get(newest_link(flow, rid, "ada@dev.example"))
+    lines = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#impact li")]
+    assert any(line.startswith("changes 3 of") and "customers" in line and "3 updated" in line for line in lines), lines
+    assert browser.find_elements(By.ID, "impact-warning") == []
+    assert flow.rows("SELECT count(*) FROM customers WHERE notes = 'e2e-grown'") == [(0,)]  # the trial rolled back
+
+    with flow.stack.postgres.admin("demo") as db:
+        db.execute("INSERT INTO customers (id, name, notes, created_at) VALUES (9104, 'e2e-grow', 'before', now())")
+    browser.find_element(By.ID, "approve").click()
+    WebDriverWait(browser, 15).until(expected_conditions.presence_of_element_located((By.ID, "outcome")))
+    ended = flow.wait_status(rid, "done", "failed")
+    assert ended["status"] == "failed" and ended["error"]["code"] == "impact_exceeded", ended
+    assert flow.rows("SELECT count(*) FROM customers WHERE notes = 'e2e-grown'") == [(0,)]  # nothing committed
+    assert flow.rows("SELECT count(*) FROM customers WHERE name = 'e2e-grow' AND notes = 'before'") == [(4,)]
