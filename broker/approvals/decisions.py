@@ -36,10 +36,11 @@ from broker.approvals.independence import (
     same_identity,
 )
 from broker.approvals.outcome import clean_comment
-from broker.approvals.requests import ApprovalRequest, DecisionRow, RequestStore
+from broker.approvals.ports import JournalSink, RequestRecords
+from broker.approvals.requests import ApprovalRequest, DecisionRow
 from broker.approvals.tokens import ApprovalTokens, LinkClaims
 from broker.execute import CallContext
-from broker.journal import Event, JournalWriter
+from broker.journal import Event
 from broker.journal import events as journaled
 from broker.journal.events import Subject
 from broker.policy import ApprovalRequirement
@@ -79,8 +80,8 @@ class PageView:
 
 
 class DecisionDesk:
-    def __init__(self, *, store: RequestStore, directory: ApproverDirectory, tokens: ApprovalTokens,
-                 journal: JournalWriter, clock: Callable[[], float] = time.time,
+    def __init__(self, *, store: RequestRecords, directory: ApproverDirectory, tokens: ApprovalTokens,
+                 journal: JournalSink, clock: Callable[[], float] = time.time,
                  delegate_role: str = DELEGATE_ROLE) -> None:
         self._store = store
         self._delegate_role = delegate_role

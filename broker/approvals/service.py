@@ -16,11 +16,12 @@ from typing import Any
 
 from broker.approvals.directory import ApproverDirectory
 from broker.approvals.outcome import NEXT_STEPS, claim_index, outcome_for
-from broker.approvals.requests import ApprovalRequest, RequestStore
+from broker.approvals.ports import JournalSink, RequestRecords
+from broker.approvals.requests import ApprovalRequest
 from broker.approvals.tokens import ApprovalTokens
 from broker.execute import ApprovalNeeded, CallContext, ExecuteService, Held
 from broker.identity import Principal
-from broker.journal import Event, JournalWriter
+from broker.journal import Event
 from broker.journal import events as journaled
 from broker.journal.events import Subject
 from broker.notify import ApprovalAsk, Notifier
@@ -42,8 +43,8 @@ def principal_from_record(data: dict[str, Any]) -> Principal:
 
 
 class ApprovalService:
-    def __init__(self, *, store: RequestStore, directory: ApproverDirectory, tokens: ApprovalTokens,
-                 journal: JournalWriter, notifier: Notifier, public_base_url: str,
+    def __init__(self, *, store: RequestRecords, directory: ApproverDirectory, tokens: ApprovalTokens,
+                 journal: JournalSink, notifier: Notifier, public_base_url: str,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.directory = directory

@@ -20,13 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from broker.approvals import ApprovalRequest, ApprovalService
 from broker.approvals.directory import ApproverDirectory
+from broker.approvals.ports import JournalSink
 from broker.approvals.service import subject_of
 from broker.catalog import Catalog
 from broker.execute import GRANT_ORCHESTRATOR, CallContext, Pending, WorkflowStarter, start_or_abandon
 from broker.grants.store import GrantRecord, GrantStore
 from broker.guard import Classification, Risk
 from broker.identity import Principal
-from broker.journal import Event, JournalWriter
+from broker.journal import Event
 from broker.journal import events as journaled
 from broker.journal.events import Subject
 from broker.policy import ApprovalRequirement, Policy
@@ -61,7 +62,7 @@ def iso_duration(delta: timedelta) -> str:
 
 class GrantService:
     def __init__(self, *, catalog: Catalog, policy: Policy, store: GrantStore, approvals: ApprovalService,
-                 directory: ApproverDirectory, journal: JournalWriter, clock: Callable[[], float] = time.time) -> None:
+                 directory: ApproverDirectory, journal: JournalSink, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self._catalog = catalog
         self._policy = policy

@@ -1,4 +1,6 @@
-"""Approvals on real storage: one Azurite for this package, fresh tables per test."""
+"""Approvals on two storages: the in-memory ports (``tests/memory.py``, the fast domain layer) and
+real Azurite (one per package, fresh tables per test). ``parts`` runs a test on both; ``azure_parts``
+only on Azurite, for what is the adapter's own (chunked rows, blobs)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.data.tables import TableClient
@@ -16,6 +19,7 @@ from azure.storage.blob import ContainerClient
 from broker.approvals import ApprovalRequest, ApprovalService, ApprovalTokens, ApproverDirectory, RequestStore
 from broker.approvals.decisions import DecisionDesk
 from broker.approvals.directory import Approver
+from broker.approvals.ports import JournalSink, RequestRecords
 from broker.execute import CallContext
 from broker.journal import JournalReader, JournalStorage, JournalWriter
 from broker.journal.events import Subject
@@ -23,6 +27,7 @@ from broker.notify.email import SilentNotifier
 from broker.secrets import SecretValue
 from devhost.azurite import Azurite
 from devhost.stack import REPO_ROOT, free_port
+from tests.memory import MemoryJournal, MemoryRequestStore
 
 TENANT = "8f0d5c1e-0000-4000-8000-000000000de0"
 REQUESTER = f"{TENANT}/11111111-1111-4111-8111-111111111111"
@@ -55,11 +60,11 @@ class StaticKey:
 
 @dataclass
 class Parts:
-    store: RequestStore
+    store: RequestRecords
     tokens: ApprovalTokens
     directory: ApproverDirectory
-    journal: JournalWriter
-    reader: JournalReader
+    journal: JournalSink
+    reader: JournalReader | MemoryJournal
     service: ApprovalService
     desk: DecisionDesk
     conn: str
@@ -74,8 +79,31 @@ class Parts:
                 if s.record.event == "approval.refused"]
 
 
+def _parts(store: Any, journal: Any, reader: Any, conn: str = "", suffix: str = "") -> Parts:
+    tokens = ApprovalTokens(StaticKey())
+    directory = ApproverDirectory((ADA, BO, CY))
+    service = ApprovalService(store=store, directory=directory, tokens=tokens, journal=journal,
+                              notifier=SilentNotifier(), public_base_url="http://127.0.0.1:7071")
+    desk = DecisionDesk(store=store, directory=directory, tokens=tokens, journal=journal)
+    return Parts(store, tokens, directory, journal, reader, service, desk, conn, suffix)
+
+
+@pytest.fixture(params=["memory", "azurite"])
+def parts(request: pytest.FixtureRequest) -> Iterator[Parts]:
+    """The domain on the in-memory ports, then on Azurite."""
+    if request.param == "memory":
+        journal = MemoryJournal()
+        yield _parts(MemoryRequestStore(), journal, journal)
+        return
+    yield from _azure_parts(request.getfixturevalue("azurite"))
+
+
 @pytest.fixture
-def parts(azurite: Azurite) -> Iterator[Parts]:
+def azure_parts(azurite: Azurite) -> Iterator[Parts]:
+    yield from _azure_parts(azurite)
+
+
+def _azure_parts(azurite: Azurite) -> Iterator[Parts]:
     conn = azurite.connection_string
     suffix = uuid.uuid4().hex[:8]
     store = RequestStore(TableClient.from_connection_string(conn, f"approvals{suffix}"),
@@ -83,12 +111,7 @@ def parts(azurite: Azurite) -> Iterator[Parts]:
     storage = JournalStorage(TableClient.from_connection_string(conn, f"journal{suffix}"),
                              ContainerClient.from_connection_string(conn, f"journal{suffix}"))
     journal = JournalWriter(storage)
-    tokens = ApprovalTokens(StaticKey())
-    directory = ApproverDirectory((ADA, BO, CY))
-    service = ApprovalService(store=store, directory=directory, tokens=tokens, journal=journal,
-                              notifier=SilentNotifier(), public_base_url="http://127.0.0.1:7071")
-    desk = DecisionDesk(store=store, directory=directory, tokens=tokens, journal=journal)
-    yield Parts(store, tokens, directory, journal, JournalReader(storage), service, desk, conn, suffix)
+    yield _parts(store, journal, JournalReader(storage), conn, suffix)
     journal.close()
 
 
