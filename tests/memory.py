@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.approvals.requests import ApprovalRequest, DecisionRow, IndexEntry, RequestStore, approver_row_key
+from broker.grants.store import GrantRecord, GrantStore, partition_for
 from broker.journal.records import JournalRecord
+from broker.policy import Grant
 from broker.problems import Conflict, Gone, NotFound
 
 
@@ -178,6 +180,71 @@ class MemoryJournal:
     def by_request(self, request_id: str) -> list[Stored]:
         with self._lock:
             return [s for s in self._records if s.record.request_id == request_id]
+
+    def close(self) -> None:
+        return None
+
+
+class _Row(dict):
+    """A stored entity with its ETag where the adapter's mapping reads it (``entity.metadata``)."""
+
+    def __init__(self, data: dict[str, Any], etag: str) -> None:
+        super().__init__(data)
+        self.metadata = {"etag": etag}
+
+
+class MemoryGrantStore:
+    """``GrantRecords`` in a dict, through ``GrantStore``'s own row mapping."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._version = 0
+
+    def _put(self, record: GrantRecord) -> None:
+        self._version += 1
+        entity = GrantStore._entity(record)
+        self._rows[(entity["PartitionKey"], entity["RowKey"])] = (self._version, entity)
+
+    def _record(self, found: tuple[int, dict[str, Any]]) -> GrantRecord:
+        return GrantStore._record(_Row(found[1], str(found[0])))
+
+    def create(self, record: GrantRecord) -> None:
+        with self._lock:
+            if (partition_for(record.principal), record.grant_id) in self._rows:
+                raise Conflict(f"Grant {record.grant_id} already exists.", code="duplicate_request")
+            self._put(record)
+
+    def get(self, principal_key: str, grant_id: str) -> GrantRecord:
+        with self._lock:
+            found = self._rows.get((partition_for(principal_key), grant_id))
+        if found is None:
+            raise NotFound(f"No grant {grant_id}.", code="not_found")
+        return self._record(found)
+
+    def transition(self, principal_key: str, grant_id: str, allowed_from: set[str], to: str,
+                   **changes: Any) -> GrantRecord | None:
+        with self._lock:
+            found = self._rows.get((partition_for(principal_key), grant_id))
+            if found is None:
+                raise NotFound(f"No grant {grant_id}.", code="not_found")
+            current = self._record(found)
+            if current.status not in allowed_from:
+                return None
+            self._put(replace(current, status=to, **changes))
+        return self.get(principal_key, grant_id)
+
+    def active(self, principal_key: str, target: str, now: datetime | None = None) -> list[Grant]:
+        now = now or datetime.now(UTC)
+        with self._lock:
+            rows = [self._record(f) for (pk, _), f in self._rows.items() if pk == partition_for(principal_key)]
+        return [r.as_grant() for r in rows
+                if r.target == target and r.status == "active" and r.expires_at is not None and r.expires_at > now]
+
+    def list_for(self, principal_key: str) -> list[GrantRecord]:
+        with self._lock:
+            rows = [self._record(f) for (pk, _), f in self._rows.items() if pk == partition_for(principal_key)]
+        return sorted(rows, key=lambda g: g.requested_at, reverse=True)
 
     def close(self) -> None:
         return None

@@ -5,10 +5,15 @@ implementation (``tests/memory.py``) that one contract test holds to the same be
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from broker.approvals.requests import ApprovalRequest, DecisionRow, IndexEntry
 from broker.journal.records import JournalRecord
+from broker.policy import Grant
+
+if TYPE_CHECKING:  # grants import approvals; the record type is only named here
+    from broker.grants.store import GrantRecord
 
 
 class RequestRecords(Protocol):
@@ -62,3 +67,24 @@ class JournalSink(Protocol):
     """Where records go (``JournalWriter``): returns the record's id once it is durable."""
 
     def write(self, record: JournalRecord) -> str: ...
+
+
+class GrantRecords(Protocol):
+    """Just-in-time grants per grantee (``broker/grants/store.py`` is the adapter)."""
+
+    def create(self, record: GrantRecord) -> None:
+        """409 ``duplicate_request`` when it exists."""
+
+    def get(self, principal_key: str, grant_id: str) -> GrantRecord: ...
+
+    def transition(self, principal_key: str, grant_id: str, allowed_from: set[str], to: str,
+                   **changes: Any) -> GrantRecord | None:
+        """None when it is no longer in ``allowed_from`` (someone ended it first)."""
+
+    def active(self, principal_key: str, target: str, now: datetime | None = None) -> list[Grant]:
+        """Active and not past their expiry: what the execute path honours."""
+
+    def list_for(self, principal_key: str) -> list[GrantRecord]:
+        """Newest first."""
+
+    def close(self) -> None: ...

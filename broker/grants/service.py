@@ -20,11 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from broker.approvals import ApprovalRequest, ApprovalService
 from broker.approvals.directory import ApproverDirectory
-from broker.approvals.ports import JournalSink
+from broker.approvals.ports import GrantRecords, JournalSink
 from broker.approvals.service import subject_of
 from broker.catalog import Catalog
 from broker.execute import GRANT_ORCHESTRATOR, CallContext, Pending, WorkflowStarter, start_or_abandon
-from broker.grants.store import GrantRecord, GrantStore
+from broker.grants.store import GrantRecord
 from broker.guard import Classification, Risk
 from broker.identity import Principal
 from broker.journal import Event
@@ -61,7 +61,7 @@ def iso_duration(delta: timedelta) -> str:
 
 
 class GrantService:
-    def __init__(self, *, catalog: Catalog, policy: Policy, store: GrantStore, approvals: ApprovalService,
+    def __init__(self, *, catalog: Catalog, policy: Policy, store: GrantRecords, approvals: ApprovalService,
                  directory: ApproverDirectory, journal: JournalSink, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self._catalog = catalog

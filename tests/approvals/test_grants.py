@@ -15,6 +15,7 @@ from broker.identity import Principal
 from broker.policy import Grant, Policy
 from broker.problems import BrokerError
 from tests.approvals.conftest import ADA, BO, CTX, TENANT
+from tests.memory import MemoryGrantStore
 
 DEVIN = Principal(TENANT, "11111111-1111-4111-8111-111111111111", display_name="Devin", kind="app",
                   roles=frozenset({"Broker.Caller"}))
@@ -70,9 +71,9 @@ def test_what_a_grant_does_not_lift(the_grant, risk):
 # --- the service on storage ---
 
 @pytest.fixture
-def grants(azure_parts) -> GrantService:
-    parts = azure_parts  # the grant store has no in-memory port yet
-    store = GrantStore(TableClient.from_connection_string(parts.conn, f"grants{parts.suffix}"))
+def grants(parts) -> GrantService:
+    store = (GrantStore(TableClient.from_connection_string(parts.conn, f"grants{parts.suffix}")) if parts.conn
+             else MemoryGrantStore())
     return GrantService(catalog=CATALOG, policy=POLICY, store=store, approvals=parts.service,
                         directory=parts.directory, journal=parts.journal)
 
@@ -104,8 +105,7 @@ def test_grant_requests_are_judged_by_the_policy(grants):
     assert refused(grants.request, DEVIN, body(target="nope"), CTX) == (404, "unknown_target")
 
 
-def test_grant_lifecycle_request_activate_expire(azure_parts, grants):
-    parts = azure_parts
+def test_grant_lifecycle_request_activate_expire(parts, grants):
     request = grants.request(DEVIN, body(), CTX)
     held = parts.store.get(request.request_id)
     assert (held.kind, held.status, held.grant["duration"]) == ("grant", "pending", "PT30M")
@@ -129,8 +129,7 @@ def test_grant_lifecycle_request_activate_expire(azure_parts, grants):
     assert events.count("grant.revoked") == 1
 
 
-def test_early_revoke_by_an_approver_or_the_grantee_only(azure_parts, grants):
-    parts = azure_parts
+def test_early_revoke_by_an_approver_or_the_grantee_only(parts, grants):
     request = grants.request(DEVIN, body(), CTX)
     parts.service.conclude(request.request_id, {"status": "approved", "approvals": [{"approver": ADA.key}]})
     grants.activate(request.request_id, 1800)
@@ -144,8 +143,7 @@ def test_early_revoke_by_an_approver_or_the_grantee_only(azure_parts, grants):
     assert record.ended_by == {"how": "revoked", "id": bo.key, "name": "Bo", "as": "approver"}
 
 
-def test_denied_grant_request_never_activates(azure_parts, grants):
-    parts = azure_parts
+def test_denied_grant_request_never_activates(parts, grants):
     request = grants.request(DEVIN, body(), CTX)
     parts.service.conclude(request.request_id, {"status": "denied", "approvals": []})
     grants.conclude_unapproved(request.request_id, "denied")

@@ -115,3 +115,50 @@ def test_a_command_too_large_for_a_row_is_refused(parts):
     with pytest.raises(BrokerError) as caught:
         held_request(parts, sql="SELECT '" + "x" * 600_000 + "'")
     assert caught.value.code == "command_too_large"
+
+
+# --- grants ---
+@pytest.fixture
+def grant_store(parts):
+    from azure.data.tables import TableClient
+
+    from broker.grants import GrantStore
+    from tests.memory import MemoryGrantStore
+
+    if not parts.conn:
+        return MemoryGrantStore()
+    return GrantStore(TableClient.from_connection_string(parts.conn, f"grants{parts.suffix}"))
+
+
+def grant_record(**changes: object):
+    from broker.grants import GrantRecord
+
+    return replace(GrantRecord(str(uuid.uuid4()), REQUESTER, "demo-postgres", "write", 1800, "INC-7"), **changes)
+
+
+def test_a_grant_opens_once_and_is_honoured_only_while_active_and_unexpired(grant_store):
+    now = datetime.now(UTC).replace(microsecond=0)
+    record = grant_record()
+    grant_store.create(record)
+    assert refused(grant_store.create, record)[:2] == (409, "duplicate_request")
+    assert grant_store.active(REQUESTER, "demo-postgres") == []  # pending is not a grant yet
+    opened = grant_store.transition(REQUESTER, record.grant_id, {"pending"}, "active", activated_at=now,
+                                    expires_at=now + timedelta(minutes=30))
+    assert opened is not None and opened.status == "active"
+    assert grant_store.transition(REQUESTER, record.grant_id, {"pending"}, "active") is None  # moved already
+    assert [g.id for g in grant_store.active(REQUESTER, "demo-postgres")] == [record.grant_id]
+    assert grant_store.active(REQUESTER, "other-db") == []
+    assert grant_store.active(REQUESTER, "demo-postgres", now=now + timedelta(minutes=31)) == []
+    grant_store.transition(REQUESTER, record.grant_id, {"active"}, "revoked", ended_at=now)
+    assert grant_store.active(REQUESTER, "demo-postgres") == []
+    assert refused(grant_store.get, REQUESTER, str(uuid.uuid4()))[:2] == (404, "not_found")
+
+
+def test_my_grants_newest_first(grant_store):
+    now = datetime.now(UTC).replace(microsecond=0)
+    old, new = grant_record(requested_at=now - timedelta(hours=1)), grant_record(requested_at=now)
+    other = grant_record(principal=f"{REQUESTER.split('/')[0]}/{uuid.uuid4()}")
+    for r in (old, new, other):
+        grant_store.create(r)
+    assert [g.grant_id for g in grant_store.list_for(REQUESTER)][:2] == [new.grant_id, old.grant_id]
+    assert other.grant_id not in [g.grant_id for g in grant_store.list_for(REQUESTER)]
