@@ -1,7 +1,11 @@
 """The contract fuzzed by Schemathesis (a tool nobody here wrote): every operation in the OpenAPI
 document the dev stack serves (``/api/openapi.yaml``) gets schema-valid and schema-invalid requests
 with a valid bearer token for the dev agent, and every answer must be no server error, a documented
-status code, a documented content type and headers, and a body the schema admits.
+status code, a documented content type and headers, and a body the schema admits (so a problem's
+``code`` is one of the catalogue's, the Problem schema's enum). Schemathesis also checks that a
+request the schema forbids is refused (4xx: the schema is no looser than the server), that an
+operation which declares security refuses the request without its token, that a missing required
+header is refused, and that a method the document does not list answers 405 with a matching ``Allow``.
 
 The fuzzer runs on the session's dev stack as an identity of its own ("Contract fuzzer": an agent
 with the Broker.Caller role and an object id no other test uses), so what it leaves behind - held
@@ -33,10 +37,15 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
+    allow_header_conformance,
     content_type_conformance,
+    ignored_auth,
+    missing_required_header,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 
 from devhost.identities import IDENTITIES
@@ -47,7 +56,8 @@ pytestmark = pytest.mark.e2e
 SEED = 17
 EXAMPLES = 20  # per operation and mode: the whole run stays near two minutes on two busy cores
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance]
+          response_schema_conformance, negative_data_rejection, ignored_auth, missing_required_header,
+          unsupported_method, allow_header_conformance]
 
 
 FUZZER_OID = "f0220000-0000-4000-8000-00000000f022"
@@ -85,6 +95,9 @@ def fuzz_schema(stack: DevStack) -> schemathesis.BaseSchema:
         "headers": {"Authorization": f"Bearer {token}"},
         "generation": {"max-examples": EXAMPLES, "deterministic": True, "database": "none"},
         "request-timeout": 60,
+        # a schema-violating request must be refused; 413 (body over max_body_bytes) is a refusal too
+        "checks": {"negative_data_rejection": {"expected-statuses": [400, 401, 403, 404, 405, 406, 409, 413, 415,
+                                                                     422, 428, 429]}},
     })
     schema = schemathesis.openapi.from_url(f"{stack.base_url}/api/openapi.yaml", config=config)
     targets = ["demo-postgres", "demo-k8s"]
