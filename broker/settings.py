@@ -167,6 +167,28 @@ class ClientSettings(BaseSettings):
     token: SecretStr = SecretStr("")
     dev_state_dir: Path = Path(".broker/dev")
     """Where ``python -m broker dev`` keeps its state and ``stack.json`` (``BROKER_DEV_STATE_DIR``)."""
+    scope: str = ""
+    """The scope ``mcp-proxy`` asks Entra for (``BROKER_SCOPE``, e.g. ``api://<broker app id>/.default``).
+    Set by whoever deploys the agent, never read from the broker's metadata: a server that named the
+    scope could collect tokens for another API."""
+    instance_discovery: bool = True
+    """MSAL's authority validation against Entra (``BROKER_INSTANCE_DISCOVERY``); off only for an
+    authority Microsoft does not know (the dev stack's stand-in)."""
+
+
+class AgentCredentialSettings(BaseSettings):
+    """How ``mcp-proxy`` proves the agent's identity to Entra, under azure-identity's standard names:
+    ``AZURE_FEDERATED_TOKEN_FILE`` (workload identity federation, e.g. a Kubernetes service-account
+    token), else ``AZURE_CLIENT_SECRET`` or ``AZURE_CLIENT_CERTIFICATE_PATH`` (client credentials),
+    else a managed identity (``AZURE_CLIENT_ID`` picks a user-assigned one)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+    azure_tenant_id: str = ""
+    azure_client_id: str = ""
+    azure_client_secret: SecretStr = SecretStr("")
+    azure_client_certificate_path: str = ""
+    azure_federated_token_file: str = ""
+    azure_authority_host: str = "https://login.microsoftonline.com"
 
 
 class TelemetrySettings(BaseSettings):

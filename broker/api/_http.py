@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -14,13 +15,15 @@ import azure.functions as func
 from broker.api._body import parse_json
 from broker.execute import CallContext
 from broker.identity import Principal
-from broker.problems import BadRequest, BrokerError, PayloadTooLarge, UnsupportedMediaType
+from broker.problems import BadRequest, BrokerError, NotFound, PayloadTooLarge, UnsupportedMediaType
 from broker.runtime import Broker, get_broker
 
 log = logging.getLogger("broker.api")
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
+# What the broker mints (uuid4, lower case); the OpenAPI RequestId parameter says the same.
+REQUEST_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
@@ -37,6 +40,14 @@ def problem_response(error: BrokerError, instance: str | None = None) -> func.Ht
         headers["Retry-After"] = str(error.retry_after)
     return func.HttpResponse(json.dumps(error.to_problem(instance), ensure_ascii=False), status_code=error.status,
                              mimetype=PROBLEM, headers=headers)
+
+
+def route_request_id(req: func.HttpRequest, what: str = "request") -> str:
+    """The ``{request_id}`` route segment, or 404 before any storage lookup with a key nobody minted."""
+    rid = req.route_params.get("request_id", "")
+    if not REQUEST_ID.fullmatch(rid):
+        raise NotFound(f"No such {what}.", code="not_found")
+    return rid
 
 
 def read_json(req: func.HttpRequest, max_bytes: int) -> Any:

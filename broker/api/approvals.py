@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import re
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -21,7 +20,7 @@ import azure.functions as func
 
 from broker.api._body import parse_json
 from broker.api._durable import blocking, durable_route
-from broker.api._http import call_context, json_response
+from broker.api._http import call_context, json_response, route_request_id
 from broker.approvals import Accepted, page
 from broker.approvals import signature as hmac_signature
 from broker.approvals.independence import CALLER_ROLE, Actor, approver_key
@@ -31,7 +30,6 @@ from broker.problems import (
     BadRequest,
     BrokerError,
     Forbidden,
-    NotFound,
     PayloadTooLarge,
     Unavailable,
     UnsupportedMediaType,
@@ -40,7 +38,6 @@ from broker.runtime import Broker, get_broker
 from broker.workflows._wait import decision_event
 
 bp = df.Blueprint()
-REQUEST_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 MAX_FORM_BYTES = 16 * 1024
 
 
@@ -54,10 +51,7 @@ def _refusal_page(error: BrokerError) -> func.HttpResponse:
 
 
 def _request_id(req: func.HttpRequest) -> str:
-    rid = req.route_params.get("request_id", "")
-    if not REQUEST_ID.fullmatch(rid):
-        raise NotFound("No such approval request.", code="not_found")
-    return rid
+    return route_request_id(req, "approval request")
 
 
 def _origin(url: str) -> str:

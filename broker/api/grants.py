@@ -13,7 +13,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from broker.api._durable import blocking, durable_route, pending_response, starter
-from broker.api._http import authenticated, call_context, json_response, read_json
+from broker.api._http import authenticated, call_context, json_response, read_json, route_request_id
 from broker.grants import GrantBody
 from broker.identity import Principal
 from broker.runtime import Broker
@@ -44,7 +44,7 @@ def grant_list(req: func.HttpRequest, broker: Broker, principal: Principal) -> f
 @durable_route()
 async def grant_revoke(req: func.HttpRequest, client: df.DurableOrchestrationClient, broker: Broker,
                        principal: Principal) -> func.HttpResponse:
-    rid = req.route_params.get("request_id", "")
+    rid = route_request_id(req, "grant")
     result = await blocking(broker.approvals.grants.revoke, rid, principal)
     # The grant is already revoked in storage (the execute path stops honouring it now); the
     # event only lets the orchestration end early instead of at the expiry timer, and the

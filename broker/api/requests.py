@@ -18,9 +18,9 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from broker.api._durable import blocking, durable_route
-from broker.api._http import authenticated, json_response
+from broker.api._http import authenticated, json_response, route_request_id
 from broker.identity import Principal
-from broker.problems import BadRequest, NotFound
+from broker.problems import BadRequest
 from broker.runtime import Broker
 from broker.workflows._wait import CANCEL_EVENT
 
@@ -31,10 +31,7 @@ _WAITING = ("pending", "approved", "running")
 
 
 def _request_id(req: func.HttpRequest) -> str:
-    request_id = req.route_params.get("request_id", "")
-    if not 8 <= len(request_id) <= 64:
-        raise NotFound("No such request.", code="not_found")
-    return request_id
+    return route_request_id(req)
 
 
 @bp.route(route="requests/{request_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

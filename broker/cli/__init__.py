@@ -11,7 +11,7 @@ import sys
 from importlib import import_module
 
 COMMANDS = ["dev", "token", "exec", "requests", "grant", "kubectl", "journal", "classify", "data", "policy", "mask",
-            "problems"]
+            "problems", "mcp-proxy"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `python -m broker COMMAND --help` for a command's options.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        import_module(f"broker.cli.{name}").register(sub)
+        import_module(f"broker.cli.{name.replace('-', '_')}").register(sub)
     return parser
 
 

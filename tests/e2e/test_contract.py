@@ -117,3 +117,24 @@ def test_problem_type_uris_resolve_to_the_codes_page(api, stack):
     assert [p["code"] for p in listed] == list(CODES)
     assert httpx.get(f"{stack.base_url}/api/problems/no_such_code", timeout=10).status_code == 404
     assert httpx.get(f"{stack.base_url}/api/problems/%3Cscript%3E", timeout=10).status_code == 404
+
+
+@pytest.mark.parametrize("rid", ["abc", "11111111-1111-4111-8111-11111111111", "11111111-1111-4111-8111-1111111111111",
+                                 "11111111-1111-4111-8111-11111111111A", "1111111111114111811111111111111a",
+                                 "{11111111-1111-4111-8111-111111111111}", "11111111-1111-4111-8111-11111111111%23",
+                                 "11111111-1111-4111-8111-11111111111%27", "%2e%2e", "x" * 300, "x" * 2000,
+                                 "11111111-1111-4111-8111-1111111111%5C1", "11111111-1111-4111-8111-1111111111%2F1",
+                                 "11111111-1111-4111-8111-1111111111%3F1", "11111111-1111-4111-8111-1111111111%001",
+                                 "11111111-1111-4111-8111-1111111111%0A1", "11111111-1111-4111-8111-1111111111%C3%28",
+                                 "11111111-1111-4111-8111-1111111111%091"])
+def test_a_request_id_nobody_minted_is_404_before_any_lookup(api, rid):
+    """The route segment is a lower-case UUID (what the broker mints, the OpenAPI RequestId pattern):
+    anything else - short, long, upper case, braces, a key Table storage forbids (#, ', /) - is the
+    same 404 ``not_found`` on every route that takes one, never a storage error."""
+    auth = {"Authorization": f"Bearer {api.token('devin')}"}
+    for method, path in (("GET", f"/api/requests/{rid}"), ("DELETE", f"/api/requests/{rid}"),
+                         ("POST", f"/api/grants/{rid}/revoke"), ("GET", f"/api/approvals/{rid}?t=x")):
+        r = api.http.request(method, path, headers=auth)
+        assert r.status_code == 404, (method, path, r.status_code, r.text[:300])
+        if not path.startswith("/api/approvals/"):  # the approval page answers HTML
+            assert r.json()["code"] == "not_found", r.text
