@@ -37,6 +37,9 @@ class SecretValue:
 class SecretStore(Protocol):
     def get(self, name: str) -> SecretValue: ...
 
+    def invalidate(self, name: str) -> None:
+        """Forget a cached value (the target refused it: it was rotated)."""
+
 
 class KeyVaultSecretStore:
     """Key Vault through the real ``SecretClient``, with a per-secret TTL cache."""
@@ -104,5 +107,5 @@ class CredentialResolver:
         raise Unavailable("Unsupported credential source.", code="secrets_unavailable")
 
     def invalidate(self, credential: Credential) -> None:
-        if isinstance(credential, KeyVaultCredential) and hasattr(self._secrets, "invalidate"):
+        if isinstance(credential, KeyVaultCredential):
             self._secrets.invalidate(credential.secret)

@@ -177,6 +177,10 @@ class MemoryJournal:
             self._records.append(Stored(record_id, JournalRecord.from_dict({**data, "record_id": record_id})))
             return record_id
 
+    def all(self) -> list[Stored]:
+        with self._lock:
+            return list(self._records)
+
     def by_request(self, request_id: str) -> list[Stored]:
         with self._lock:
             return [s for s in self._records if s.record.request_id == request_id]
