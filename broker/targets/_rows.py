@@ -7,26 +7,35 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from broker.problems import Unavailable
+from broker.targets._cells import Cut
 from broker.targets._render import to_json_value
-from broker.targets.base import ExecutionLimits, ResultSet
+from broker.targets.base import CutCell, ExecutionLimits, ResultSet
 
 
 def collect_rows(rows: Iterable[Sequence[Any]], limits: ExecutionLimits,
                  render: Callable[[int, Any], Any] | None = None) -> ResultSet:
-    """Render rows to JSON values until ``max_rows`` or ``max_bytes``; ``truncated`` says if it stopped."""
+    """Render rows to JSON values until ``max_rows`` or ``max_bytes``; ``truncated`` says if it stopped.
+
+    A ``Cut`` cell (withheld by the database, ``_cells``) is rendered ``null`` and listed in
+    ``cut_cells``; it makes the answer ``truncated`` by ``max_bytes`` even when every row came."""
     result = ResultSet()
     size = 0
     for row in rows:
         if len(result.rows) >= limits.max_rows:
             result.truncated, result.truncated_by = True, "max_rows"
             break
-        rendered = [render(i, v) if render else to_json_value(v) for i, v in enumerate(row)]
+        cuts = [(i, v.bytes) for i, v in enumerate(row) if isinstance(v, Cut)]
+        rendered = [None if isinstance(v, Cut) else render(i, v) if render else to_json_value(v)
+                    for i, v in enumerate(row)]
         row_bytes = len(json.dumps(rendered, ensure_ascii=False, default=str).encode())
         if size + row_bytes > limits.max_bytes:  # the row that would cross the cap is not sent
             result.truncated, result.truncated_by = True, "max_bytes"
             break
         size += row_bytes
+        result.cut_cells.extend(CutCell(len(result.rows), i, n) for i, n in cuts)
         result.rows.append(rendered)
+    if result.cut_cells and not result.truncated:
+        result.truncated, result.truncated_by = True, "max_bytes"
     result.bytes = size
     return result
 

@@ -56,6 +56,15 @@ class Column:
     type: str
 
 
+@dataclass(frozen=True)
+class CutCell:
+    """A cell of ``rows`` that is ``null`` because the database withheld its value (``bytes`` long)."""
+
+    row: int
+    column: int
+    bytes: int
+
+
 @dataclass
 class ResultSet:
     """A command's result before masking. Tabular (``columns``/``rows``), or a document, or text."""
@@ -70,6 +79,8 @@ class ResultSet:
     document: Any = None
     text: str | None = None
     bytes: int = 0
+    cut_cells: list[CutCell] = field(default_factory=list)
+    """Cells withheld at the wire because they (or their row) were over ``max_bytes``."""
     operations: list[dict[str, Any]] = field(default_factory=list)
     """The target API calls that ran (Kubernetes: group/version/resource/verb/namespace/name); journaled."""
     render: Callable[[Any], str] | None = None

@@ -27,6 +27,8 @@ from broker.lineage.schema import Schema, read_postgres
 from broker.problems import BrokerError, CommandFailed, Conflict, TimedOut, Unavailable
 from broker.secrets import SecretValue
 from broker.targets import _impact_pg
+from broker.targets import _pg_wire as pg_wire
+from broker.targets._cells import split_markers
 from broker.targets._rows import collect_rows, parse_credential
 from broker.targets.base import Column, Command, ExecutionLimits, Impact, ImpactBound, ResultSet
 
@@ -191,12 +193,17 @@ class PostgresEngine:
         raise AssertionError("unreachable")
 
     def _run(self, conn: psycopg.Connection, sql: str, limits: ExecutionLimits, read_only: bool) -> ResultSet:
+        bounded: pg_wire.BoundedRead | None = None
         with conn.cursor() as cur:
             if read_only:
-                # Streamed, so a capped read stops at the cap instead of pulling every row.
-                stream = cur.stream(sql, size=min(limits.max_rows + 1, 500))
+                # Streamed, so a capped read stops at the cap instead of pulling every row; through a
+                # size-checking projection, so no value over the byte cap crosses the wire (_pg_wire).
+                bounded = pg_wire.plan(conn, sql, limits.max_bytes)
+                stream = cur.stream(bounded.sql if bounded else sql,
+                                    size=min(limits.max_rows + 1, bounded.chunk if bounded else 500))
+                rows = split_markers(stream, len(bounded.columns), bounded.marked) if bounded else stream
                 try:
-                    result = collect_rows(stream, limits)
+                    result = collect_rows(rows, limits)
                 except psycopg.ProgrammingError as exc:
                     # the statement ran (read-only) but returns no rows: stream() cannot say so; a
                     # server error (it has a SQLSTATE) is not this case
@@ -213,7 +220,9 @@ class PostgresEngine:
                     cur.execute(sql)
                 result = collect_rows(iter(cur.fetchmany(limits.max_rows + 1)) if cur.description else iter(()),
                                       limits)
-            if cur.description:
+            if read_only and bounded is not None:  # the agent's own columns, not the wrapper's
+                result.columns = [Column(c.name, _type_name(conn, c.type_oid)) for c in bounded.columns]
+            elif cur.description:
                 result.columns = [Column(d.name, _type_name(conn, d.type_code)) for d in cur.description]
             # a streamed read that was stopped at the cap has no status of its own
             result.status = cur.statusmessage or (f"SELECT {result.row_count}" if cur.description else "")
