@@ -155,6 +155,9 @@ def _table(body: dict[str, Any]) -> str:
     if body.get("truncation"):
         t = body["truncation"]
         lines.append(f"truncated by {t['reason']} (limit {t['limit']}): {t['remedy']}")
+        if t.get("cells"):  # a withheld cell shows as NULL above: say it is not one
+            lines.append("withheld cells (row, column, bytes), NULL above but not NULL: "
+                         + ", ".join(f"({c['row']}, {c['column']}, {c['bytes']})" for c in t["cells"][:20]))
     if body.get("masked"):
         lines.append("masked: " + ", ".join(f"{k} {v}" for k, v in sorted(body["masked"].items())))
     return "\n".join(lines)

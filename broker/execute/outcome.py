@@ -83,10 +83,15 @@ def truncation(result: ResultSet, decision: Decision) -> dict[str, Any]:
     limits = {"max_rows": decision.limits.max_rows, "max_bytes": decision.limits.max_bytes,
               "timeout": decision.limits.statement_timeout_ms}
     hints = {"max_rows": "Narrow the query (WHERE, LIMIT, fewer items) or page through the result.",
-             "max_bytes": "Select fewer or smaller columns (a single cell larger than the limit is never sent).",
+             "max_bytes": "Select fewer or smaller columns, or a part of a large value (left(), substring()): "
+                          "a cell larger than the limit is withheld (listed in `cells`) and a row that "
+                          "would cross it is not sent.",
              "timeout": "The command ran out of time; narrow it."}
-    return {"reason": reason, "limit": limits.get(reason), "returned_rows": result.row_count,
+    body = {"reason": reason, "limit": limits.get(reason), "returned_rows": result.row_count,
             "returned_bytes": result.bytes, "remedy": hints.get(reason, "")}
+    if result.cut_cells:  # each is null in ``rows``: a hole, not a NULL
+        body["cells"] = [{"row": c.row, "column": c.column, "bytes": c.bytes} for c in result.cut_cells]
+    return body
 
 
 @dataclass(frozen=True)

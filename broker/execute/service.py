@@ -281,6 +281,8 @@ class ExecuteService:
                                    "duration_ms": round(elapsed, 2)}
         if result.operations:
             outcome["operations"] = result.operations
+        if result.cut_cells:
+            outcome["cut_cells"] = len(result.cut_cells)
         mark = time.perf_counter()
         outcome_id = self._journal.write(journaled.execute_outcome(subject, outcome, started_at=started_at,
                                                                    ended_at=ended_at, response=response_of(result)))

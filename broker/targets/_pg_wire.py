@@ -36,6 +36,8 @@ FIXED_SIZE_TYPES = frozenset({
     1082, 1083, 1114, 1184, 1186, 1266, 2202, 2203, 2204, 2205, 2206, 2950, 3220, 3734, 3769, 4089, 4096,
     4191, 5069,
 })
+_TEXT_TYPES = frozenset({25, 1042, 1043})  # text, char(n), varchar: their size is in the header
+_BYTEA = 17
 _ROWS_PER_CHUNK_WRAPPED = 4  # rows per chunk when each may carry up to the byte cap
 
 
@@ -94,14 +96,29 @@ def plan(conn: psycopg.Connection, sql: str, max_bytes: int) -> BoundedRead | No
     marked = tuple(i for i, c in enumerate(columns) if c.type_oid not in FIXED_SIZE_TYPES)
     if not marked:
         return BoundedRead(sql, columns)
-    return BoundedRead(wrap(text, len(columns), marked, max_bytes), columns, marked)
+    sizes = {i: columns[i].type_oid for i in marked}
+    return BoundedRead(wrap(text, len(columns), sizes, max_bytes), columns, marked)
 
 
-def wrap(text: str, width: int, marked: tuple[int, ...], max_bytes: int) -> str:
-    """The size-checking projection around ``text`` (integers and the broker's names only)."""
+def text_size(column: str, type_oid: int) -> str:
+    """SQL for the size of ``column``'s text form, as cheaply as the server can tell it: text types
+    carry their size (no copy), bytea's hex form is twice its bytes plus ``\\x``; anything else is
+    converted with its output function, which the text protocol would run anyway."""
+    if type_oid in _TEXT_TYPES:
+        return f"octet_length({column})"
+    if type_oid == _BYTEA:
+        return (f"CASE current_setting('bytea_output') WHEN 'hex' THEN 2 * octet_length({column}) + 2 "
+                f"ELSE octet_length({column}::text) END")
+    return f"octet_length({column}::text)"
+
+
+def wrap(text: str, width: int, sizes: dict[int, int], max_bytes: int) -> str:
+    """The size-checking projection around ``text`` (integers and the broker's names only);
+    ``sizes`` maps each checked column's index to its type."""
+    marked = tuple(sorted(sizes))
     cap, share = int(max_bytes), cell_share(int(max_bytes), len(marked))
     names = ", ".join(f"c{i}" for i in range(width))
-    lengths = ", ".join(f"octet_length(_b.c{i}::text) AS l{i}" for i in marked)
+    lengths = ", ".join(f"{text_size(f'_b.c{i}', sizes[i])} AS l{i}" for i in marked)
     total = " + ".join(f"COALESCE(l{i}, 0)" for i in marked)
     carried = ", ".join(f"l{i}" for i in marked)
     cut = {i: f"(_l.t > {cap} AND _l.l{i} > {share})" for i in marked}

@@ -36,6 +36,11 @@ def read(engine, pg, sql, limits=LIMITS):
     (f"SELECT repeat('é', {BIG // 2}) AS big -- a comment )", BIG),  # bytes, not characters
     (f"SELECT convert_to(repeat('x', {BIG}), 'UTF8') AS big", 2 * BIG + 2),  # bytea's hex text form
     (f"SELECT to_jsonb(repeat('x', {BIG})) AS big", BIG + 2),
+    ("SELECT decode(repeat('ab', 50001), 'hex') AS big", 100_004),  # just over: its hex form is what is sent
+    (f"SELECT to_json(repeat('x', {BIG})) AS big", BIG + 2),
+    (f"SELECT repeat('x', {BIG})::varchar AS big", BIG),
+    (f"SELECT repeat('x', {BIG})::char({BIG}) AS big", BIG),
+    (f"SELECT ROW(1, repeat('x', {BIG})) AS big", BIG + 4),
     ("SELECT repeat('9', 131072)::numeric AS big", 131072),  # numeric's largest, over the cap
     (f"SELECT array_fill(1, ARRAY[{BIG // 2}]) AS big", BIG + 1),
     (f"WITH t AS (SELECT repeat('x', {BIG}) AS v) SELECT v AS big FROM t", BIG),
@@ -78,6 +83,8 @@ def test_a_result_of_many_rows_just_under_the_cap_stops_at_the_cap(pg, engine):
 def test_a_value_that_fits_is_sent_whole(pg, engine):
     result = read(engine, pg, "SELECT repeat('y', 90000) AS v, decode('00ff', 'hex') AS b, '{\"a\": 1}'::jsonb AS j")
     assert result.rows == [["y" * 90000, "AP8=", {"a": 1}]] and not result.truncated and not result.cut_cells
+    just_under = read(engine, pg, "SELECT decode(repeat('ab', 49000), 'hex') AS b")
+    assert len(just_under.rows[0][0]) == 65336 and not just_under.cut_cells  # 49000 bytes, in base64
 
 
 @pytest.mark.parametrize("sql, rows", [
@@ -102,5 +109,5 @@ def test_only_a_single_select_is_wrapped():
     assert select_text("/* é */ SELECT 'é' AS x ;") == "SELECT 'é' AS x"
     for sql in ("SHOW work_mem", "EXPLAIN SELECT 1", "SELECT 1 INTO t", "SELECT 1; SELECT 2", "SELEC 1"):
         assert select_text(sql) is None
-    text = wrap("SELECT 1 -- c", 2, (1,), 1000)
+    text = wrap("SELECT 1 -- c", 2, {1: 25}, 1000)
     assert "\nSELECT 1 -- c\n)" in text and "> 1000" in text and "> 1000 AND _l.l1 > 1000" in text

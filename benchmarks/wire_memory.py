@@ -1,0 +1,80 @@
+"""How much memory a huge value costs the broker: the devhost process's peak RSS while it answers
+a read of a 200 MB cell (text, bytea, jsonb) and of 400 rows of 900 kB, next to what the same read
+costs a plain psycopg client that materialises it (this script's own process).
+
+    .venv/bin/python benchmarks/wire_memory.py
+
+Starts its own dev stack on free ports in a temporary folder and stops it at the end. The peak is
+``VmHWM`` from ``/proc/<pid>/status``, reset before each read (``clear_refs``), minus the RSS at
+that moment. Target: growth far below the value (< 100 MB for 200 MB).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from devhost.stack import DEMO_SECRET, DevStack, Ports
+
+MB = 1024 * 1024
+VALUE = "repeat('0123456789abcdef', 12500000)"  # 200 MB
+READS = {
+    "text 200 MB": f"SELECT {VALUE} AS big",
+    "bytea 200 MB": f"SELECT convert_to({VALUE}, 'UTF8') AS big",
+    "jsonb 200 MB": f"SELECT to_jsonb({VALUE}) AS big",
+    "400 rows x 900 kB": "SELECT g, repeat('y', 900000) FROM generate_series(1, 400) AS g",
+}
+
+
+def status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def peak(pid: int, run) -> tuple[float, float, object]:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    before = status_kb(pid, "VmRSS")
+    answer = run()
+    return before / 1024, (status_kb(pid, "VmHWM") - before) / 1024, answer
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        stack = DevStack(Path(tmp), Ports.free())
+        stack.start()
+        try:
+            credential = json.loads(stack.keyvault.store.get(DEMO_SECRET, None)["value"])
+            http = httpx.Client(base_url=stack.base_url, timeout=120,
+                                headers={"Authorization": f"Bearer {stack.token()}"})
+            pid = stack.devhost.pid
+            print("devhost peak RSS growth per read (MB), and a plain psycopg client's for comparison")
+            for name, sql in READS.items():
+                t = time.perf_counter()
+                rss, growth, r = peak(pid, lambda sql=sql: http.post("/api/execute", json={"target": "demo-postgres",
+                                                                                          "sql": sql}))
+                took = time.perf_counter() - t
+                body = r.json()
+                cells = len(body.get("truncation", {}).get("cells", []))
+                with psycopg.connect(host="127.0.0.1", port=stack.ports.postgres, dbname="demo",
+                                     user=credential["username"], password=credential["password"]) as direct:
+                    _, plain, _ = peak(os.getpid(), lambda sql=sql, d=direct: d.execute(sql).fetchall())
+                print(f"  {name:<18} HTTP {r.status_code} in {took:5.1f} s, withheld cells {cells}, "
+                      f"devhost RSS {rss:6.1f} -> +{growth:6.1f} MB; plain psycopg +{plain:6.1f} MB")
+        finally:
+            stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
