@@ -10,8 +10,8 @@ import argparse
 import sys
 from importlib import import_module
 
-COMMANDS = ["dev", "token", "exec", "requests", "grant", "kubectl", "journal", "classify", "data", "policy", "mask",
-            "problems", "mcp-proxy"]
+COMMANDS = ["dev", "token", "exec", "requests", "grant", "kubectl", "journal", "classify", "data", "targets",
+            "policy", "mask", "problems", "mcp-proxy"]
 
 
 def build_parser() -> argparse.ArgumentParser:

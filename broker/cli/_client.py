@@ -46,6 +46,22 @@ def dev_stack(settings: ClientSettings) -> dict[str, Any] | None:
     return None
 
 
+def operator_broker() -> Any:
+    """The broker as the Function app builds it, for operators' commands: from ``BROKER_*`` settings,
+    or, when none are set, from the running dev stack's."""
+    import os
+
+    from broker.runtime import Broker
+    from broker.settings import Settings
+
+    if not (os.environ.get("BROKER_CATALOG_PATH") or os.environ.get("BROKER_STORAGE_CONNECTION_STRING")
+            or os.environ.get("BROKER_TABLE_ENDPOINT")):
+        stack = dev_stack(ClientSettings())
+        if stack and stack.get("broker_env"):
+            os.environ.update(stack["broker_env"])  # the dev stack's app settings (its managed identity too)
+    return Broker.from_settings(Settings())
+
+
 def dev_token(stack: dict[str, Any], identity: str = "devin", **extra: Any) -> str:
     try:
         r = httpx.post(f"{stack['issuer_url']}/dev/token", json={"identity": identity, **extra}, timeout=5)

@@ -41,18 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _broker() -> Any:
-    import os
+    from broker.cli._client import operator_broker
 
-    from broker.cli._client import dev_stack
-    from broker.runtime import Broker
-    from broker.settings import ClientSettings, Settings
-
-    if not (os.environ.get("BROKER_CATALOG_PATH") or os.environ.get("BROKER_STORAGE_CONNECTION_STRING")
-            or os.environ.get("BROKER_TABLE_ENDPOINT")):
-        stack = dev_stack(ClientSettings())
-        if stack and stack.get("broker_env"):
-            os.environ.update(stack["broker_env"])  # the dev stack's app settings (its managed identity too)
-    return Broker.from_settings(Settings())
+    return operator_broker()
 
 
 def _operator() -> dict[str, Any]:

@@ -15,6 +15,7 @@ from broker.lineage.schema import Schema
 from broker.masking.engine import Masker
 from broker.masking.known import KnownValues
 from broker.secrets import SecretValue
+from broker.targets.role_check import RoleSetting
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,14 @@ class StructuredMasking(Protocol):
 
     def mask_structure(self, value: Any, masker: Masker, counts: Counter[str]) -> Any:
         """``value`` (a document or text) with the structural rules applied; ``counts`` by kind."""
+
+
+@runtime_checkable
+class RoleSettingsSource(Protocol):
+    """An SQL engine that can say which server limits its role carries (``targets check``)."""
+
+    def role_settings(self, target: Target, secret: SecretValue, connections_needed: int) -> list[RoleSetting]:
+        """The role's limits as its sessions see them, each with a verdict (``role_check``)."""
 
 
 @runtime_checkable

@@ -36,6 +36,7 @@ from broker.targets._pool import IdlePool, close_quietly, fetch_batches
 from broker.targets._render import to_json_value
 from broker.targets._rows import collect_rows, parse_credential
 from broker.targets.base import Column, Command, ExecutionLimits, Impact, ImpactBound, ResultSet
+from broker.targets.role_check import RoleSetting, mysql_settings
 
 SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
 CLIENT_READ_TIMEOUT = 605  # seconds: a backstop above the longest policy timeout; the server limit comes first
@@ -140,6 +141,27 @@ class MySQLEngine:
         with self._catalog_query(target, secret, "to resolve column lineage") as query:
             return read_mysql(query)
 
+    def role_settings(self, target: Target, secret: SecretValue, connections_needed: int) -> list[RoleSetting]:
+        """The limits the broker's account carries, as a new session sees them (``role_check``): on a
+        connection of its own, since a pooled one carries the broker's ``SET SESSION`` limits."""
+        try:
+            conn = self._connect(target, secret)
+        except (OSError, pymysql.err.MySQLError) as exc:
+            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+        try:
+            with conn.cursor() as cur:
+                mariadb = "mariadb" in conn.get_server_info().lower()
+                timer = "max_statement_time" if mariadb else "max_execution_time"
+                cur.execute(f"SELECT @@SESSION.{timer}, @@SESSION.max_user_connections")
+                timeout, connections = cur.fetchone()
+        except (OSError, pymysql.err.MySQLError) as exc:
+            raise Unavailable(f"The limits of {target.name}'s account could not be read.",
+                              code="target_unavailable") from exc
+        finally:
+            close_quietly(conn)
+        return mysql_settings(mariadb, {timer: str(timeout), "max_user_connections": str(connections)},
+                              connections_needed)
+
     @contextmanager
     def _catalog_query(self, target: Target, secret: SecretValue, purpose: str) -> Iterator[Query]:
         """Catalog look-ups on one pooled connection, rolled back; a connection that failed is closed."""
@@ -177,6 +199,9 @@ class MySQLEngine:
         idle = self._pool.take(IdlePool.key(target, secret))
         if idle is not None:
             return idle
+        return self._connect(target, secret)
+
+    def _connect(self, target: Target, secret: SecretValue) -> pymysql.connections.Connection:
         conn = pymysql.connect(**connect_arguments(target, secret, connect_timeout=self._connect_timeout))
         if conn.client_flag & _FORBIDDEN_FLAGS:  # never trust a default to stay a default
             close_quietly(conn)

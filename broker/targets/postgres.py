@@ -31,6 +31,7 @@ from broker.targets import _pg_wire as pg_wire
 from broker.targets._cells import split_markers
 from broker.targets._rows import collect_rows, parse_credential
 from broker.targets.base import Column, Command, ExecutionLimits, Impact, ImpactBound, ResultSet
+from broker.targets.role_check import RoleSetting, postgres_settings
 
 _CONNECT_KEYS = ("host", "port", "dbname", "database", "sslmode", "sslrootcert", "application_name",
                  "connect_timeout", "target_session_attrs")
@@ -76,6 +77,21 @@ class PostgresEngine:
         except psycopg.Error as exc:
             raise Unavailable(f"The schema of {target.name} could not be read to resolve column lineage.",
                               code="target_unavailable") from exc
+
+    def role_settings(self, target: Target, secret: SecretValue, connections_needed: int) -> list[RoleSetting]:
+        """The limits the broker's role carries, as its own sessions see them (``role_check``)."""
+        names = ["statement_timeout", "idle_in_transaction_session_timeout", "temp_file_limit", "work_mem"]
+        try:
+            with self._catalog_query(self._pool(target, secret)) as query:
+                # reset_val: the session's value before any SET (the look-up's own SET LOCAL hides it)
+                rows = query("SELECT name, reset_val, unit, source FROM pg_settings WHERE name = ANY(%s)", [names])
+                role, limit = query("SELECT rolname, rolconnlimit FROM pg_roles WHERE rolname = current_user", [])[0]
+        except PoolTimeout as exc:
+            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+        except psycopg.Error as exc:
+            raise Unavailable(f"The settings of {target.name}'s role could not be read.",
+                              code="target_unavailable") from exc
+        return postgres_settings(role, rows, limit, connections_needed)
 
     @contextmanager
     def _catalog_query(self, pool: ConnectionPool) -> Iterator[Query]:
