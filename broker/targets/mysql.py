@@ -32,7 +32,8 @@ from broker.lineage.schema import Schema, read_mysql
 from broker.problems import BrokerError, CommandFailed, Conflict, TimedOut, Unavailable
 from broker.secrets import SecretValue
 from broker.targets import _impact_mysql
-from broker.targets._pool import IdlePool, close_quietly, fetch_batches
+from broker.targets._mysql_wire import BoundedConnection, bounded_rows, row_limit
+from broker.targets._pool import IdlePool, close_quietly
 from broker.targets._render import to_json_value
 from broker.targets._rows import collect_rows, parse_credential
 from broker.targets.base import Column, Command, ExecutionLimits, Impact, ImpactBound, ResultSet
@@ -195,14 +196,14 @@ class MySQLEngine:
                 close_quietly(conn)
 
     # --- connections ---
-    def _acquire(self, target: Target, secret: SecretValue) -> pymysql.connections.Connection:
+    def _acquire(self, target: Target, secret: SecretValue) -> BoundedConnection:
         idle = self._pool.take(IdlePool.key(target, secret))
         if idle is not None:
             return idle
         return self._connect(target, secret)
 
-    def _connect(self, target: Target, secret: SecretValue) -> pymysql.connections.Connection:
-        conn = pymysql.connect(**connect_arguments(target, secret, connect_timeout=self._connect_timeout))
+    def _connect(self, target: Target, secret: SecretValue) -> BoundedConnection:
+        conn = BoundedConnection(**connect_arguments(target, secret, connect_timeout=self._connect_timeout))
         if conn.client_flag & _FORBIDDEN_FLAGS:  # never trust a default to stay a default
             close_quietly(conn)
             raise Unavailable("The MySQL client enabled multi-statements or local files; refusing to run.",
@@ -254,15 +255,21 @@ class MySQLEngine:
                 else:
                     close_quietly(conn)
 
-    def _read(self, conn: pymysql.connections.Connection, sql: str,
-              limits: ExecutionLimits) -> tuple[ResultSet, bool]:
-        # Unbuffered: a capped read stops at the cap instead of pulling every row.
+    def _read(self, conn: BoundedConnection, sql: str, limits: ExecutionLimits) -> tuple[ResultSet, bool]:
+        # Unbuffered: a capped read stops at the cap instead of pulling every row; a row longer on
+        # the wire than the byte cap allows is not read at all (``_mysql_wire``).
         cur = conn.cursor(pymysql.cursors.SSCursor)
         cur.execute(sql)
         fields = _fields(cur)
-        result = collect_rows(fetch_batches(cur, limits.max_rows + 1), limits, _renderer(fields))
+        stopped: list[int] = []
+        rows = bounded_rows(conn, cur, limits.max_rows + 1, row_limit(limits.max_bytes, len(fields)), stopped)
+        result = collect_rows(rows, limits, _renderer(fields))
+        rows.close()  # lifts the packet limit now, not when the generator is collected
         result.columns = _columns(cur, fields)
         result.status = f"SELECT {len(result.rows)}" if cur.description else "OK"
+        if stopped:  # the connection is closed: the refused row is still on the wire
+            result.truncated, result.truncated_by = True, "max_bytes"
+            return result, False
         if result.truncated:
             return result, False  # unread rows are still on the wire: the connection is discarded
         cur.close()
