@@ -1,6 +1,8 @@
 """How much memory a huge value costs the broker: the devhost process's peak RSS while it answers
 a read of a 200 MB cell (text, bytea, jsonb) and of 400 rows of 900 kB, next to what the same read
-costs a plain psycopg client that materialises it (this script's own process).
+costs a plain psycopg client that materialises it (this script's own process). Then MariaDB (when
+installed): the MySQL engine's ``tracemalloc`` peak per result size, in this process, next to a
+plain PyMySQL read of the same statement.
 
     .venv/bin/python benchmarks/wire_memory.py
 
@@ -13,17 +15,25 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import httpx
 import psycopg
+import pymysql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devhost.stack import DEMO_SECRET, DevStack, Ports
+from broker.catalog import Target
+from broker.secrets import SecretValue
+from broker.targets import Command, ExecutionLimits
+from broker.targets.mysql import MySQLEngine
+from devhost import mariadb
+from devhost.stack import DEMO_SECRET, DevStack, Ports, free_port
 
 MB = 1024 * 1024
 VALUE = "repeat('0123456789abcdef', 12500000)"  # 200 MB
@@ -47,6 +57,56 @@ def peak(pid: int, run) -> tuple[float, float, object]:
     before = status_kb(pid, "VmRSS")
     answer = run()
     return before / 1024, (status_kb(pid, "VmHWM") - before) / 1024, answer
+
+
+MARIA_READS = {
+    "1 MB cell": "SELECT REPEAT('x', 1000000) AS v",
+    "15 MB cell": "SELECT REPEAT('x', 15000000) AS v",
+    "200 MB cell": "SELECT REPEAT('0123456789abcdef', 12500000) AS v",
+    "400 rows x 900 kB": "SELECT seq, REPEAT('y', 900000) FROM seq_1_to_400",
+}
+
+
+def traced(run) -> tuple[float, object]:
+    tracemalloc.start()
+    try:
+        answer = run()
+        return tracemalloc.get_traced_memory()[1] / MB, answer
+    finally:
+        tracemalloc.stop()
+
+
+def maria_figures(tmp: Path) -> None:
+    if not mariadb.available():
+        print("MariaDB is not installed: skipped (scripts/system-deps.sh)")
+        return
+    password = secrets.token_urlsafe(12)
+    server = mariadb.EmbeddedMariaDB(tmp / "mariadb", free_port()).start()
+    try:
+        with server.admin() as admin, admin.cursor() as cur:
+            cur.execute("SET GLOBAL max_allowed_packet = 268435456")  # else no value over 16 MB is built
+            cur.execute("CREATE DATABASE bench")
+            cur.execute("CREATE USER 'bench'@'127.0.0.1' IDENTIFIED BY %s", (password,))
+            cur.execute("GRANT SELECT ON bench.* TO 'bench'@'127.0.0.1'")
+        target = Target(name="bench-maria", engine="mysql", credential={"source": "key-vault", "secret": "x"},
+                        connection={"host": "127.0.0.1", "port": server.port, "database": "bench"})
+        secret = SecretValue(json.dumps({"username": "bench", "password": password}), "v1")
+        engine = MySQLEngine(pool_max_size=1)
+        limits = ExecutionLimits(timeout_ms=30_000)
+        print(f"MariaDB: MySQL engine tracemalloc peak per read (cap {limits.max_bytes} bytes), and plain PyMySQL's")
+        for name, sql in MARIA_READS.items():
+            t = time.perf_counter()
+            held, result = traced(lambda sql=sql: engine.execute(target, Command("sql", sql=sql), secret, limits,
+                                                                 read_only=True))
+            took = time.perf_counter() - t
+            with pymysql.connect(host="127.0.0.1", port=server.port, user="bench", password=password,
+                                 database="bench") as direct, direct.cursor() as cur:
+                plain, _ = traced(lambda cur=cur, sql=sql: (cur.execute(sql), cur.fetchall()))
+            print(f"  {name:<18} {took:5.1f} s, rows {result.row_count}, truncated by {result.truncated_by}, "
+                  f"engine peak {held:7.2f} MB; plain PyMySQL {plain:7.1f} MB")
+        engine.close()
+    finally:
+        server.destroy()
 
 
 def main() -> int:
@@ -74,6 +134,7 @@ def main() -> int:
                       f"devhost RSS {rss:6.1f} -> +{growth:6.1f} MB; plain psycopg +{plain:6.1f} MB")
         finally:
             stack.stop()
+        maria_figures(Path(tmp))
     return 0
 
 

@@ -40,11 +40,16 @@ class BoundedConnection(pymysql.connections.Connection):
 
     def _read_bytes(self, num_bytes: int) -> bytes:
         if self.packet_limit is not None and num_bytes > self.packet_limit:
-            self._force_close()
-            if self._result is not None:  # nothing more of it can be read: do not try when it is collected
-                self._result.unbuffered_active = False
+            self.abandon()
             raise RowTooLarge(num_bytes)
         return super()._read_bytes(num_bytes)
+
+    def abandon(self) -> None:
+        """Close the socket with a result still on it. PyMySQL would otherwise read the rest of an
+        unbuffered result when its cursor is collected (every remaining row, through memory)."""
+        if self._result is not None:
+            self._result.unbuffered_active = False
+        self._force_close()
 
 
 def row_limit(max_bytes: int, columns: int) -> int:

@@ -271,7 +271,8 @@ class MySQLEngine:
             result.truncated, result.truncated_by = True, "max_bytes"
             return result, False
         if result.truncated:
-            return result, False  # unread rows are still on the wire: the connection is discarded
+            conn.abandon()  # unread rows are still on the wire: dropped, not read to the end
+            return result, False
         cur.close()
         conn.rollback()  # a read never commits anything
         return result, True

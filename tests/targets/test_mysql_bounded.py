@@ -103,3 +103,18 @@ def test_a_200_mb_cell_costs_the_broker_less_than_the_cap(maria, packets_of_256_
     result, held = peak(lambda: read(packets_of_256_mb, maria, sql, ExecutionLimits(max_bytes=CAP, timeout_ms=30_000)))
     assert result.rows == [] and result.truncated_by == "max_bytes"
     assert held < 2 * CAP, f"held {held} bytes"
+
+
+def _bytes_sent(maria) -> int:
+    with maria.server.admin() as admin, admin.cursor() as cur:
+        cur.execute("SHOW GLOBAL STATUS LIKE 'Bytes_sent'")
+        return int(cur.fetchone()[1])
+
+
+@pytest.mark.parametrize("limits", [ExecutionLimits(max_rows=1, max_bytes=10_000_000, timeout_ms=20_000),
+                                    ExecutionLimits(max_rows=100, max_bytes=1_000_000, timeout_ms=20_000)])
+def test_a_capped_read_drops_the_rest_of_the_result_instead_of_reading_it(maria, engine, limits):
+    before = _bytes_sent(maria)
+    result = read(engine, maria, "SELECT seq, REPEAT('y', 900000) FROM seq_1_to_400", limits)  # 360 MB
+    assert result.row_count == 1 and result.truncated
+    assert _bytes_sent(maria) - before < 60_000_000, "the server sent the whole result: it was read to the end"
