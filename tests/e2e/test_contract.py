@@ -92,7 +92,8 @@ def test_truncation_says_which_limit_and_max_rows_narrows_it(api):
     more = api.execute({"target": "demo-postgres", "sql": SERIES, "max_rows": 99999}).json()
     assert more["row_count"] == 500  # the policy's limit wins
     big = api.execute({"target": "demo-postgres", "sql": "SELECT 1 AS id, repeat('x', 1200000) AS blob"}).json()
-    assert big["row_count"] == 0 and big["truncated"] is True
+    assert big["row_count"] == 1 and big["rows"] == [[1, None]] and big["truncated"] is True  # withheld, not NULL:
+    assert big["truncation"]["cells"] == [{"row": 0, "column": 1, "bytes": 1200000}]
     assert big["truncation"]["reason"] == "max_bytes" and big["truncation"]["limit"] == 1048576
     whole = api.execute({"target": "demo-postgres", "sql": "SELECT 1 AS id"}).json()
     assert whole["truncated"] is False and "truncation" not in whole
