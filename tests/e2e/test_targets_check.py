@@ -32,11 +32,17 @@ def test_every_target_is_checked_and_the_demo_role_is_missing_its_limits(operato
     assert k8s["reachable"]["ok"] and "statement_timeout" not in k8s
 
 
-def test_the_text_report_names_what_is_missing(operator_env):
-    r = broker_cli("targets", "check", "demo-postgres", env=operator_env, timeout=120)
-    assert r.returncode == 1
-    assert r.stdout.startswith("demo-postgres: ") and "missing" in r.stdout.splitlines()[0]
-    assert "MISSING  temp_file_limit" in r.stdout and "SET temp_file_limit = '1GB'" in r.stdout
+def test_the_text_report_names_what_is_missing_and_how_to_set_it():
+    from broker.cli.targets import Check, render
+
+    text = render({"orders-db": [Check("reachable", True, "yes"),
+                                 Check("temp_file_limit", False, "-1 (unlimited)",
+                                       "ALTER ROLE \"r\" SET temp_file_limit = '1GB';")],
+                   "k8s": [Check("reachable", True, "yes")]})
+    lines = text.splitlines()
+    assert lines[0] == "orders-db: 1 missing" and "k8s: ready" in lines
+    assert any(line.split()[:2] == ["MISSING", "temp_file_limit"] for line in lines)
+    assert lines[lines.index(next(line for line in lines if "MISSING" in line)) + 1].strip().startswith("ALTER ROLE")
 
 
 def test_a_wrong_name_or_a_broken_catalogue_is_exit_2(operator_env, tmp_path):
