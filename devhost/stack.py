@@ -102,7 +102,7 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> Non
 class DevStack:
     def __init__(self, state_dir: Path, ports: Ports | None = None, *, log_statements: bool = False,
                  policy_path: Path | None = None, quiet: bool = False, durable_clock: str = "wall",
-                 extra_targets: dict[str, Any] | None = None) -> None:
+                 extra_targets: dict[str, Any] | None = None, azurite_on_disk: bool = False) -> None:
         self.state_dir = state_dir.resolve()
         self.ports = ports or Ports()
         self.log_statements = log_statements
@@ -110,6 +110,7 @@ class DevStack:
         self.quiet = quiet
         self.durable_clock = durable_clock  # "manual": time stands still until advance_clock()
         self.extra_targets = dict(extra_targets or {})  # more catalog entries (tests)
+        self.azurite_on_disk = azurite_on_disk  # state that outlives an Azurite restart (fault tests)
         self.durable_key = secrets.token_urlsafe(24)  # the devhost's durabletask system key
         self.issuer_server: StandInServer | None = None
         self.issuer: DevIssuer | None = None
@@ -142,7 +143,7 @@ class DevStack:
         self.start_issuer()
         self.start_keyvault()
         self.azurite = Azurite(REPO_ROOT, self.state_dir / "azurite", self.ports.blob, self.ports.queue,
-                               self.ports.table).start()
+                               self.ports.table, in_memory=not self.azurite_on_disk).start()
         self.postgres = EmbeddedPostgres(self.state_dir / "postgres", self.ports.postgres,
                                          log_statements=self.log_statements).start()
         agent_password = self._seed_secrets()

@@ -1,0 +1,155 @@
+"""What a fault scenario proves: each call's answer set against the journal, ``journal verify``
+and the database's own record of what ran."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from broker.journal import JournalReader, JournalStorage
+from broker.journal.reader import StoredRecord
+from broker.settings import Settings
+from devhost.faults.load import Call
+from devhost.stack import REPO_ROOT, DevStack
+
+CLOSING = ("execute.outcome", "execute.denied", "execute.pending")
+
+
+def journal_by_marker(stack: DevStack, markers: set[str]) -> dict[str, list[StoredRecord]]:
+    """Every journal record of today and yesterday whose command carries one of the markers."""
+    assert stack.azurite
+    storage = JournalStorage.from_settings(Settings(storage_connection_string=stack.azurite.connection_string))
+    try:
+        now = datetime.now(UTC)
+        found: dict[str, list[StoredRecord]] = defaultdict(list)
+        for stored in JournalReader(storage).iter_range(now - timedelta(days=1), now + timedelta(minutes=1),
+                                                        with_response=False):
+            sql = str(stored.record.command.get("sql", ""))
+            start = sql.find("fault-")
+            if start < 0:
+                continue
+            marker = sql[start:].split("'")[0].rstrip(";")
+            if marker in markers:
+                found[marker].append(stored)
+        return found
+    finally:
+        storage.close()
+
+
+def verify(stack: DevStack, *, cli: bool = True) -> dict[str, Any]:
+    """``python -m broker journal verify --json`` against the stack's storage, as an auditor runs it
+    (or the same ``Verifier`` in this process, which saves the CLI's start-up)."""
+    assert stack.azurite
+    if not cli:
+        from broker.journal import Verifier
+
+        storage = JournalStorage.from_settings(Settings(storage_connection_string=stack.azurite.connection_string))
+        try:
+            return Verifier(storage).verify().to_dict()
+        finally:
+            storage.close()
+    env = {**os.environ, "BROKER_STORAGE_CONNECTION_STRING": stack.azurite.connection_string}
+    done = subprocess.run([sys.executable, "-m", "broker", "journal", "verify", "--json"], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=180)
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        return {"intact": False, "findings": [{"kind": "verify_failed", "where": "", "detail": done.stderr[-500:]}]}
+
+
+@dataclass
+class Result:
+    """One scenario's figures and every violation found (empty when the promises held)."""
+
+    scenario: str
+    calls: int = 0
+    ok: int = 0
+    refused: int = 0  # answered with a problem (503 while a dependency was down, ...)
+    cut: int = 0  # no answer: the agent cannot know whether it ran
+    unreachable: int = 0  # connection refused: nothing was sent
+    journaled: int = 0  # calls whose outcome (or refusal, or pending) is in the journal
+    lost: int = 0
+    twice: int = 0
+    open_intents: int = 0
+    verify: str = ""
+    recovered_s: float | None = None
+    wall_s: float = 0.0
+    codes: dict[str, int] = field(default_factory=dict)  # what the refusals said
+    problems: list[str] = field(default_factory=list)
+
+    def row(self) -> list[str]:
+        answered = f"{self.ok} / {self.refused} / {self.cut} / {self.unreachable}"
+        recovered = "—" if self.recovered_s is None else f"{self.recovered_s:.1f} s"
+        return [self.scenario, str(self.calls), answered, str(self.journaled), str(self.lost), str(self.twice),
+                self.verify, recovered]
+
+
+HEADERS = ["scenario", "calls", "ok / refused / cut / unreachable", "journaled", "lost", "ran twice", "verify",
+           "next call 200 after"]
+
+
+def assess(stack: DevStack, result: Result, calls: list[Call], statement_runs: dict[str, int],
+           write_runs: dict[str, int], allowed_open: set[str], *, verify_cli: bool = True) -> Result:
+    """Fill ``result`` from the calls and the evidence; ``allowed_open`` collects the intent ids of
+    calls that were cut (over every scenario on this stack), the only place ``open_intent`` may be."""
+    by_marker = journal_by_marker(stack, {c.marker for c in calls})
+    result.calls = len(calls)
+    for call in calls:
+        records = by_marker.get(call.marker, [])
+        events = [s.record.event for s in records]
+        intents = [s for s in records if s.record.event == "execute.intent"]
+        outcomes = [s for s in records if s.record.event == "execute.outcome"]
+        ran = write_runs[call.marker] if call.kind == "write" else statement_runs.get(call.marker, 0)
+        if call.status in (200, 202):  # done, or (a write) waiting for its approver
+            result.ok += 1
+        elif call.unreachable:
+            result.unreachable += 1
+        elif call.cut:
+            result.cut += 1
+        else:
+            result.refused += 1
+            key = f"{call.status} {call.code}"
+            result.codes[key] = result.codes.get(key, 0) + 1
+        if any(e in CLOSING for e in events):
+            result.journaled += 1
+        where = f"{call.kind} {call.marker} (answer {call.status} {call.code})"
+        if call.status == 200 and (not outcomes or call.record_id not in {s.id for s in outcomes}):
+            result.lost += 1
+            result.problems.append(f"{where}: answered 200 without its outcome record: {events}")
+        if ran and not intents:
+            result.lost += 1
+            result.problems.append(f"{where}: ran {ran}x in the database without a journaled intent: {events}")
+        if len(intents) > len(outcomes):
+            if call.cut or call.kind == "write":
+                allowed_open.update(s.id for s in intents)
+            else:
+                result.lost += 1
+                result.problems.append(f"{where}: answered, yet an intent has no outcome: {events}")
+        if ran > 1 or len(intents) > 1:
+            result.twice += 1
+            result.problems.append(f"{where}: ran {ran}x, {len(intents)} intents")
+    report = verify(stack, cli=verify_cli)
+    findings = report.get("findings", [])
+    errors = [f for f in findings if f["kind"] != "open_intent"]
+    opens = [f for f in findings if f["kind"] == "open_intent"]
+    stray = [f for f in opens if f["where"] not in allowed_open]
+    result.open_intents = len(opens)
+    for f in errors + stray:
+        result.problems.append(f"verify: {f['kind']} {f['where']}: {f['detail'][:200]}")
+    if errors or stray:
+        result.verify = "NOT clean: " + ", ".join(sorted({f["kind"] for f in errors + stray}))
+    else:
+        result.verify = "clean" + (f" ({len(opens)} open_intent, all cut calls)" if opens else "")
+    return result
+
+
+def table(results: list[Result]) -> str:
+    """The results as a Markdown table."""
+    rows = [HEADERS, ["---"] * len(HEADERS)] + [r.row() for r in results]
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
