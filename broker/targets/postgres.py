@@ -178,7 +178,10 @@ class PostgresEngine:
         except PoolTimeout as exc:
             raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
         except psycopg.OperationalError as exc:
-            if exc.sqlstate is None:
+            # No SQLSTATE (the socket broke), a connection exception (08) or operator intervention
+            # (57: the backend was terminated, the server is shutting down or crashed): the target
+            # failed, not the command, and its transaction was rolled back.
+            if exc.sqlstate is None or exc.sqlstate[:2] in ("08", "57"):
                 raise Unavailable(f"Target {target.name} is unreachable.",
                                   code="target_unavailable") from exc
             raise _command_failed(exc) from exc

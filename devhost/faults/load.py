@@ -107,8 +107,10 @@ class Agents:
                 call = execute(client, headers, marker, "read", sql)
                 with self._lock:
                     self.calls.append(call)
-                if call.status is None or call.status >= 500:
-                    time.sleep(0.2)  # a real agent backs off a little; no hot loop on a dead host
+                if call.unreachable:
+                    time.sleep(0.5)  # nobody listens: a real agent waits before it knocks again
+                elif call.status is None or call.status >= 500:
+                    time.sleep(0.2)  # a real agent backs off a little; no hot loop on a sick host
 
 
 def agent_token(stack: DevStack, i: int) -> str:

@@ -37,6 +37,8 @@ class CuttableProxy:
         """Reset every connection and stop listening: the service is gone."""
         listener, self._listener = self._listener, None
         if listener:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close alone would not
             listener.close()
         with self._lock:
             sockets, self._open = self._open, set()

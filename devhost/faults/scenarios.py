@@ -16,11 +16,12 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
-from devhost.faults.evidence import Result, assess
+from devhost.faults.evidence import Result, assess, chains
 from devhost.faults.load import Agents, Call, Writes, execute, read_sql, statement_runs
 from devhost.faults.proxy import CuttableProxy
 from devhost.stack import DevStack, Ports
@@ -41,6 +42,7 @@ class FaultStack:
     stack: DevStack
     knobs: Knobs = field(default_factory=Knobs)
     allowed_open: set[str] = field(default_factory=set)  # intents of calls that were cut
+    dead_chains: set[str] = field(default_factory=set)  # chains of SIGKILLed hosts (evidence.assess)
     proxies: list[CuttableProxy] = field(default_factory=list)  # the broker's way to Azurite
 
     @classmethod
@@ -104,6 +106,11 @@ class FaultStack:
         while self.stack.postgres.pid() is not None and time.monotonic() < deadline:
             time.sleep(0.05)
 
+    def kill_devhost(self) -> None:
+        """SIGKILL the host (a crash); every chain it wrote is now a dead writer's."""
+        self.stack.kill_devhost()
+        self.dead_chains |= chains(self.stack)
+
     def restart_postgres(self) -> None:
         assert self.stack.postgres
         self.stack.postgres.start()
@@ -115,18 +122,22 @@ class FaultStack:
             marker = f"fault-{os.urandom(16).hex()}"
             return execute(client, headers, marker, "read", read_sql(marker))
 
-    def recovery(self, result: Result, healed_at: float, timeout: float = 30.0) -> list[Call]:
-        """Calls right after the heal: the time to the first 200, then every one of 20 concurrent
-        calls must succeed (the broker recovered without a restart of its own)."""
+    def recovery(self, result: Result, healed_at: float, during: list[Call], timeout: float = 60.0) -> list[Call]:
+        """The time from the heal to the first call sent after it that answered 200 (the agents'
+        calls, else probes), then every one of the agents' concurrent calls must succeed: the
+        broker recovered without a restart of its own."""
+        after = [c.ended - healed_at for c in during if c.status == 200 and c.started >= healed_at]
+        if after:
+            result.recovered_s = min(after)
         probes = []
-        while time.monotonic() - healed_at < timeout:
+        while result.recovered_s is None and time.monotonic() - healed_at < timeout:
             call = self.probe()
             probes.append(call)
             if call.status == 200:
                 result.recovered_s = call.ended - healed_at
                 break
             time.sleep(0.1)
-        else:
+        if result.recovered_s is None:
             result.problems.append(f"no call succeeded within {timeout:.0f} s of the heal")
             return probes
         batch = Agents(self.stack, self.knobs.agents).start(calls_each=1).join()
@@ -148,11 +159,11 @@ class FaultStack:
         healed = time.monotonic()
         time.sleep(knobs.after_s)
         calls = agents.stop()
-        calls += self.recovery(result, healed)
+        calls += self.recovery(result, healed, calls)
         time.sleep(0.5)  # the immutable copies trail the rows by milliseconds
         runs = writes.runs() if writes else {}
         assess(self.stack, result, calls + (writes.calls if writes else []), statement_runs(self.stack), runs,
-               self.allowed_open, verify_cli=knobs.verify_cli)
+               self.allowed_open, dead_chains=frozenset(self.dead_chains), verify_cli=knobs.verify_cli)
         result.wall_s = time.monotonic() - began
         return result
 
@@ -161,14 +172,24 @@ class FaultStack:
         return self.run("Azurite killed, restarted", self.kill_azurite, self.restart_azurite)
 
     def key_vault_down(self) -> Result:
-        return self.run("Key Vault down, then up", self.stack.stop_keyvault, self.stack.start_keyvault)
+        return self.run("Key Vault down, connections must reopen", self.cut_key_vault, self.stack.start_keyvault)
+
+    def cut_key_vault(self) -> None:
+        """Key Vault goes away and every pooled connection of the broker's agent login is ended, so
+        the next calls need the target's secret again (cached for one second here): the outage is
+        felt, not hidden by warm pools."""
+        self.stack.stop_keyvault()
+        time.sleep(1.1)  # past the secret cache's TTL
+        assert self.stack.postgres
+        with self.stack.postgres.admin("demo") as db:
+            db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'broker_agent'")
 
     def postgres_killed(self) -> Result:
         return self.run("PostgreSQL killed mid-query, restarted", self.kill_postgres, self.restart_postgres,
                         slow_every=3)
 
     def devhost_killed_mid_call(self) -> Result:
-        return self.run("devhost killed mid-call, restarted", self.stack.kill_devhost, self.stack.start_devhost)
+        return self.run("devhost killed mid-call, restarted", self.kill_devhost, self.stack.start_devhost)
 
     def devhost_killed_mid_approval(self) -> Result:
         writes = Writes(self.stack)
@@ -177,7 +198,7 @@ class FaultStack:
         def fault() -> None:
             writes.approve(pending)  # the approved commands start running ...
             time.sleep(0.05)
-            self.stack.kill_devhost()  # ... and the host dies under them
+            self.kill_devhost()  # ... and the host dies under them
 
         result = self.run("devhost killed mid-approval, restarted", fault, self.stack.start_devhost, writes=writes)
         self._check_writes(result, writes, pending, approved=True)
@@ -190,8 +211,10 @@ class FaultStack:
 
         def fault() -> None:
             writes.approve(approved)
-            # past every approval's deadline (15 min) and a day of timers, all at once
-            self.stack.durable_admin("POST", "clock/advance", json={"seconds": 16 * 60}).raise_for_status()
+            # past every approval's deadline (15 min from the wall clock, which the broker uses),
+            # all at once; "to" because the engine's manual clock stood still while the wall moved
+            moment = datetime.now(UTC) + timedelta(minutes=16)
+            self.stack.durable_admin("POST", "clock/advance", json={"to": moment.isoformat()}).raise_for_status()
 
         result = self.run("Durable clock jumps 16 min", fault, lambda: None, writes=writes)
         self._check_writes(result, writes, approved, approved=True)

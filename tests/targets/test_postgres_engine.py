@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.problems import CommandFailed
+from broker.problems import CommandFailed, Unavailable
 from broker.targets import Command, ExecutionLimits
 from broker.targets.postgres import PostgresEngine
 
@@ -71,3 +71,29 @@ def test_a_failed_write_leaves_nothing_behind_and_the_connection_is_not_reused(p
         run(one_connection_engine, pg, "INSERT INTO orders VALUES (1, 'dup', 1)", read_only=False)
     assert run(one_connection_engine, pg, "SELECT count(*) FROM orders").rows == [[3]]
     assert run(one_connection_engine, pg, "SELECT pg_backend_pid()").rows[0][0] != pid
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_backend_terminated_mid_statement_is_the_target_failing_not_the_command(pg, one_connection_engine,
+                                                                                   read_only):
+    """SQLSTATE 57P01 (admin_shutdown) mid-statement: 503 target_unavailable, so the agent may retry;
+    never 422 query_failed, which tells it to fix its command. The write was rolled back."""
+    import threading
+    import time
+
+    pid = run(one_connection_engine, pg, "SELECT pg_backend_pid()").rows[0][0]
+
+    def terminate() -> None:
+        time.sleep(0.3)
+        with pg.server.admin() as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    killer = threading.Thread(target=terminate)
+    killer.start()
+    sql = ("SELECT pg_sleep(5)" if read_only else
+           "INSERT INTO orders SELECT 9000 + g, 'terminated', 1 FROM generate_series(1, 3) g, pg_sleep(5)")
+    with pytest.raises(Unavailable) as err:
+        run(one_connection_engine, pg, sql, read_only=read_only)
+    killer.join()
+    assert err.value.code == "target_unavailable"
+    assert run(one_connection_engine, pg, "SELECT count(*) FROM orders").rows == [[3]]
