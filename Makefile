@@ -48,6 +48,7 @@ bench: setup
 	$(PY) benchmarks/approval_latency.py
 	$(PY) benchmarks/durable_event_latency.py
 	$(PY) benchmarks/kubernetes_execute.py
+	$(PY) benchmarks/faults.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules .broker

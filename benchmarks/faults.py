@@ -24,23 +24,29 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devhost.faults import SCENARIOS, FaultStack, Knobs, Result, table
-from devhost.faults.evidence import assess
+from devhost.faults.evidence import assess, copy_lag
 from devhost.faults.load import Agents, statement_runs, summary
 
 
 def load_run(fs: FaultStack, agents: int, calls_each: int) -> tuple[dict[str, object], Result]:
     """``agents`` callers, ``calls_each`` reads each, no fault: latency, throughput, and the same
     evidence as the fault scenarios."""
+    lag_before = copy_lag(fs.stack)  # rows killed hosts left without copies stay so
     began = time.monotonic()
     calls = Agents(fs.stack, agents, timeout=60).start(calls_each=calls_each).join()
     wall = time.monotonic() - began
     figures = summary(calls, wall)
-    time.sleep(0.5)
+    # how far the immutable copies trail the rows when the load stops, and how long they take to catch up
+    behind = copy_lag(fs.stack) - lag_before
+    while copy_lag(fs.stack) > lag_before and time.monotonic() - began - wall < 120:
+        time.sleep(0.2)
+    figures.update(copies_behind_at_end=behind, copies_caught_up_s=time.monotonic() - began - wall)
     result = assess(fs.stack, Result(f"load {agents} agents x {calls_each} calls"), calls,
                     statement_runs(fs.stack), {}, fs.allowed_open, verify_cli=fs.knobs.verify_cli)
     result.wall_s = wall
     figures.update(journaled=result.journaled, lost=result.lost, ran_twice=result.twice, verify=result.verify,
-                   refused=dict(result.codes), load_average=os.getloadavg()[0])
+                   refused=dict(result.codes), verify_s=result.verify_s, verified_records=result.verified_records,
+                   load_average=os.getloadavg()[0])
     return figures, result
 
 
@@ -65,7 +71,9 @@ def main() -> int:
             for scenario in chosen:
                 result = scenario(fs)
                 results.append(result)
-                print(f"{result.scenario}: {result.wall_s:.1f} s, refusals {result.codes}, "
+                phases = ", ".join(f"{k} {v:.1f} s" for k, v in result.phases.items())
+                print(f"{result.scenario}: {result.wall_s:.1f} s ({phases}), refusals {result.codes}, "
+                      f"verify {result.verify_s:.1f} s over {result.verified_records} records, "
                       f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
                 for problem in result.problems:
                     print(f"  PROBLEM {problem}", file=sys.stderr, flush=True)

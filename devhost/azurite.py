@@ -43,6 +43,7 @@ class Azurite:
     def start(self, timeout: float = 30.0) -> Azurite:
         self.location.mkdir(parents=True, exist_ok=True)
         cmd = [find_azurite(self.repo_root), "--silent", "--skipApiVersionCheck", "--disableProductStyleUrl",
+               "--disableTelemetry",  # no calls home (and a graceful stop exits at once instead of lingering)
                "--blobHost", "127.0.0.1", "--blobPort", str(self.ports["blob"]),
                "--queueHost", "127.0.0.1", "--queuePort", str(self.ports["queue"]),
                "--tableHost", "127.0.0.1", "--tablePort", str(self.ports["table"])]

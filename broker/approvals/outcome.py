@@ -33,6 +33,16 @@ NEXT_STEPS = {
     "active": "The grant is open until grant.expires_at: send commands as usual.",
     "revoked": "The grant ended; ask for a new one (POST /api/grants) if you still need it.",
 }
+INTERRUPTED_STEP = ("It may have run: the broker stopped while the command was running, and it is not repeated. "
+                    "Check the target (read what the command would change) before sending it again.")
+"""``failed`` with code ``interrupted``: sending the command again blindly could run a write twice."""
+
+
+def next_step(r: ApprovalRequest) -> str:
+    """What the agent should do now; an interrupted run is not a failure it may simply retry."""
+    if r.status == "failed" and r.error.get("code") == "interrupted":
+        return INTERRUPTED_STEP
+    return NEXT_STEPS.get(r.status, "")
 
 
 def clean_comment(text: str) -> str:
@@ -51,7 +61,7 @@ def claim_index(kind: str, *parts: str) -> str:
 def outcome_for(r: ApprovalRequest, decisions: Sequence[DecisionRow]) -> dict[str, Any]:
     """``next_step`` always; ``approver_comment`` when the decisive approver wrote one; ``problem``
     when the request ended without running (the same problem the MCP tools return as an error)."""
-    body: dict[str, Any] = {"next_step": NEXT_STEPS.get(r.status, "Read status_url.")}
+    body: dict[str, Any] = {"next_step": next_step(r) or "Read status_url."}
     comment = _decisive_comment(r, decisions)
     if comment:
         body["approver_comment"] = comment
@@ -63,7 +73,7 @@ def outcome_for(r: ApprovalRequest, decisions: Sequence[DecisionRow]) -> dict[st
 
 def ended_problem(r: ApprovalRequest, comment: str) -> BrokerError | None:
     extra: dict[str, Any] = {"request_id": r.request_id, "request_status": r.status,
-                             "next_step": NEXT_STEPS.get(r.status, "")}
+                             "next_step": next_step(r)}
     if comment:
         extra["approver_comment"] = comment
     if r.status == "denied":

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.approvals.directory import ApproverDirectory
-from broker.approvals.outcome import NEXT_STEPS, claim_index, outcome_for
+from broker.approvals.outcome import claim_index, next_step, outcome_for
 from broker.approvals.ports import JournalSink, RequestRecords
 from broker.approvals.requests import ApprovalRequest
 from broker.approvals.tokens import ApprovalTokens
@@ -252,7 +252,8 @@ class ApprovalService:
             if current.status == "running":
                 # An earlier attempt died mid-run: it may have run. Never run twice; report it.
                 self.store.transition(request_id, {"running"}, "failed", ended_at=_now(), error={
-                    "code": "interrupted", "detail": "The run was interrupted; it is not repeated (run once)."})
+                    "code": "interrupted", "detail": "The broker stopped while the command was running: it may or may "
+                    "not have run, and it is not repeated (run once)."})
                 self._write(Event.APPROVAL_FAILED, current, {"status": "failed", "code": "interrupted"})
                 return {"status": "failed", "code": "interrupted"}
             return {"status": current.status}
@@ -288,7 +289,7 @@ class ApprovalService:
         return {"request_id": r.request_id, "kind": r.kind, "status": r.status, "target": r.target,
                 "risk": r.classification.get("risk"), "created_at": r.created_at.isoformat(),
                 "expires_at": r.expires_at.isoformat(), "reason": r.reason, "status_url": self.status_url(r.request_id),
-                "next_step": NEXT_STEPS.get(r.status, "")}
+                "next_step": next_step(r)}
 
     def mine(self, principal: Principal, limit: int) -> list[dict[str, Any]]:
         """The caller's own requests, newest first."""

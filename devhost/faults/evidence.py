@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,21 @@ def chains(stack: DevStack) -> set[str]:
         storage.close()
 
 
+def copy_lag(stack: DevStack) -> int:
+    """Journal rows of today whose write-once copy is not written yet: what a SIGKILL now would
+    leave without a copy (copies.py writes them behind the rows)."""
+    assert stack.azurite
+    storage = JournalStorage.from_settings(Settings(storage_connection_string=stack.azurite.connection_string))
+    try:
+        day = datetime.now(UTC).strftime("%Y%m%d")
+        rows = sum(1 for _ in storage.table.query_entities(
+            f"PartitionKey ge '{day}-' and PartitionKey lt '{day}.'", select=["PartitionKey"]))
+        copies = sum(1 for _ in storage.blob_names(f"records/{day[:4]}/{day[4:6]}/{day[6:]}/"))
+        return rows - copies
+    finally:
+        storage.close()
+
+
 def verify(stack: DevStack, *, cli: bool = True) -> dict[str, Any]:
     """``python -m broker journal verify --json`` against the stack's storage, as an auditor runs it
     (or the same ``Verifier`` in this process, which saves the CLI's start-up)."""
@@ -70,7 +86,7 @@ def verify(stack: DevStack, *, cli: bool = True) -> dict[str, Any]:
             storage.close()
     env = {**os.environ, "BROKER_STORAGE_CONNECTION_STRING": stack.azurite.connection_string}
     done = subprocess.run([sys.executable, "-m", "broker", "journal", "verify", "--json"], cwd=REPO_ROOT,
-                          env=env, capture_output=True, text=True, timeout=180)
+                          env=env, capture_output=True, text=True, timeout=1200)
     try:
         return json.loads(done.stdout)
     except ValueError:
@@ -95,6 +111,9 @@ class Result:
     uncopied: int = 0  # rows a killed host journaled whose immutable copy it never wrote
     recovered_s: float | None = None
     wall_s: float = 0.0
+    verify_s: float = 0.0  # how long `journal verify` took over the whole journal so far
+    verified_records: int = 0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: injecting, healing, checking
     codes: dict[str, int] = field(default_factory=dict)  # what the refusals said
     problems: list[str] = field(default_factory=list)  # broken promises
     gaps: list[str] = field(default_factory=list)  # known, named shortfalls (docs/journal.md "Faults")
@@ -136,7 +155,7 @@ def assess(stack: DevStack, result: Result, calls: list[Call], statement_runs: d
             result.cut += 1
         else:
             result.refused += 1
-            key = f"{call.status} {call.code}"
+            key = f"{call.status} {call.code}" + (f" ({call.reason})" if call.reason else "")
             result.codes[key] = result.codes.get(key, 0) + 1
         if any(e in CLOSING for e in events):
             result.journaled += 1
@@ -156,15 +175,20 @@ def assess(stack: DevStack, result: Result, calls: list[Call], statement_runs: d
         if ran > 1 or len(intents) > 1:
             result.twice += 1
             result.problems.append(f"{where}: ran {ran}x, {len(intents)} intents")
+    began = time.monotonic()
     report = verify(stack, cli=verify_cli)
+    result.verify_s = time.monotonic() - began
+    result.verified_records = int(report.get("records", 0))
     findings = report.get("findings", [])
     uncopied = [f for f in findings if f["kind"] in ("inserted", "blob_missing") and _chain_of(f) in dead_chains]
     errors = [f for f in findings if f["kind"] != "open_intent" and f not in uncopied]
     result.uncopied = len(uncopied)
     if uncopied:
-        named = sorted(f["where"] for f in uncopied)
+        per_chain: dict[str, int] = defaultdict(int)
+        for f in uncopied:
+            per_chain[_chain_of(f)] += 1
         result.gaps.append(f"{len(uncopied)} rows of killed hosts' chains have no immutable copy (verify: inserted "
-                           f"/ blob_missing): {', '.join(named[:3])}{' ...' if len(named) > 3 else ''}")
+                           f"/ blob_missing): " + ", ".join(f"{c} {n}" for c, n in sorted(per_chain.items())))
     opens = [f for f in findings if f["kind"] == "open_intent"]
     stray = [f for f in opens if f["where"] not in allowed_open]
     result.open_intents = len(opens)

@@ -36,6 +36,7 @@ class Call:
     status: int | None = None  # None: no answer (the connection was cut or timed out)
     unreachable: bool = False  # the connection was refused: nothing was sent, nothing can have run
     code: str = ""
+    reason: str = ""  # a problem's ``reason`` extension (journal_unavailable: copies_failing, ...)
     request_id: str = ""
     record_id: str = ""
 
@@ -142,6 +143,7 @@ def execute(client: httpx.Client, headers: dict[str, str], marker: str, kind: st
         body = {}
     if isinstance(body, dict):
         call.code = str(body.get("code", ""))
+        call.reason = str(body.get("reason", ""))
         call.request_id = str(body.get("request_id", ""))
         call.record_id = str(body.get("record_id", ""))
     return call
@@ -177,9 +179,13 @@ class Writes:
                                 headers=headers).status_code for c in calls]
 
     def status(self, call: Call) -> str:
+        return str(self.view(call).get("status", ""))
+
+    def view(self, call: Call) -> dict[str, Any]:
+        """The agent's view of its request (``GET /api/requests/{id}``)."""
         headers = {"Authorization": f"Bearer {self.stack.token('devin')}"}
         r = httpx.get(f"{self.stack.base_url}/api/requests/{call.request_id}", headers=headers, timeout=30)
-        return str(r.json().get("status", "")) if r.status_code == 200 else f"http {r.status_code}"
+        return r.json() if r.status_code == 200 else {"status": f"http {r.status_code}"}
 
     def wait(self, calls: list[Call], until: tuple[str, ...], timeout: float = 30.0) -> dict[str, str]:
         deadline = time.monotonic() + timeout

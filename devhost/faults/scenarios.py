@@ -141,7 +141,7 @@ class FaultStack:
             result.problems.append(f"no call succeeded within {timeout:.0f} s of the heal")
             return probes
         batch = Agents(self.stack, self.knobs.agents).start(calls_each=1).join()
-        bad = [f"{c.status} {c.code}" for c in batch if c.status != 200]
+        bad = [f"{c.status} {c.code} {c.reason}".strip() for c in batch if c.status != 200]
         if bad:
             result.problems.append(f"after recovery, {len(bad)} of {len(batch)} concurrent calls failed: {bad[:5]}")
         return probes + batch
@@ -153,17 +153,23 @@ class FaultStack:
         began = time.monotonic()
         agents = Agents(self.stack, knobs.agents, slow_every=slow_every).start()
         time.sleep(knobs.warmup_s)
+        t = time.monotonic()
         fault()
+        result.phases["fault"] = time.monotonic() - t
         time.sleep(knobs.outage_s)
+        t = time.monotonic()
         heal()
         healed = time.monotonic()
+        result.phases["heal"] = healed - t
         time.sleep(knobs.after_s)
         calls = agents.stop()
         calls += self.recovery(result, healed, calls)
         time.sleep(0.5)  # the immutable copies trail the rows by milliseconds
         runs = writes.runs() if writes else {}
+        t = time.monotonic()
         assess(self.stack, result, calls + (writes.calls if writes else []), statement_runs(self.stack), runs,
                self.allowed_open, dead_chains=frozenset(self.dead_chains), verify_cli=knobs.verify_cli)
+        result.phases["evidence"] = time.monotonic() - t
         result.wall_s = time.monotonic() - began
         return result
 
@@ -226,8 +232,17 @@ class FaultStack:
         runs = writes.runs()
         for call in calls:
             state, ran = states[call.request_id], runs[call.marker]
-            if approved and not ((state == "done" and ran == 1) or (state == "failed" and ran == 0)):
-                result.problems.append(f"approved write {call.marker}: status {state}, ran {ran}x")
+            view = writes.view(call) if state == "failed" else {}
+            code = str(view.get("error", {}).get("code", ""))
+            # interrupted: the host died mid-run; it may have run (at most once), and the agent must
+            # be told so, never simply to send it again
+            interrupted = code == "interrupted" and ran <= 1 and "may have run" in str(view.get("next_step"))
+            if approved and not ((state == "done" and ran == 1) or (state == "failed" and ran == 0) or interrupted):
+                result.problems.append(f"approved write {call.marker}: status {state} {code}, ran {ran}x, "
+                                       f"next step {view.get('next_step')!r}")
+            if interrupted:
+                result.gaps.append(f"approved write {call.marker}: interrupted by the kill, ran {ran}x; the agent "
+                                   "is told it may have run")
             if not approved and (state != "expired" or ran):
                 result.problems.append(f"unapproved write {call.marker}: status {state}, ran {ran}x")
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from broker.approvals import ApprovalService, principal_from_record
+from broker.approvals.outcome import outcome_for
 from broker.identity import Principal
 from broker.notify.email import EmailNotifier
 from broker.notify.smtp import SmtpMailer
@@ -140,6 +141,12 @@ def test_a_run_interrupted_midway_is_never_repeated(parts):
     assert runner.calls == 0
     assert parts.store.get(request.request_id).error["code"] == "interrupted"
     assert ("approval.failed", "failed", "interrupted") in parts.events(request.request_id)
+    # it may have run: the agent is told to check before sending it again, never just to resend
+    ended = parts.store.get(request.request_id)
+    step = outcome_for(ended, [])["next_step"]
+    assert "may have run" in step and "Check the target" in step
+    assert parts.service.summary(ended)["next_step"] == step
+    assert "may or may not have run" in ended.error["detail"]
 
 
 def test_a_refused_command_ends_failed_with_its_error(parts):
