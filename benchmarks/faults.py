@@ -42,7 +42,8 @@ def load_run(fs: FaultStack, agents: int, calls_each: int) -> tuple[dict[str, ob
         time.sleep(0.2)
     figures.update(copies_behind_at_end=behind, copies_caught_up_s=time.monotonic() - began - wall)
     result = assess(fs.stack, Result(f"load {agents} agents x {calls_each} calls"), calls,
-                    statement_runs(fs.stack), {}, fs.allowed_open, verify_cli=fs.knobs.verify_cli)
+                    statement_runs(fs.stack), {}, fs.allowed_open, dead_chains=frozenset(fs.dead_chains),
+                    verify_cli=fs.knobs.verify_cli)
     result.wall_s = wall
     figures.update(journaled=result.journaled, lost=result.lost, ran_twice=result.twice, verify=result.verify,
                    refused=dict(result.codes), verify_s=result.verify_s, verified_records=result.verified_records,

@@ -180,9 +180,11 @@ def assess(stack: DevStack, result: Result, calls: list[Call], statement_runs: d
     result.verify_s = time.monotonic() - began
     result.verified_records = int(report.get("records", 0))
     findings = report.get("findings", [])
-    uncopied = [f for f in findings if f["kind"] in ("inserted", "blob_missing") and _chain_of(f) in dead_chains]
+    # ``truncated``: the sealer sealed a dead chain's rows from the Table, copies or not (see docs)
+    uncopied = [f for f in findings if f["kind"] in ("inserted", "blob_missing", "truncated")
+                and _chain_of(f) in dead_chains]
     errors = [f for f in findings if f["kind"] != "open_intent" and f not in uncopied]
-    result.uncopied = len(uncopied)
+    result.uncopied = sum(1 for f in uncopied if f["kind"] != "truncated")
     if uncopied:
         per_chain: dict[str, int] = defaultdict(int)
         for f in uncopied:
@@ -207,6 +209,8 @@ def _chain_of(finding: dict[str, str]) -> str:
     """The chain (partition key) a finding is about: ``inserted`` names a record id
     (``<chain>-<seq>``), ``blob_missing`` a blob (``records/…/<writer>/<seq>.json``)."""
     where = finding["where"]
+    if finding["kind"] == "truncated":
+        return where
     if finding["kind"] == "blob_missing":
         parsed = parse_blob_name(where)
         return parsed[0] if parsed else ""
