@@ -12,7 +12,8 @@ part, one Table insert of a journal-sized row through a client built exactly lik
 inserts and the query on every call's path, so ``2 x insert + direct`` is the floor the broker is
 measured against; the gap to it is the broker's own work.
 
-The phases come from ``Server-Timing``: the app reports ``auth``, ``decide``, ``journal-intent``,
+The phases come from ``Server-Timing``: the app reports ``auth``, ``decide``, ``admission`` (the
+wait for one of the target's slots: 20 agents share its 4), ``journal-intent``,
 ``run``, ``mask``, ``journal-outcome`` and ``app`` (the whole function); the devhost appends
 ``devhost`` (its whole handling). So ``app`` minus the phases is the product's hand-offs, parsing
 and JSON; ``devhost`` minus ``app`` is the devhost's (the Functions host and its gRPC hop in Azure);
@@ -37,6 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -45,10 +47,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from devhost.identities import IDENTITIES
 from devhost.stack import DEMO_SECRET, REPO_ROOT, DevStack, Ports
 
 SQL = "SELECT id, name, email, created_at FROM customers WHERE id = 42"
-PHASES = ("auth", "decide", "journal-intent", "run", "mask", "journal-outcome")
+PHASES = ("auth", "decide", "admission", "journal-intent", "run", "mask", "journal-outcome")
 TARGET_P50, TARGET_P99 = 5.0, 10.0
 TWIN = "bench-nolineage"  # the demo database registered again with lineage off
 
@@ -76,15 +79,24 @@ def process_cpu(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def agent_token(stack: DevStack, n: int) -> str:
+    """A token for agent ``n``: each client is its own caller (the policy lets one caller run two
+    commands on a target at once; 20 agents are 20 callers sharing the target's slots)."""
+    assert stack.issuer
+    agent = replace(IDENTITIES["devin"], name=f"agent-{n}", object_id=f"11111111-1111-4111-8111-{n:012d}",
+                    display_name=f"Benchmark agent {n}")
+    return stack.issuer.sign(stack.issuer.claims_for(agent))
+
+
 class Client:
     """One agent: its own HTTP connection to the broker, its own direct connection, its own floor client."""
 
-    def __init__(self, stack: DevStack, credential: dict[str, str], floor_table: str) -> None:
+    def __init__(self, stack: DevStack, credential: dict[str, str], floor_table: str, n: int = 0) -> None:
         from broker.journal import JournalStorage
         from broker.settings import Settings
 
         self.http = httpx.Client(base_url=stack.base_url, timeout=60,
-                                 headers={"Authorization": f"Bearer {stack.token()}"})
+                                 headers={"Authorization": f"Bearer {agent_token(stack, n)}"})
         self.direct = psycopg.connect(host="127.0.0.1", port=stack.ports.postgres, dbname="demo",
                                       user=credential["username"], password=credential["password"], autocommit=True)
         self.storage = JournalStorage.from_settings(Settings(
@@ -266,7 +278,7 @@ def main() -> int:
             azurite_pid = stack.azurite.process.pid if stack.azurite.process else None
             pids = {"devhost": stack.devhost.pid, "azurite": azurite_pid}
             for n in args.clients:
-                clients = [Client(stack, credential, "benchfloor") for _ in range(n)]
+                clients = [Client(stack, credential, "benchfloor", i) for i in range(n)]
                 try:
                     # at 20 clients each one records fewer rounds: the total stays comparable
                     runs = max(args.runs // n, 20) if n > 1 else args.runs

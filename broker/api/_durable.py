@@ -22,7 +22,7 @@ import azure.functions as func
 
 from broker.api._http import json_response, refusal_response
 from broker.execute import Pending
-from broker.runtime import get_broker
+from broker.runtime import built_broker, get_broker
 
 log = logging.getLogger("broker.api")
 T = TypeVar("T")
@@ -36,13 +36,15 @@ AsyncHandler = Callable[..., Awaitable[func.HttpResponse]]
 
 def with_timing(response: func.HttpResponse, started: float, authenticated: float) -> func.HttpResponse:
     """An answer that reports its phases (``Server-Timing``) also gets ``auth`` (the broker and the
-    token) and ``app`` (the whole function, hand-offs and the answer's encoding included): what is
-    ``app`` but no phase is ours too, and what lies outside ``app`` is the host's."""
+    token; unless the handler timed it itself) and ``app`` (the whole function, hand-offs and the
+    answer's encoding included): what is ``app`` but no phase is ours too, and what lies outside
+    ``app`` is the host's."""
     phases = response.headers.get("Server-Timing")
     if phases:
         done = time.perf_counter()
-        response.headers["Server-Timing"] = (f"auth;dur={(authenticated - started) * 1000:.2f}, {phases}, "
-                                             f"app;dur={(done - started) * 1000:.2f}")
+        if not phases.startswith("auth;"):
+            phases = f"auth;dur={(authenticated - started) * 1000:.2f}, {phases}"
+        response.headers["Server-Timing"] = f"{phases}, app;dur={(done - started) * 1000:.2f}"
     return response
 
 
@@ -53,7 +55,8 @@ def durable_route(*, authenticate: bool = True) -> Callable[[AsyncHandler], Asyn
         async def wrapper(req: func.HttpRequest, *args: Any, **kwargs: Any) -> func.HttpResponse:
             started = time.perf_counter()
             try:
-                broker = await blocking(get_broker)
+                # built once per process: later calls take it without a thread hop
+                broker = built_broker() or await blocking(get_broker)
                 principal = None
                 if authenticate:
                     principal = await blocking(broker.validator.principal_from_header, req.headers.get("authorization"))
