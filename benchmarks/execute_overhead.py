@@ -12,7 +12,8 @@ part, one Table insert of a journal-sized row through a client built exactly lik
 inserts and the query on every call's path, so ``2 x insert + direct`` is the floor the broker is
 measured against; the gap to it is the broker's own work.
 
-The phases come from ``Server-Timing``: the app reports ``auth``, ``decide``, ``admission`` (the
+The phases come from ``Server-Timing``: the app reports ``thread`` (the wait for a worker thread of
+the event loop's executor), ``auth``, ``decide``, ``admission`` (the
 wait for one of the target's slots: 20 agents share its 4), ``journal-intent``,
 ``run``, ``mask``, ``journal-outcome`` and ``app`` (the whole function); the devhost appends
 ``devhost`` (its whole handling). So ``app`` minus the phases is the product's hand-offs, parsing
@@ -51,8 +52,11 @@ from devhost.identities import IDENTITIES
 from devhost.stack import DEMO_SECRET, REPO_ROOT, DevStack, Ports
 
 SQL = "SELECT id, name, email, created_at FROM customers WHERE id = 42"
-PHASES = ("auth", "decide", "admission", "journal-intent", "run", "mask", "journal-outcome")
+PHASES = ("thread", "auth", "decide", "admission", "journal-intent", "run", "mask", "journal-outcome")
 TARGET_P50, TARGET_P99 = 5.0, 10.0
+LABELS = {"thread": "wait for a worker thread", "app-other": "hand-offs, parsing, JSON",
+          "app": "= app (whole function)", "devhost-own": "request, hop to its loop",
+          "client+socket": "client, loopback"}
 TWIN = "bench-nolineage"  # the demo database registered again with lineage off
 
 
@@ -238,8 +242,7 @@ def report(n: int, runs: int, samples: dict[str, list[float]]) -> bool:
         for name in names:
             if name in samples:
                 p = percentiles(samples[name])
-                label = {"app-other": "hand-offs, parsing, JSON", "app": "= app (whole function)",
-                         "devhost-own": "request, hop to its loop", "client+socket": "client, loopback"}.get(name, name)
+                label = LABELS.get(name, name)
                 print(f"  {group:>8} {label:<24} {p['p50']:8.2f} {p['p99']:8.2f}")
     return met
 

@@ -42,7 +42,7 @@ def with_timing(response: func.HttpResponse, started: float, authenticated: floa
     phases = response.headers.get("Server-Timing")
     if phases:
         done = time.perf_counter()
-        if not phases.startswith("auth;"):
+        if "auth;dur=" not in phases:
             phases = f"auth;dur={(authenticated - started) * 1000:.2f}, {phases}"
         response.headers["Server-Timing"] = f"{phases}, app;dur={(done - started) * 1000:.2f}"
     return response

@@ -192,3 +192,22 @@ def test_numbers_json_cannot_hold_exactly_leave_the_journal_intact(api, stack):
             break
         time.sleep(0.1)
     assert [f for f in report.findings if f.kind != "open_intent"] == [], report.render()
+
+
+def test_server_timing_names_each_phase_of_the_call_and_the_host_apart(api):
+    r = api.execute({"target": "demo-postgres", "sql": "SELECT id FROM customers WHERE id = 42"})
+    assert r.status_code == 200, r.text
+    phases = {}
+    for part in r.headers["server-timing"].split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        phases[name] = float(dur)
+    assert list(phases) == ["thread", "auth", "decide", "admission", "journal-intent", "run", "mask",
+                            "journal-outcome", "app", "devhost"]
+    assert all(ms >= 0 for ms in phases.values())
+    inside = sum(ms for name, ms in phases.items() if name not in ("app", "devhost"))
+    assert inside <= phases["app"] + 0.05 <= phases["devhost"] + 0.1  # rounded to 0.01 ms each
+
+
+def test_a_refused_call_reports_no_timing(api):
+    r = api.execute({"target": "demo-postgres", "sql": "DELETE FROM customers"})
+    assert r.status_code in (202, 403) and "server-timing" not in r.headers
