@@ -153,7 +153,7 @@ def test_health_says_what_is_reachable_without_leaking_configuration(api, stack)
     r = api.http.get("/api/health")
     assert r.status_code == 200
     body = r.json()
-    assert body["status"] == "ok"
+    assert body["status"] == "ok", body
     assert body["checks"] == {"configuration": "ok", "journal": "ok", "key_vault": "ok",
                               "targets": {"demo-postgres": "ok", "demo-k8s": "ok"}}
     for leak in ("127.0.0.1", "devstoreaccount1", str(stack.ports.postgres), str(stack.ports.kubernetes), "secret"):
