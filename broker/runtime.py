@@ -155,6 +155,11 @@ _broker: Broker | None = None
 _lock = threading.Lock()
 
 
+def built_broker() -> Broker | None:
+    """The broker when it is already built: an async caller then needs no thread hop to get it."""
+    return _broker
+
+
 def get_broker() -> Broker:
     """The process-wide broker, built on first use (cold start) and reused by every invocation.
 

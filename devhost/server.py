@@ -10,6 +10,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -182,6 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
         return body
 
     def _dispatch(self) -> None:
+        received = time.perf_counter()
         split = urlsplit(self.path)
         for prefix, handler in self.server.extra_routes.items():
             if split.path.startswith(prefix) and handler(self):
@@ -218,7 +220,13 @@ class _Handler(BaseHTTPRequestHandler):
         if response.mimetype and "content-type" not in {k.lower() for k in out_headers}:
             charset = f"; charset={response.charset}" if response.charset else ""
             out_headers["Content-Type"] = f"{response.mimetype}{charset}"
-        self._send(response.status_code, response.get_body() or b"", out_headers)
+        body = response.get_body() or b""
+        for name, value in out_headers.items():
+            if name.lower() == "server-timing":
+                # what the devhost itself adds (reading the body, building the request, the hop to
+                # its event loop and back): benchmarks separate it from the app's own phases
+                out_headers[name] = f"{value}, devhost;dur={(time.perf_counter() - received) * 1000:.2f}"
+        self._send(response.status_code, body, out_headers)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = do_CONNECT = _dispatch
 

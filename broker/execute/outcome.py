@@ -30,7 +30,8 @@ class ExecuteResult:
     status: Literal["done"] = "done"
     extra: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    """Milliseconds per phase (``Server-Timing``): decide, journal-intent, run, mask, journal-outcome."""
+    """Milliseconds per phase (``Server-Timing``): thread (the wait for a worker thread), auth,
+    decide, admission (the wait for a slot of the target), journal-intent, run, mask, journal-outcome."""
 
     def server_timing(self) -> str:
         return ", ".join(f"{name};dur={ms:.2f}" for name, ms in self.timings.items())

@@ -231,14 +231,18 @@ class ExecuteService:
             decision: Decision, subject: Subject, *, bound: ImpactBound | None = None) -> ExecuteResult:
         """Take a fair-share slot of the target, journal the intent, run once, mask, journal the
         outcome. Raises BrokerError on refusal (a caller over its limit is refused before the intent)."""
+        queued = time.perf_counter()
         try:
             slot = self._admission.admit(target.name, principal.key, per_caller=decision.limits.max_concurrent,
                                          capacity=target.max_concurrency)
         except BrokerError as busy:
             self._journal.write(journaled.execute_denied(subject, busy.code))
             raise
+        admitted_ms = (time.perf_counter() - queued) * 1000  # the wait for one of the target's slots
         with slot:
-            return self._run_admitted(target, command, classification, decision, subject, bound)
+            result = self._run_admitted(target, command, classification, decision, subject, bound)
+        result.timings = {"admission": admitted_ms, **result.timings}
+        return result
 
     def _run_admitted(self, target: Target, command: Command, classification: Classification,
                       decision: Decision, subject: Subject, bound: ImpactBound | None = None) -> ExecuteResult:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -47,6 +48,9 @@ class PostgresEngine:
         self._pool_max = pool_max_size
         self._connect_timeout = connect_timeout
         self._resolver = CatalogResolver(ttl=catalog_ttl)
+        # closes reads' transactions and resets their sessions off the answer's path; the
+        # connection goes back to its pool only after that (``_finish_read``)
+        self._finisher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="broker-pg-finish")
 
     def classify(self, command: Command) -> Classification:
         return classify_sql(command.sql, self.dialect)
@@ -190,10 +194,13 @@ class PostgresEngine:
 
     def _execute(self, pool: ConnectionPool, sql: str, limits: ExecutionLimits, read_only: bool) -> ResultSet:
         """Three round trips: open the transaction with its limits; the statement; close it and
-        reset the session. A connection that failed anywhere is closed, never reused."""
+        reset the session. A read's result is whole once its rows are in (a read-only transaction
+        has nothing to commit), so its close and reset run behind the answer (``_finish_read``);
+        a write's COMMIT is part of its outcome and stays in line. A connection that failed
+        anywhere is closed, never reused."""
         for attempt in (1, 2):
             conn = pool.getconn()
-            reusable = False
+            reusable = handed_over = False
             try:
                 try:
                     conn.execute(_begin(limits, read_only))
@@ -202,13 +209,18 @@ class PostgresEngine:
                         continue
                     raise
                 result = self._run(conn, sql, limits, read_only)
-                conn.execute(("ROLLBACK; " if read_only else "COMMIT; ") + _RESET_SESSION)
+                if read_only:
+                    self._finisher.submit(_finish_read, pool, conn)
+                    handed_over = True
+                    return result
+                conn.execute("COMMIT; " + _RESET_SESSION)
                 reusable = True
                 return result
             finally:
-                if not reusable:
-                    conn.close()
-                pool.putconn(conn)
+                if not handed_over:
+                    if not reusable:
+                        conn.close()
+                    pool.putconn(conn)
         raise AssertionError("unreachable")
 
     def _run(self, conn: psycopg.Connection, sql: str, limits: ExecutionLimits, read_only: bool) -> ResultSet:
@@ -314,10 +326,23 @@ class PostgresEngine:
             pool.putconn(conn)
 
     def close(self) -> None:
+        self._finisher.shutdown(wait=True)  # every handed-over read is reset and back in its pool
+        self._finisher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="broker-pg-finish")
         with self._lock:
             for pool in self._pools.values():
                 pool.close(timeout=1)
             self._pools.clear()
+
+
+def _finish_read(pool: ConnectionPool, conn: psycopg.Connection) -> None:
+    """End a read's transaction and reset its session, then give the connection back; one that
+    cannot be reset is closed, so the next caller never inherits its state."""
+    try:
+        conn.execute("ROLLBACK; " + _RESET_SESSION)
+    except psycopg.Error:
+        conn.close()
+    finally:
+        pool.putconn(conn)
 
 
 def _begin(limits: ExecutionLimits, read_only: bool) -> str:

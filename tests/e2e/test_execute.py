@@ -153,7 +153,7 @@ def test_health_says_what_is_reachable_without_leaking_configuration(api, stack)
     r = api.http.get("/api/health")
     assert r.status_code == 200
     body = r.json()
-    assert body["status"] == "ok"
+    assert body["status"] == "ok", body
     assert body["checks"] == {"configuration": "ok", "journal": "ok", "key_vault": "ok",
                               "targets": {"demo-postgres": "ok", "demo-k8s": "ok"}}
     for leak in ("127.0.0.1", "devstoreaccount1", str(stack.ports.postgres), str(stack.ports.kubernetes), "secret"):
@@ -192,3 +192,22 @@ def test_numbers_json_cannot_hold_exactly_leave_the_journal_intact(api, stack):
             break
         time.sleep(0.1)
     assert [f for f in report.findings if f.kind != "open_intent"] == [], report.render()
+
+
+def test_server_timing_names_each_phase_of_the_call_and_the_host_apart(api):
+    r = api.execute({"target": "demo-postgres", "sql": "SELECT id FROM customers WHERE id = 42"})
+    assert r.status_code == 200, r.text
+    phases = {}
+    for part in r.headers["server-timing"].split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        phases[name] = float(dur)
+    assert list(phases) == ["thread", "auth", "decide", "admission", "journal-intent", "run", "mask",
+                            "journal-outcome", "app", "devhost"]
+    assert all(ms >= 0 for ms in phases.values())
+    inside = sum(ms for name, ms in phases.items() if name not in ("app", "devhost"))
+    assert inside <= phases["app"] + 0.05 <= phases["devhost"] + 0.1  # rounded to 0.01 ms each
+
+
+def test_a_refused_call_reports_no_timing(api):
+    r = api.execute({"target": "demo-postgres", "sql": "DELETE FROM customers"})
+    assert r.status_code in (202, 403) and "server-timing" not in r.headers

@@ -97,3 +97,20 @@ def test_a_backend_terminated_mid_statement_is_the_target_failing_not_the_comman
     killer.join()
     assert err.value.code == "target_unavailable"
     assert run(one_connection_engine, pg, "SELECT count(*) FROM orders").rows == [[3]]
+
+
+@pytest.mark.parametrize("leftover, check, clean", [
+    ("SELECT pg_advisory_lock(4242)",
+     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()", [[0]]),
+    ("SELECT set_config('broker.leak', 'left', false)", "SELECT current_setting('broker.leak', true)", [[""]]),
+    ("DECLARE leftover CURSOR WITH HOLD FOR SELECT 1",
+     "SELECT count(*) FROM pg_cursors WHERE name = 'leftover'", [[0]]),
+])
+def test_a_read_is_closed_and_its_session_reset_before_the_connection_serves_anyone_else(
+        pg, one_connection_engine, leftover, check, clean):
+    # a read's ROLLBACK and reset run behind its answer; the next caller still gets a clean session,
+    # straight away, on the very same (only) connection
+    for _ in range(3):
+        run(one_connection_engine, pg, leftover)
+        assert run(one_connection_engine, pg, check).rows in (clean, [[None]])
+
