@@ -43,7 +43,7 @@ def find(text: str, pattern_ids: Iterable[int], table: tuple[Pattern, ...], rule
             continue
         priority = detector.priority
         skippable = detector.within_match
-        for match in matches(pattern, text):
+        for match in matches(pattern, text) if pattern.anchors else pattern.regex.finditer(text):
             if skippable and findings:
                 start, end = value_span(match)
                 if any(f.start <= start and end <= f.end and f.priority >= priority for f in findings):
