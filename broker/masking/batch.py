@@ -59,8 +59,9 @@ class ColumnSink:
 
 class Batch:
     def __init__(self, masker: Masker, rules: MaskingRules, counts: Counter[str], *, allow_json: bool = True,
-                 limit: int | None = None) -> None:
+                 limit: int | None = None, names: dict[str, str | None] | None = None) -> None:
         self._masker, self._rules, self._counts, self._allow_json = masker, rules, counts, allow_json
+        self._names: dict[str, str | None] = {} if names is None else names
         self._limit = masker.max_cell_chars if limit is None else limit
         self._documents_as_text = not (rules.columns or rules.column_patterns or rules.has_fields)
         self.texts: list[str] = []
@@ -68,6 +69,14 @@ class Batch:
         self._segment_starts: list[int] = []
         self._segments: list[tuple[list[Any], Any]] = []  # (the column's values, its sink)
         self._documents: dict[int, tuple[Any, tuple[PathKey, ...] | None]] = {}
+
+    def name_type(self, name: str) -> str | None:
+        """``rules.name_type``, remembered for this result only (documents repeat their keys on
+        every row; nothing outlives the call)."""
+        kind = self._names.get(name, self)
+        if kind is self:
+            kind = self._names[name] = self._rules.name_type(name)
+        return kind  # type: ignore[return-value]
 
     def add_text(self, container: Any, key: Any, text: str) -> None:
         if len(text) > self._limit:
@@ -115,7 +124,7 @@ class Batch:
             if ids is None:  # no scanner could run
                 container[key] = masker._error(document[0] if document else self.texts[index], counts)
             elif document is not None:
-                walks = walks or Batch(masker, rules, counts, allow_json=self._allow_json)
+                walks = walks or Batch(masker, rules, counts, allow_json=self._allow_json, names=self._names)
                 try:
                     container[key] = masker._walk(document[0], document[1], rules, counts, walks)
                 except RecursionError:
@@ -143,5 +152,7 @@ class Batch:
         except Exception as exc:  # fail closed, whatever went wrong
             log.warning("masking: %s while scanning a value; it is masked whole", type(exc).__name__)
             return self._masker._error(text, self._counts)
-        self._counts.update(local)
+        counts = self._counts
+        for kind, n in local.items():  # what Counter.update does, without its type checks
+            counts[kind] += n
         return masked

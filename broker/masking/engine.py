@@ -214,7 +214,7 @@ class Masker:
                 kind = pair_kind
             name = key if isinstance(key, str) else str(key)
             if kind is None:
-                kind = rules.name_type(name)
+                kind = batch.name_type(name)
             if not _PLAIN_KEY.fullmatch(name):
                 key = self.mask_text(name, counts, rules) if len(name) <= self.max_cell_chars else key
             if kind is not None:

@@ -38,6 +38,10 @@ class Pattern:
     """The detector's explicit prefilter trigger for this pattern, if it has one."""
     literals: tuple[str, ...]
     """Every match contains one of these (lower case when the detector ignores case); () if unknown."""
+    anchors: tuple[str, ...] = ()
+    """Literals one of which every match contains, at most ``reach`` characters after its start
+    (``Detector.anchors``); () if none are known."""
+    reach: int = 0
 
 
 
@@ -49,7 +53,9 @@ def patterns(detectors: tuple[Detector, ...] = DETECTORS) -> tuple[Pattern, ...]
         for i, source in enumerate(detector.patterns):
             trigger = detector.triggers[i] if i < len(detector.triggers) else None
             literals = detector.literals[i] if i < len(detector.literals) else ()
-            table.append(Pattern(len(table), detector, re.compile(source, flags), trigger, literals))
+            anchor = detector.anchors[i] if i < len(detector.anchors) else None
+            table.append(Pattern(len(table), detector, re.compile(source, flags), trigger, literals,
+                                 anchor[0] if anchor else (), anchor[1] if anchor else 0))
     return tuple(table)
 
 

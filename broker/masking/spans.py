@@ -8,10 +8,13 @@ inside a placeholder. Overlapping findings merge into one span named by the stro
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from broker.masking.detectors import Finding
+from broker.masking.detectors.base import value_span
 from broker.masking.detectors.nested import is_user_password
 from broker.masking.placeholder import PLACEHOLDER, Placeholders
 from broker.masking.rules import MaskingRules
@@ -22,8 +25,15 @@ NestedScan = Callable[[str], list[Finding]]
 
 def find(text: str, pattern_ids: Iterable[int], table: tuple[Pattern, ...], rules: MaskingRules,
          nested: NestedScan | None) -> list[Finding]:
-    """Every finding of the fired patterns in ``text``; ``nested`` scans decoded base64 (None: don't)."""
+    """Every finding of the fired patterns in ``text``; ``nested`` scans decoded base64 (None: don't).
+
+    Findings touching a placeholder already in the text are dropped here (``resolve`` would drop
+    them). A match inside an earlier finding of at least its priority is skipped before its
+    validator runs: it could neither widen that finding's span nor name it (``resolve`` keeps the
+    stronger, then the longer, then the first), so the result is the same, minus the validation
+    (a phone number inside an IBAN, a national number inside an international one)."""
     findings: list[Finding] = []
+    taken = [m.span() for m in PLACEHOLDER.finditer(text)] if "[" in text else None
     for pid in sorted(pattern_ids):
         pattern = table[pid]
         detector = pattern.detector
@@ -31,11 +41,19 @@ def find(text: str, pattern_ids: Iterable[int], table: tuple[Pattern, ...], rule
             continue
         if detector.nested and nested is None:
             continue
-        for match in pattern.regex.finditer(text):
+        priority = detector.priority
+        skippable = detector.within_match
+        for match in matches(pattern, text) if pattern.anchors else pattern.regex.finditer(text):
+            if skippable and findings:
+                start, end = value_span(match)
+                if any(f.start <= start and end <= f.end and f.priority >= priority for f in findings):
+                    continue
             located = detector.locate(match)
             if located is None:
                 continue
             start, end, kind = located
+            if taken and any(start < t_end and t_start < end for t_start, t_end in taken):
+                continue
             if detector.nested:
                 decoded = detector.decode(text[start:end])
                 if decoded is None:
@@ -51,8 +69,32 @@ def find(text: str, pattern_ids: Iterable[int], table: tuple[Pattern, ...], rule
             if kind == "card" and rules.keep_card_last_four:
                 digits = [c for c in text[start:end] if c.isdigit()]
                 last_four = "".join(digits[-4:])
-            findings.append(Finding(start, end, kind, detector.priority, last_four))
+            findings.append(Finding(start, end, kind, priority, last_four))
     return findings
+
+
+def matches(pattern: Pattern, text: str) -> Iterator[re.Match[str]]:
+    """``pattern.regex.finditer(text)``, the same matches; with anchors, each search starts
+    ``reach`` characters before the next anchor literal, and none runs once no literal is left.
+    (Every match starting at ``pos`` or later holds a literal at or after the first one from
+    ``pos``, so none starts more than ``reach`` before it.) Case-insensitive literals are looked
+    for in the lower-cased text, only when it is ASCII (lower-casing keeps every offset)."""
+    literals = pattern.anchors
+    if not literals or (pattern.detector.ignore_case and not text.isascii()):
+        yield from pattern.regex.finditer(text)
+        return
+    haystack = text.lower() if pattern.detector.ignore_case else text
+    search, reach = pattern.regex.search, pattern.reach
+    pos, size = 0, len(text)
+    while pos <= size:
+        found = min((at for at in map(haystack.find, literals, itertools.repeat(pos)) if at >= 0), default=-1)
+        if found < 0:
+            return
+        match = search(text, max(pos, found - reach))
+        if match is None:
+            return
+        yield match
+        pos = match.end() if match.end() > match.start() else match.end() + 1
 
 
 def resolve(text: str, findings: list[Finding]) -> list[Finding]:

@@ -81,6 +81,7 @@ class UrlPassword(Detector):
     type = "password"
     priority = 80
     literals = (("://",),)
+    anchors = ((("://",), 31),)  # after a scheme of at most 31 characters
     patterns = (r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{1,30}://[^\s:/?#@\"'<>\[\]]{0,128}:"
                 r"(?P<value>[^\s/\"'<>]{1,256})@[A-Za-z0-9\[]",)
 
@@ -92,6 +93,9 @@ _KEY_STEMS = (r"pass(?:word|wd|phrase|code)?|pwd|pw|requirepass|secret|token|cre
               r"|dsn|conn(?:ection)?[_.-]?str(?:ing)?"
               r"|(?:api|access|secret|private|account|signing|encryption|master|shared|storage|license"
               r"|subscription|client|session)[_.-]?key")
+_STEM_LITERALS = ("pass", "pwd", "pw", "secret", "token", "credential", "auth", "sig", "otp", "pin", "dsn", "conn",
+                  "key")
+"""One of these is in every match of ``_KEY_STEMS``, at most 13 characters into it."""
 _VALUE = (r"(?:(?:bearer|basic|token|digest|negotiate|sharedaccesssignature)[ \t]+)?"
           r"(?:\\\"(?P<value>[^\"\\\n]+)\\\"|\"(?P<value2>(?:[^\"\\\n]|\\[^\n])+)\""
           r"|'(?P<value3>[^'\\\n]+)'|`(?P<value7>[^`\n]+)`|(?P<value4>\$\{[^}\n]{0,100}\}|\{\{[^}\n]{0,100}\}\})"
@@ -121,10 +125,13 @@ class SecretAssignment(Detector):
     priority = 70
     ignore_case = True
     literals = (
-        ("pass", "pwd", "pw", "secret", "token", "credential", "auth", "sig", "otp", "pin", "dsn", "conn", "key"),
+        _STEM_LITERALS,
         ("--",), ("password", "identified"), ("-u", "--user"), ("password", "pwd"), ("mysql", "mariadb"),
         ("authori",), ("</",), ("(",),
     )
+    # a stem's literal: the stem starts at most 40 characters into the match (41 after "<"), its
+    # literal at most 13 into the stem ("subscription_key")
+    anchors = ((_STEM_LITERALS, 53), None, None, None, None, None, None, (_STEM_LITERALS, 54))
     patterns = (
         r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]{0,40}(?:" + _KEY_STEMS + r")[A-Za-z0-9_.-]{0,30})"
         r"\\?[\"']?" + _GO_TYPE + r"[ \t]*" + _OPERATOR + r"[ \t]*" + _VALUE,
@@ -166,6 +173,8 @@ class SecretAssignment(Detector):
     )
     _AUTH_KEY = re.compile(r"(?i)(?:proxy-)?authori[sz]ation")
     _SCHEME = re.compile(r"[A-Za-z][A-Za-z-]{0,30}")
+
+    within_match = False  # a scheme-less Authorization value starts before the value group
 
     def locate(self, match: re.Match[str]) -> tuple[int, int, str] | None:
         key = match.group("key") if "key" in match.re.groupindex else None

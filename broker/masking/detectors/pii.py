@@ -35,6 +35,7 @@ class Email(Detector):
     type = "email"
     priority = 55
     literals = (("@",),)
+    anchors = ((("@",), 64),)  # the local part is at most 64 characters
     patterns = (r"(?<![A-Za-z0-9._%+-])(?P<value>[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?"
                 r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24})(?![A-Za-z0-9-])",)
     triggers = (r"[A-Za-z0-9_%+-]@[A-Za-z0-9]",)
@@ -72,22 +73,49 @@ _NANP = _valid_phone("US")
 _TRUNK_CODES = [(r, phonenumbers.country_code_for_region(r)) for r in TRUNK_REGIONS]
 
 
+_TYPE_DESCS = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail",
+               "fixed_line", "mobile")
+
+
+def _desc_applies(desc: object, length: int) -> bool:
+    if desc is None or not desc.national_number_pattern:  # type: ignore[attr-defined]
+        return False
+    lengths = desc.possible_length  # type: ignore[attr-defined]
+    return not lengths or length in lengths
+
+
+@lru_cache(maxsize=512)
+def _plan(region: str, length: int) -> re.Pattern[str] | None:
+    """One pattern for "a valid national significant number of ``length`` digits in ``region``":
+    the general description's pattern (looked ahead) and any number type's, from phonenumbers'
+    own metadata, with the same length rules as its ``_number_type_helper``: the verdict of
+    ``is_valid_number_for_region`` in one regex call instead of up to eleven."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None or not _desc_applies(metadata.general_desc, length):
+        return None
+    types = [getattr(metadata, name) for name in _TYPE_DESCS
+             if not (name == "mobile" and metadata.same_mobile_and_fixed_line_pattern)]
+    sources = [d.national_number_pattern for d in types if _desc_applies(d, length)]
+    if not sources:
+        return None
+    general = metadata.general_desc.national_number_pattern
+    return re.compile(f"(?=(?:{general})\\Z)(?:" + "|".join(f"(?:{p})" for p in sources) + ")")
+
+
 @lru_cache(maxsize=16384)
 def _national_digits(digits: str) -> bool:
     """Whether ``0…`` digits are a valid national number of one of ``TRUNK_REGIONS``. Built
     from the digits directly (the trunk 0 dropped, kept for Italy) rather than parsed once per
-    region: the same verdict as ``phonenumbers.parse`` + ``is_valid_number``, several times faster."""
+    region, and checked against each region's plan (``_plan``): the same verdict as
+    ``phonenumbers.parse`` + ``is_valid_number``, many times faster (tested against it)."""
     if not 9 <= len(digits) <= 17 or digits[0] != "0":
         return False
     if digits[1] == "0":  # an international call prefix: the regions' own parsers decide
         return any(_valid_phone(region)(digits) for region, _ in _TRUNK_CODES)
-    for region, code in _TRUNK_CODES:
-        if region == "IT":
-            number = phonenumbers.PhoneNumber(country_code=code, national_number=int(digits),
-                                              italian_leading_zero=True)
-        else:
-            number = phonenumbers.PhoneNumber(country_code=code, national_number=int(digits[1:]))
-        if phonenumbers.is_valid_number_for_region(number, region):
+    for region, _ in _TRUNK_CODES:
+        nsn = digits if region == "IT" else digits[1:]  # Italy keeps its leading zero
+        plan = _plan(region, len(nsn))
+        if plan is not None and plan.fullmatch(nsn):
             return True
     return False
 
