@@ -9,27 +9,24 @@ with ``Allow: POST``: there is no server-to-client stream and no session to end.
 Authentication is the REST API's: the Entra bearer token, validated before the SDK sees the
 request; without a valid one the answer is 401 with ``WWW-Authenticate`` naming the protected
 resource metadata (RFC 9728, ``/api/.well-known/oauth-protected-resource``), so OAuth-capable
-clients find Entra themselves. The tools live in ``_mcp_tools``.
+clients find Entra themselves. The tools live in ``_mcp_tools``, the SDK server in ``_mcp_server``:
+both are imported on the first MCP call (the SDK costs ~0.9 s of a cold start that REST calls,
+approvals and timers would otherwise pay too).
 
 ``GET /api/.well-known/oauth-protected-resource``  the metadata (no authentication)
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import replace
-from typing import Any
+from types import ModuleType
 from urllib.parse import urlsplit
 
-import anyio
 import azure.durable_functions as df
 import azure.functions as func
-import mcp_types as types
-from mcp.server import Server, ServerRequestContext
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
 
-from broker.api import _mcp_tools
 from broker.api._durable import blocking
 from broker.api._http import PROBLEM, call_context, json_response, problem_response, refusal_response
 from broker.problems import BrokerError, PayloadTooLarge, Unauthenticated
@@ -37,26 +34,6 @@ from broker.runtime import Broker, get_broker
 
 bp = df.Blueprint()
 METADATA_ROUTE = ".well-known/oauth-protected-resource"
-_INSTRUCTIONS = (
-    "An access broker for databases and Kubernetes clusters. Call list_targets first: it says per target "
-    "what you may do. Use explain to ask the policy about a command without running it, query for SQL "
-    "reads, change for SQL writes (with a reason; approvals answer pending with a request_id), kubectl for "
-    "clusters, and wait_for_request to wait for an approval's outcome. Results are masked; every call is "
-    "journaled. A refused call is an error result whose problem JSON names the next tool to call.")
-
-
-async def _list_tools(ctx: ServerRequestContext, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-    return types.ListToolsResult(tools=[spec.tool() for spec in _mcp_tools.TOOLS.values()])
-
-
-async def _call_tool(ctx: ServerRequestContext, params: types.CallToolRequestParams) -> types.CallToolResult:
-    return await _mcp_tools.call_tool(params.name, params.arguments, ctx)
-
-
-server: Server[Any] = Server("agent-access-broker", version="1", instructions=_INSTRUCTIONS,
-                             on_list_tools=_list_tools, on_call_tool=_call_tool)
-
-
 def _base_url(broker: Broker, req: func.HttpRequest) -> str:
     if broker.settings.public_base_url:
         return broker.settings.public_base_url.rstrip("/")
@@ -108,12 +85,13 @@ async def mcp_endpoint(req: func.HttpRequest, client: str) -> func.HttpResponse:
         if len(body) > broker.settings.max_body_bytes:
             raise PayloadTooLarge(f"The body is larger than {broker.settings.max_body_bytes} bytes.")
         ctx = call_context(req)
-        call = _mcp_tools.McpCall(broker, principal, durable, replace(ctx, channel="mcp"))
-        token = _mcp_tools.current_call.set(call)
+        sdk = await blocking(_server)
+        call = sdk.McpCall(broker, principal, durable, replace(ctx, channel="mcp"))
+        token = sdk.current_call.set(call)
         try:
-            status, headers, payload = await _serve(req, body)
+            status, headers, payload = await sdk.serve(req, body)
         finally:
-            _mcp_tools.current_call.reset(token)
+            sdk.current_call.reset(token)
         return func.HttpResponse(payload, status_code=status, headers={
             "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", **headers})
     except Exception as error:
@@ -128,62 +106,6 @@ def _method_not_allowed(req: func.HttpRequest) -> func.HttpResponse:
                              headers={"Allow": "POST", "Cache-Control": "no-store"})
 
 
-def _wants_progress(req: func.HttpRequest, body: bytes) -> bool:
-    """A call that asked for progress (``_meta.progressToken``) from a client that reads SSE.
-
-    JSON responses have no place for notifications, so such a call is answered as an SSE body
-    instead: the progress events, then the result. The Functions host sends the body once the
-    function returns, so the events arrive together with the result, not as they happen.
-    """
-    if "text/event-stream" not in (req.headers.get("accept") or "") or b"progressToken" not in body:
-        return False
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return False
-    meta = (message.get("params") or {}).get("_meta") if isinstance(message, dict) else None
-    return isinstance(meta, dict) and "progressToken" in meta
-
-
-async def _serve(req: func.HttpRequest, body: bytes) -> tuple[int, dict[str, str], bytes]:
-    """One POST through the SDK's stateless, JSON-answering session manager, as an ASGI call."""
-    parts = urlsplit(req.url)
-    host = parts.hostname or "localhost"
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": parts.scheme or "https", "path": parts.path, "raw_path": parts.path.encode(),
-             "query_string": parts.query.encode(), "root_path": "",
-             "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in req.headers.items()],
-             "server": (host, parts.port or (443 if parts.scheme == "https" else 80)), "client": None}
-    done = anyio.Event()
-    sent_body = False
-    status, headers, chunks = 500, {}, []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent_body
-        if not sent_body:
-            sent_body = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            for name, value in message.get("headers", []):
-                headers[name.decode("latin-1")] = value.decode("latin-1")
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                done.set()
-
-    # The request carries a bearer token (no cookies), so DNS rebinding gains an attacker nothing;
-    # the host check would only refuse the front end's own host names.
-    manager = StreamableHTTPSessionManager(server, json_response=not _wants_progress(req, body), stateless=True,
-                                           security_settings=TransportSecuritySettings(
-                                               enable_dns_rebinding_protection=False))
-    async with manager.run():
-        await manager.handle_request(scope, receive, send)
-    done.set()
-    headers.pop("content-length", None)
-    return status, headers, b"".join(chunks)
+def _server() -> ModuleType:
+    """The MCP SDK server, imported once, off the event loop (``blocking``)."""
+    return importlib.import_module("broker.api._mcp_server")
