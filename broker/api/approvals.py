@@ -35,7 +35,7 @@ from broker.problems import (
     UnsupportedMediaType,
 )
 from broker.runtime import Broker, get_broker
-from broker.workflows._wait import decision_event
+from broker.workflows.wait import decision_event
 
 bp = df.Blueprint()
 MAX_FORM_BYTES = 16 * 1024
