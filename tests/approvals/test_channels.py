@@ -4,6 +4,7 @@ channel's proof (signature, named approver, single use) tried as an attacker wou
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -86,9 +87,12 @@ def test_a_decision_that_cannot_be_delivered_is_withdrawn_and_can_be_sent_again(
     accepted = channels.for_decision(inbound).receive(inbound)
     error = channels.withdraw(accepted, CTX)
     assert error.code == "workflow_unavailable" and channels.approvals(rid) == 0
-    again = _inbound(rid, raw, {signature.HEADER: signature.sign(key().value.encode(), raw)})
+    # the same signature stays spent (a replay); the sender signs again, with a later timestamp
+    with pytest.raises(BrokerError, match="replay"):
+        channels.for_decision(inbound).receive(inbound)
+    again = _inbound(rid, raw, {signature.HEADER: signature.sign(key().value.encode(), raw, int(time.time()) + 1)})
     assert channels.for_decision(again).receive(again).verdict == "approve"
-    assert parts.refusals(rid) == ["workflow_unavailable"]
+    assert parts.refusals(rid) == ["workflow_unavailable", "signature_replayed"]
 
 
 def test_without_a_token_the_entra_channel_refuses_and_journals(parts):

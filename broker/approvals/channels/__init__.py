@@ -24,7 +24,7 @@ from broker.approvals.channels.entra import Authenticator, EntraChannel
 from broker.approvals.channels.link import SignedLinkChannel
 from broker.approvals.channels.logic_app import LogicAppChannel
 from broker.approvals.decisions import Accepted, DecisionDesk
-from broker.approvals.requests import RequestStore
+from broker.approvals.ports import RequestRecords
 from broker.execute import CallContext
 from broker.problems import Unavailable
 from broker.secrets import SecretValue
@@ -33,7 +33,7 @@ from broker.secrets import SecretValue
 class ApprovalChannels:
     """Every inbound channel, and what the adapters do around them (count, withdraw)."""
 
-    def __init__(self, desk: DecisionDesk, store: RequestStore, link: SignedLinkChannel,
+    def __init__(self, desk: DecisionDesk, store: RequestRecords, link: SignedLinkChannel,
                  decision: Sequence[DecisionChannel]) -> None:
         self.desk = desk
         self._store = store
@@ -59,7 +59,7 @@ class ApprovalChannels:
         return error
 
 
-def build_channels(desk: DecisionDesk, store: RequestStore, *, authenticator: Authenticator,
+def build_channels(desk: DecisionDesk, store: RequestRecords, *, authenticator: Authenticator,
                    hmac_key: Callable[[], SecretValue], hmac_window_seconds: int) -> ApprovalChannels:
     return ApprovalChannels(desk, store, SignedLinkChannel(desk), [
         LogicAppChannel(desk, store, hmac_key, window_seconds=hmac_window_seconds),
