@@ -11,10 +11,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+NotifyChannel = Literal["email", "logic-app"]
 APP_ROOT = Path(__file__).resolve().parent.parent
 """Where function_app.py lives; relative file settings resolve against it, not the working dir."""
 
@@ -122,6 +123,9 @@ class Settings(BaseSettings):
     """Alternative to ``acs_endpoint``: an ACS connection string (keep it in Key Vault references)."""
     logic_app_url_secret: str = ""
     """Key Vault secret holding a Logic App HTTP trigger URL; when set, approvers are asked through it."""
+    approval_notify_channels: Annotated[tuple[NotifyChannel, ...], NoDecode] = ()
+    """Ask approvers on several channels at once, e.g. ``email,logic-app``. Empty: the Logic App when
+    ``logic_app_url_secret`` is set, otherwise mail (``mail_transport``). A named channel must be configured."""
 
     @field_validator("approval_automation_role")
     @classmethod
@@ -135,10 +139,21 @@ class Settings(BaseSettings):
     def _from_app_root(cls, value: Path) -> Path:
         return value if value.is_absolute() else APP_ROOT / value
 
-    @field_validator("allowed_tenants", "audiences", mode="before")
+    @field_validator("allowed_tenants", "audiences", "approval_notify_channels", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split(value)
+
+    @model_validator(mode="after")
+    def _notify_channels_are_configured(self) -> Settings:
+        """A channel named but not configured would ask nobody while the journal says it asked."""
+        if len(set(self.approval_notify_channels)) != len(self.approval_notify_channels):
+            raise ValueError("approval_notify_channels names a channel twice")
+        if "email" in self.approval_notify_channels and self.mail_transport == "none":
+            raise ValueError("approval_notify_channels names email, but mail_transport is none")
+        if "logic-app" in self.approval_notify_channels and not self.logic_app_url_secret:
+            raise ValueError("approval_notify_channels names logic-app, but logic_app_url_secret is empty")
+        return self
 
     @property
     def effective_jwks_uri(self) -> str:

@@ -17,7 +17,7 @@ from broker.api._http import authenticated, call_context, json_response, read_js
 from broker.grants import GrantBody
 from broker.identity import Principal
 from broker.runtime import Broker
-from broker.workflows._wait import REVOKE_EVENT
+from broker.workflows.wait import REVOKE_EVENT
 
 bp = df.Blueprint()
 

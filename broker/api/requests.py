@@ -22,7 +22,7 @@ from broker.api._http import authenticated, json_response, route_request_id
 from broker.identity import Principal
 from broker.problems import BadRequest
 from broker.runtime import Broker
-from broker.workflows._wait import CANCEL_EVENT
+from broker.workflows.wait import CANCEL_EVENT
 
 bp = df.Blueprint()
 log = logging.getLogger("broker.api")

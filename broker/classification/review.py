@@ -7,7 +7,7 @@ from typing import Any
 
 from broker.catalog import Target
 from broker.classification.store import Stored
-from broker.lineage.sensitivity import FREE_TEXT, decide
+from broker.lineage.sensitivity import FREE_TEXT, column_sensitivity
 
 
 def review(target: Target, stored: Stored) -> dict[str, Any]:
@@ -18,7 +18,7 @@ def review(target: Target, stored: Stored) -> dict[str, Any]:
     for row in sorted(stored.columns, key=lambda r: (not r.finding.sensitive, r.finding.key)):
         key = row.finding.key
         discovered = FREE_TEXT if (key in found or status == "tampered") else None
-        kind, source = decide(target, key, discovered)
+        kind, source = column_sensitivity(target, key, discovered)
         columns.append({**row.finding.to_dict(), "column": ".".join(key), "name": key[2], "kind": kind,
                         "decided_by": source, "verified": row.verified, "run_id": row.run_id})
     run = stored.run

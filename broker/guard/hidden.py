@@ -36,7 +36,9 @@ Kind = Literal["invisible", "mixed-script"]
 
 
 @dataclass(frozen=True)
-class Finding:
+class HiddenText:
+    """A character or identifier in a command that reads differently from what it does."""
+
     kind: Kind
     start: int
     end: int
@@ -78,19 +80,19 @@ def _scripts(word: str) -> list[str]:
     return seen
 
 
-def findings(text: str) -> list[Finding]:
+def findings(text: str) -> list[HiddenText]:
     """Every hidden character and mixed-script identifier in ``text``, in order of position."""
-    found: list[Finding] = []
+    found: list[HiddenText] = []
     for i, ch in enumerate(text):
         if is_hidden(ch):
-            found.append(Finding("invisible", i, i + 1, ch, f"U+{ord(ch):04X}", char_name(ch)))
+            found.append(HiddenText("invisible", i, i + 1, ch, f"U+{ord(ch):04X}", char_name(ch)))
     for match in _WORD.finditer(text):
         word = match.group()
         if word.isascii():
             continue
         scripts = _scripts(word)
         if len(scripts) > 1:
-            found.append(Finding("mixed-script", match.start(), match.end(), word, "", "+".join(scripts)))
+            found.append(HiddenText("mixed-script", match.start(), match.end(), word, "", "+".join(scripts)))
     return sorted(found, key=lambda f: (f.start, f.kind))
 
 

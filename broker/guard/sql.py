@@ -13,7 +13,7 @@ from typing import Any
 
 from broker.guard import Classification, Risk, sql_pglast, sql_sqlglot
 from broker.guard.sql_prefilter import prefilter
-from broker.guard.sql_rules import Finding
+from broker.guard.sql_rules import SqlFinding
 
 DIALECTS = ("postgres", "mysql", "tsql")
 ALIASES = {"postgresql": "postgres", "pg": "postgres", "mariadb": "mysql", "mssql": "tsql",
@@ -25,9 +25,9 @@ def classify_sql(sql: str, dialect: str) -> Classification:
     """Classify one SQL statement; anything not positively a plain read is not a read."""
     dialect = ALIASES.get(dialect, dialect)
     if dialect not in DIALECTS:
-        return _result([Finding(Risk.UNKNOWN, f"unknown SQL dialect {dialect!r}")], "", dialect, ())
+        return _result([SqlFinding(Risk.UNKNOWN, f"unknown SQL dialect {dialect!r}")], "", dialect, ())
     if not isinstance(sql, str):
-        return _result([Finding(Risk.UNKNOWN, "the command is not text")], "", dialect, ())
+        return _result([SqlFinding(Risk.UNKNOWN, "the command is not text")], "", dialect, ())
     parsers = ("sqlglot", "pglast") if dialect == "postgres" else ("sqlglot",)
     try:
         refused = prefilter(sql, dialect)
@@ -38,14 +38,14 @@ def classify_sql(sql: str, dialect: str) -> Classification:
             pg_name, pg_findings = sql_pglast.walk_pglast(sql)
             name, findings = pg_name or name, pg_findings + findings  # PostgreSQL's reasons first
     except Exception as exc:  # a classifier bug must never let a statement through as a read
-        return _result([Finding(Risk.UNKNOWN, f"the classifier failed ({type(exc).__name__})")], "", dialect,
+        return _result([SqlFinding(Risk.UNKNOWN, f"the classifier failed ({type(exc).__name__})")], "", dialect,
                        parsers)
     if not findings:
-        findings = [Finding(Risk.UNKNOWN, "the classifier found nothing to go on")]
+        findings = [SqlFinding(Risk.UNKNOWN, "the classifier found nothing to go on")]
     return _result(findings, name, dialect, parsers)
 
 
-def _result(findings: list[Finding], statement: str, dialect: str, parsers: tuple[str, ...]) -> Classification:
+def _result(findings: list[SqlFinding], statement: str, dialect: str, parsers: tuple[str, ...]) -> Classification:
     ranked = sorted(findings, key=lambda f: -f.risk.severity)  # stable: the first reason of a class wins
     worst = ranked[0]
     reasons: list[str] = []
@@ -62,7 +62,7 @@ def _result(findings: list[Finding], statement: str, dialect: str, parsers: tupl
                           details=details)
 
 
-def _invalid(findings: list[Finding], dialect: str) -> dict[str, Any] | None:
+def _invalid(findings: list[SqlFinding], dialect: str) -> dict[str, Any] | None:
     """Why the text is not one valid statement, for the caller to fix (None when it is one).
 
     For PostgreSQL only PostgreSQL's own grammar (pglast, whose findings come first) can call a
@@ -80,7 +80,7 @@ def _invalid(findings: list[Finding], dialect: str) -> dict[str, Any] | None:
     return None
 
 
-def escalate(classification: Classification, findings: list[Finding], source: str) -> Classification:
+def escalate(classification: Classification, findings: list[SqlFinding], source: str) -> Classification:
     """``classification`` made at least as severe as ``findings`` (found by ``source``, e.g. the
     target's catalog); unchanged when they add nothing worse."""
     worse = [f for f in findings if f.risk.severity > Risk.READ.severity]

@@ -25,7 +25,7 @@ import sqlglot
 from sqlglot import exp
 
 from broker.guard import Risk
-from broker.guard.sql_rules import Finding
+from broker.guard.sql_rules import SqlFinding
 
 Query = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 """(SQL with %s placeholders, parameters) -> rows; run by the engine on the target."""
@@ -59,14 +59,14 @@ class ViewResolver:
         self._views: dict[str, tuple[float, dict[Name, str | None]]] = {}
         self._lock = threading.Lock()
 
-    def findings(self, target: str, sql: str, default_schema: str, query: Query) -> list[Finding]:
+    def findings(self, target: str, sql: str, default_schema: str, query: Query) -> list[SqlFinding]:
         """The reasons the views a statement names make it more than a read (empty: it stays one)."""
         from broker.guard.sql import classify_sql  # the classifier, applied to each view's definition
 
         views = self._definitions(target, query)
         if not views:
             return []
-        out: list[Finding] = []
+        out: list[SqlFinding] = []
         seen: set[Name] = set()
         pending = [(name, 0) for name in relations(sql, default_schema)]
         while pending:
@@ -77,20 +77,20 @@ class ViewResolver:
             label = f"{name[0]}.{name[1]}"
             definition = views[name]
             if not definition:
-                out.append(Finding(Risk.UNKNOWN, f"the definition of view {label} is not visible to the broker's "
+                out.append(SqlFinding(Risk.UNKNOWN, f"the definition of view {label} is not visible to the broker's "
                                                  "role (it needs SHOW VIEW), so what it calls is unknown"))
                 continue
             if depth >= _MAX_DEPTH:
-                out.append(Finding(Risk.UNKNOWN, f"view {label} nests views more than {_MAX_DEPTH} deep"))
+                out.append(SqlFinding(Risk.UNKNOWN, f"view {label} nests views more than {_MAX_DEPTH} deep"))
                 continue
             verdict = classify_sql(definition, "mysql")
             if verdict.risk is not Risk.READ:
-                out.append(Finding(verdict.risk, f"view {label} runs {verdict.reason}"))
+                out.append(SqlFinding(verdict.risk, f"view {label} runs {verdict.reason}"))
                 continue
             try:
                 pending.extend((inner, depth + 1) for inner in relations(definition, name[0]))
             except sqlglot.errors.ParseError:
-                out.append(Finding(Risk.UNKNOWN, f"the definition of view {label} could not be parsed"))
+                out.append(SqlFinding(Risk.UNKNOWN, f"the definition of view {label} could not be parsed"))
         return out
 
     def _definitions(self, target: str, query: Query) -> dict[Name, str | None]:

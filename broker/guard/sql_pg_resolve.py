@@ -31,7 +31,7 @@ from pglast.parser import ParseError, parse_sql_json
 
 from broker.guard import Risk
 from broker.guard.sql_pglast import _nodes, _wrapped
-from broker.guard.sql_rules import PG_HARMLESS_VOLATILE, Finding, pg_dangerous
+from broker.guard.sql_rules import PG_HARMLESS_VOLATILE, SqlFinding, pg_dangerous
 
 Query = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 """(SQL with %s placeholders, parameters) -> rows; run by the engine on the target."""
@@ -129,17 +129,17 @@ class Proc:
     language: str
 
 
-def judge(proc: Proc) -> Finding | None:
+def judge(proc: Proc) -> SqlFinding | None:
     """None when the function is on the allowlist, else why calling it is not a read."""
     danger = pg_dangerous(proc.name.lower())
     if danger is not None:
         return danger
     if proc.schema != "pg_catalog":
-        return Finding(Risk.EXEC, f"{proc.schema}.{proc.name}() is a user-defined function ({proc.language}); "
+        return SqlFinding(Risk.EXEC, f"{proc.schema}.{proc.name}() is a user-defined function ({proc.language}); "
                                   "the broker cannot prove it harmless")
     if proc.volatility in ("i", "s") or proc.name in PG_HARMLESS_VOLATILE:
         return None
-    return Finding(Risk.WRITE, f"{proc.name}() is a volatile built-in that may change data or server state")
+    return SqlFinding(Risk.WRITE, f"{proc.name}() is a volatile built-in that may change data or server state")
 
 
 _PROC_COLUMNS = ("p.oid, n.nspname, p.proname, p.provolatile, l.lanname FROM pg_proc p "
@@ -191,7 +191,7 @@ _PROCS = f"SELECT {_PROC_COLUMNS} WHERE p.oid = ANY (%s::oid[])"
 @dataclass
 class _Cache:
     created: float
-    verdicts: dict[tuple[str, str, str], tuple[Finding, ...]] = field(default_factory=dict)
+    verdicts: dict[tuple[str, str, str], tuple[SqlFinding, ...]] = field(default_factory=dict)
 
 
 class CatalogResolver:
@@ -209,18 +209,18 @@ class CatalogResolver:
                 cache = self._caches[target] = _Cache(time.monotonic())
             return cache
 
-    def findings(self, target: str, sql: str, query: Query) -> list[Finding]:
+    def findings(self, target: str, sql: str, query: Query) -> list[SqlFinding]:
         """Every reason the statement is not a read, as the target resolves it (empty: a read).
 
         ``query`` is called only for what the cache does not hold yet; its errors propagate."""
         refs = references(sql)
         if refs is None:
-            return [Finding(Risk.UNKNOWN, "PostgreSQL's grammar rejects the command")]
+            return [SqlFinding(Risk.UNKNOWN, "PostgreSQL's grammar rejects the command")]
         return _dedupe(self._resolve(self._cache(target), refs, query, 0))
 
-    def _resolve(self, cache: _Cache, refs: References, query: Query, depth: int) -> list[Finding]:
+    def _resolve(self, cache: _Cache, refs: References, query: Query, depth: int) -> list[SqlFinding]:
         if depth > _MAX_DEPTH:
-            return [Finding(Risk.UNKNOWN, f"views nest more than {_MAX_DEPTH} deep")]
+            return [SqlFinding(Risk.UNKNOWN, f"views nest more than {_MAX_DEPTH} deep")]
         wanted = {"call": refs.calls, "attribute": refs.attributes, "operator": refs.operators,
                   "type": refs.types, "relation": refs.relations}
         missing = {kind: sorted(n for n in names if (kind, *n) not in cache.verdicts) for kind, names in wanted.items()}
@@ -228,15 +228,15 @@ class CatalogResolver:
             fresh = self._lookup(cache, missing, query, depth)
             with self._lock:
                 cache.verdicts.update(fresh)
-        out: list[Finding] = []
+        out: list[SqlFinding] = []
         for kind, names in wanted.items():
             for name in names:
                 out.extend(cache.verdicts.get((kind, *name), ()))
         return out
 
     def _lookup(self, cache: _Cache, missing: dict[str, list[Name]], query: Query,
-                depth: int) -> dict[tuple[str, str, str], tuple[Finding, ...]]:
-        verdicts: dict[tuple[str, str, str], list[Finding]] = {}
+                depth: int) -> dict[tuple[str, str, str], tuple[SqlFinding, ...]]:
+        verdicts: dict[tuple[str, str, str], list[SqlFinding]] = {}
 
         def columns(names: list[Name]) -> tuple[list[str], list[str]]:
             return [s for s, _ in names], [n for _, n in names]
@@ -246,7 +246,7 @@ class CatalogResolver:
                 found = judge(Proc(int(proc[0]), str(proc[1]), str(proc[2]), str(proc[3]), str(proc[4])))
                 if found is not None:
                     verdicts.setdefault((kind, s, n), []).append(
-                        Finding(found.risk, f"{what.format(_show(s, n))} resolves to {proc[1]}.{proc[2]}(): "
+                        SqlFinding(found.risk, f"{what.format(_show(s, n))} resolves to {proc[1]}.{proc[2]}(): "
                                             f"{found.reason}"))
                 else:
                     verdicts.setdefault((kind, s, n), [])
@@ -255,7 +255,7 @@ class CatalogResolver:
             add_procs("call", query(_CALLS, columns(missing["call"])), "{}()")
             for s, n in missing["call"]:
                 if ("call", s, n) not in verdicts:
-                    verdicts[("call", s, n)] = [Finding(Risk.UNKNOWN, f"no function {_show(s, n)}() is visible on "
+                    verdicts[("call", s, n)] = [SqlFinding(Risk.UNKNOWN, f"no function {_show(s, n)}() is visible on "
                                                                       "the target; the broker cannot say what it does")]
         if missing["attribute"]:
             add_procs("attribute", query(_ATTRIBUTES, columns(missing["attribute"])),
@@ -267,7 +267,7 @@ class CatalogResolver:
             known = {(str(s), str(n)) for s, n in query(_TYPE_NAMES, columns(missing["type"]))}
             for s, n in missing["type"]:
                 if (s, n) not in known:
-                    verdicts[("type", s, n)] = [Finding(Risk.UNKNOWN,
+                    verdicts[("type", s, n)] = [SqlFinding(Risk.UNKNOWN,
                                                         f"no type {_show(s, n)} is visible on the target")]
         if missing["relation"]:
             for row in query(_RELATIONS, columns(missing["relation"])):
@@ -278,35 +278,36 @@ class CatalogResolver:
                 verdicts.setdefault((kind, s, n), [])
         return {key: tuple(found) for key, found in verdicts.items()}
 
-    def _relation(self, cache: _Cache, row: tuple[Any, ...], query: Query, depth: int) -> list[Finding]:
+    def _relation(self, cache: _Cache, row: tuple[Any, ...], query: Query, depth: int) -> list[SqlFinding]:
         s, n, oid, relkind, schema, relname, viewdef, policies, children = row
         if oid is None:
-            return [Finding(Risk.UNKNOWN, f"no relation {_show(s, n)} is visible on the target; "
+            return [SqlFinding(Risk.UNKNOWN, f"no relation {_show(s, n)} is visible on the target; "
                                           "the broker cannot say what reading it runs")]
         if relkind == "f":
-            return [Finding(Risk.EXEC, f"{schema}.{relname} is a foreign table: reading it queries another server, "
+            return [SqlFinding(Risk.EXEC, f"{schema}.{relname} is a foreign table: reading it queries another server, "
                                        "outside the read-only transaction")]
-        found: list[Finding] = []
+        found: list[SqlFinding] = []
         texts = ([("its view definition", viewdef)] if viewdef else []) + [
             ("a row-level security policy", f"SELECT {expr}") for expr in policies or ()]
         for what, text in texts:
             refs = references(str(text).strip().rstrip(";"))
             if refs is None:
-                found.append(Finding(Risk.UNKNOWN, f"{what} of {schema}.{relname} could not be parsed"))
+                found.append(SqlFinding(Risk.UNKNOWN, f"{what} of {schema}.{relname} could not be parsed"))
                 continue
             for inner in self._resolve(cache, refs, query, depth + 1):
-                found.append(Finding(inner.risk, f"reading {schema}.{relname} runs {what}: {inner.reason}"))
+                found.append(SqlFinding(inner.risk, f"reading {schema}.{relname} runs {what}: {inner.reason}"))
         if children:  # names quoted by the server; parsed, never run
             refs = references("SELECT 1 FROM " + ", ".join(children))  # noqa: S608
             for inner in self._resolve(cache, refs or References(), query, depth + 1):
-                found.append(Finding(inner.risk, f"reading {schema}.{relname} also reads a partition: {inner.reason}"))
+                found.append(SqlFinding(inner.risk,
+                                        f"reading {schema}.{relname} also reads a partition: {inner.reason}"))
         return found
 
 
 _MAX_DEPTH = 16
 
 
-def _dedupe(findings: list[Finding]) -> list[Finding]:
+def _dedupe(findings: list[SqlFinding]) -> list[SqlFinding]:
     return list(dict.fromkeys(findings))
 
 

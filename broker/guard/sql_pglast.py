@@ -19,15 +19,15 @@ from pglast.parser import ParseError, parse_sql_json
 
 from broker.guard import Risk
 from broker.guard.sql_bounded import UNBOUNDED, pg_bounded
-from broker.guard.sql_rules import Finding, function_finding, pg_attribute_finding, words
+from broker.guard.sql_rules import SqlFinding, function_finding, pg_attribute_finding, words
 
 
-def _f(risk: Risk, reason: str) -> Finding:
-    return Finding(risk, reason)
+def _f(risk: Risk, reason: str) -> SqlFinding:
+    return SqlFinding(risk, reason)
 
 
 _SESSION = "changes session or transaction state, which the broker manages itself"
-_STATEMENTS: dict[str, Finding] = {
+_STATEMENTS: dict[str, SqlFinding] = {
     "VariableShowStmt": _f(Risk.READ, "SHOW reads a setting"),
     "InsertStmt": _f(Risk.WRITE, "INSERT adds rows"),
     "MergeStmt": _f(Risk.WRITE, "MERGE changes rows"),
@@ -84,31 +84,31 @@ _KEYWORDS = {  # for the reason text: node type -> what a person typed
 _PRIVILEGED_SETTINGS = {"role", "session_authorization"}
 
 
-def walk_pglast(sql: str) -> tuple[str, list[Finding]]:
+def walk_pglast(sql: str) -> tuple[str, list[SqlFinding]]:
     """The statement's name and every finding about it (a READ finding when it is a plain read)."""
     try:
         parsed = json.loads(parse_sql_json(sql))
     except ParseError as exc:
         message, position = (*exc.args, None, None)[:2]
-        return "", [Finding(Risk.UNKNOWN, f"PostgreSQL's grammar rejects the command ({message})",
+        return "", [SqlFinding(Risk.UNKNOWN, f"PostgreSQL's grammar rejects the command ({message})",
                             problem="invalid_sql", position=position if isinstance(position, int) else None)]
     except RecursionError:
-        return "", [Finding(Risk.UNKNOWN, "the command nests too deeply to parse")]
+        return "", [SqlFinding(Risk.UNKNOWN, "the command nests too deeply to parse")]
     statements = parsed.get("stmts") or []
     if len(statements) != 1:
-        return "", [Finding(Risk.UNKNOWN, f"expected exactly one statement, found {len(statements)}",
+        return "", [SqlFinding(Risk.UNKNOWN, f"expected exactly one statement, found {len(statements)}",
                             problem="multiple_statements" if statements else "invalid_sql")]
     root = _wrapped(statements[0].get("stmt"))
     if root is None:
-        return "", [Finding(Risk.UNKNOWN, "PostgreSQL's parse tree has an unexpected shape")]
-    findings: list[Finding] = []
+        return "", [SqlFinding(Risk.UNKNOWN, "PostgreSQL's parse tree has an unexpected shape")]
+    findings: list[SqlFinding] = []
     for kind, fields in _nodes(*root):
         found = _node(kind, fields)
         if found is not None:
             findings.append(found)
     name = _statement_name(root[0])
     if not findings:
-        findings.append(Finding(Risk.UNKNOWN, f"{name} is not a statement the broker recognises"))
+        findings.append(SqlFinding(Risk.UNKNOWN, f"{name} is not a statement the broker recognises"))
     return name, findings
 
 
@@ -155,36 +155,36 @@ def _nodes(kind: str, fields: dict[str, Any]) -> Iterator[Node]:
                 stack.extend(_wrapped(item) or ("", item) for item in value if isinstance(item, dict))
 
 
-def _node(kind: str, fields: dict[str, Any]) -> Finding | None:
+def _node(kind: str, fields: dict[str, Any]) -> SqlFinding | None:
     if kind == "SelectStmt":
         if "intoClause" in fields:
-            return Finding(Risk.SCHEMA, "SELECT ... INTO creates a table")
+            return SqlFinding(Risk.SCHEMA, "SELECT ... INTO creates a table")
         if fields.get("lockingClause"):
-            return Finding(Risk.WRITE, "FOR UPDATE / FOR SHARE locks the rows it reads")
-        return None if "larg" in fields else Finding(Risk.READ, "a plain SELECT")
+            return SqlFinding(Risk.WRITE, "FOR UPDATE / FOR SHARE locks the rows it reads")
+        return None if "larg" in fields else SqlFinding(Risk.READ, "a plain SELECT")
     if kind in ("UpdateStmt", "DeleteStmt"):
         return _dml_with_where("UPDATE" if kind == "UpdateStmt" else "DELETE", fields)
     if kind == "ExplainStmt":
         options = [_wrapped(o) for o in fields.get("options") or ()]
         analyze = any(o is not None and o[1].get("defname") == "analyze" for o in options)
-        return Finding(Risk.READ, "EXPLAIN ANALYZE of a read" if analyze else "EXPLAIN of a read")
+        return SqlFinding(Risk.READ, "EXPLAIN ANALYZE of a read" if analyze else "EXPLAIN of a read")
     if kind == "CopyStmt":
         return _copy(fields)
     if kind == "VariableSetStmt":
         name = str(fields.get("name") or "")
         if name.lower() in _PRIVILEGED_SETTINGS:
-            return Finding(Risk.PRIVILEGE, f"SET {name} changes the acting role")
-        return Finding(Risk.SESSION, f"SET / RESET {_SESSION}")
+            return SqlFinding(Risk.PRIVILEGE, f"SET {name} changes the acting role")
+        return SqlFinding(Risk.SESSION, f"SET / RESET {_SESSION}")
     if kind == "VacuumStmt":
-        return Finding(Risk.ADMIN, ("VACUUM reclaims storage" if fields.get("is_vacuumcmd")
+        return SqlFinding(Risk.ADMIN, ("VACUUM reclaims storage" if fields.get("is_vacuumcmd")
                                     else "ANALYZE rewrites table statistics"))
     if kind == "AlterTableStmt":
         subtypes = {(_wrapped(c) or ("", {}))[1].get("subtype") for c in fields.get("cmds") or ()}
         if "AT_DropColumn" in subtypes:
-            return Finding(Risk.DESTRUCTIVE, "ALTER TABLE ... DROP COLUMN destroys the column's data")
+            return SqlFinding(Risk.DESTRUCTIVE, "ALTER TABLE ... DROP COLUMN destroys the column's data")
         if "AT_ChangeOwner" in subtypes:
-            return Finding(Risk.PRIVILEGE, "ALTER ... OWNER TO changes ownership")
-        return Finding(Risk.SCHEMA, "ALTER TABLE changes the schema")
+            return SqlFinding(Risk.PRIVILEGE, "ALTER ... OWNER TO changes ownership")
+        return SqlFinding(Risk.SCHEMA, "ALTER TABLE changes the schema")
     if kind == "FuncCall":
         parts = [str((_wrapped(p) or ("", {}))[1].get("sval", "")) for p in fields.get("funcname") or ()]
         schema = parts[-2] if len(parts) >= 2 else None
@@ -201,32 +201,32 @@ def _node(kind: str, fields: dict[str, Any]) -> Finding | None:
     if kind.endswith("Stmt") and kind != "RawStmt":
         finding = _STATEMENTS.get(kind)
         if finding is None:
-            return Finding(Risk.UNKNOWN, f"{kind} is not a statement the broker recognises")
+            return SqlFinding(Risk.UNKNOWN, f"{kind} is not a statement the broker recognises")
         if finding.reason[0].islower():  # a group's reason: say which statement it is
-            return Finding(finding.risk, f"{_keyword(kind)} {finding.reason}")
+            return SqlFinding(finding.risk, f"{_keyword(kind)} {finding.reason}")
         return finding
     return None
 
 
-def _dml_with_where(word: str, fields: dict[str, Any]) -> Finding:
+def _dml_with_where(word: str, fields: dict[str, Any]) -> SqlFinding:
     node = _wrapped(fields.get("whereClause"))
     if node is None:
-        return Finding(Risk.DESTRUCTIVE, f"{word} without WHERE changes every row")
+        return SqlFinding(Risk.DESTRUCTIVE, f"{word} without WHERE changes every row")
     if node[0] == "CurrentOfExpr":
-        return Finding(Risk.WRITE, f"{word} changes the cursor's row")
+        return SqlFinding(Risk.WRITE, f"{word} changes the cursor's row")
     if not pg_bounded(fields, _nodes, _wrapped):
-        return Finding(Risk.DESTRUCTIVE, UNBOUNDED.format(word))
-    return Finding(Risk.WRITE, f"{word} changes rows")
+        return SqlFinding(Risk.DESTRUCTIVE, UNBOUNDED.format(word))
+    return SqlFinding(Risk.WRITE, f"{word} changes rows")
 
 
-def _copy(fields: dict[str, Any]) -> Finding:
+def _copy(fields: dict[str, Any]) -> SqlFinding:
     if fields.get("is_program"):
-        return Finding(Risk.EXEC, "COPY ... PROGRAM runs a shell command on the database server")
+        return SqlFinding(Risk.EXEC, "COPY ... PROGRAM runs a shell command on the database server")
     if fields.get("filename"):
-        return Finding(Risk.ADMIN, "COPY reads or writes a file on the database server")
+        return SqlFinding(Risk.ADMIN, "COPY reads or writes a file on the database server")
     if fields.get("is_from"):
-        return Finding(Risk.WRITE, "COPY FROM loads rows")
-    return Finding(Risk.ADMIN, "COPY TO STDOUT needs the copy protocol, which the broker does not relay; "
+        return SqlFinding(Risk.WRITE, "COPY FROM loads rows")
+    return SqlFinding(Risk.ADMIN, "COPY TO STDOUT needs the copy protocol, which the broker does not relay; "
                                "use SELECT")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from broker.guard import Risk
-from broker.guard.sql_rules import Finding
+from broker.guard.sql_rules import SqlFinding
 
 MAX_SQL_CHARS = 100_000
 
@@ -25,31 +25,31 @@ _MYSQL_EXECUTABLE = re.compile(r"/\*[mM]?!")
 _UNICODE_SPACE = re.compile(r"[\u0085\u00a0\u1680\u2000-\u200f\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]")
 
 
-def prefilter(sql: str, dialect: str) -> Finding | None:
+def prefilter(sql: str, dialect: str) -> SqlFinding | None:
     """None when the text may go to the parsers, else why it is refused (always ``unknown``)."""
     if not sql.strip():
-        return Finding(Risk.UNKNOWN, "the command is empty", problem="invalid_sql")
+        return SqlFinding(Risk.UNKNOWN, "the command is empty", problem="invalid_sql")
     if len(sql) > MAX_SQL_CHARS:
-        return Finding(Risk.UNKNOWN, f"the command is longer than {MAX_SQL_CHARS} characters")
+        return SqlFinding(Risk.UNKNOWN, f"the command is longer than {MAX_SQL_CHARS} characters")
     if "\x00" in sql:
-        return Finding(Risk.UNKNOWN, "the command contains a NUL byte")
+        return SqlFinding(Risk.UNKNOWN, "the command contains a NUL byte")
     if _CONTROL.search(sql):
-        return Finding(Risk.UNKNOWN, "the command contains a control character")
+        return SqlFinding(Risk.UNKNOWN, "the command contains a control character")
     if _LONE_CR.search(sql):
-        return Finding(Risk.UNKNOWN, "the command contains a carriage return without a line feed "
+        return SqlFinding(Risk.UNKNOWN, "the command contains a carriage return without a line feed "
                                      "(parsers disagree on where such a line ends)")
     if _UNICODE_SPACE.search(sql):
-        return Finding(Risk.UNKNOWN, "the command contains invisible or non-ASCII white space")
+        return SqlFinding(Risk.UNKNOWN, "the command contains invisible or non-ASCII white space")
     if _META_LINE.search(sql):
-        return Finding(Risk.UNKNOWN, "a line starts with a backslash: client meta-commands "
+        return SqlFinding(Risk.UNKNOWN, "a line starts with a backslash: client meta-commands "
                                      "(psql \\! or \\copy, mysql \\G) are not SQL")
     if dialect == "tsql":
         if _GO_LINE.search(sql):
-            return Finding(Risk.UNKNOWN, "GO separates batches (more than one statement); send one statement",
+            return SqlFinding(Risk.UNKNOWN, "GO separates batches (more than one statement); send one statement",
                            problem="multiple_statements")
         if _SQLCMD_LINE.search(sql):
-            return Finding(Risk.UNKNOWN, "a line starts with a sqlcmd command (:r, :!!, !!), which is not SQL")
+            return SqlFinding(Risk.UNKNOWN, "a line starts with a sqlcmd command (:r, :!!, !!), which is not SQL")
     if dialect == "mysql" and _MYSQL_EXECUTABLE.search(sql):
-        return Finding(Risk.UNKNOWN, "MySQL executable comments (/*! ... */) run code that parsers "
+        return SqlFinding(Risk.UNKNOWN, "MySQL executable comments (/*! ... */) run code that parsers "
                                      "treat as a comment")
     return None

@@ -1,6 +1,6 @@
 """What makes SQL dangerous beyond its statement type: functions and procedures, per dialect.
 
-A ``Finding`` is one reason a statement is not a plain read. Function calls are judged by name
+A ``SqlFinding`` is one reason a statement is not a plain read. Function calls are judged by name
 (lower-cased, schema stripped only for the system schema): first the dangerous lists below (a
 precise reason for the approval page), then the built-ins known to be free of side effects; any
 other function is ``exec``, because a user-defined function can change data. The database's
@@ -18,7 +18,7 @@ from broker.guard.sql_pg_builtins import VOLATILE as PG_VOLATILE
 
 
 @dataclass(frozen=True)
-class Finding:
+class SqlFinding:
     """One reason a statement is not a plain read (or, with ``Risk.READ``, why it is one)."""
 
     risk: Risk
@@ -35,15 +35,15 @@ def words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-def _table(risk: Risk, reason: str, names: str) -> dict[str, Finding]:
-    return {name: Finding(risk, reason.replace("{}", name)) for name in names.split()}
+def _table(risk: Risk, reason: str, names: str) -> dict[str, SqlFinding]:
+    return {name: SqlFinding(risk, reason.replace("{}", name)) for name in names.split()}
 
 
 _FILE_READ = "{}() reads files on the database server"
 _NO_SEE = "{}() runs SQL text the broker cannot inspect"
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
-PG_DANGEROUS: dict[str, Finding] = {
+PG_DANGEROUS: dict[str, SqlFinding] = {
     **_table(Risk.EXEC, "{}() opens a connection to another database, outside the read-only transaction",
              "dblink dblink_exec dblink_connect dblink_connect_u dblink_send_query dblink_open dblink_fetch "
              "dblink_get_result dblink_disconnect dblink_close dblink_cancel_query dblink_get_connections "
@@ -93,7 +93,7 @@ PG_DANGEROUS: dict[str, Finding] = {
     **_table(Risk.ADMIN, "{}() only waits, holding a database connection (no read needs it)",
              "pg_sleep pg_sleep_for pg_sleep_until pg_wait_for_backend_termination"),
 }
-PG_DANGEROUS_PREFIXES = {"dblink": PG_DANGEROUS["dblink"], "binary_upgrade_": Finding(
+PG_DANGEROUS_PREFIXES = {"dblink": PG_DANGEROUS["dblink"], "binary_upgrade_": SqlFinding(
     Risk.ADMIN, "binary_upgrade_*() functions are for pg_upgrade only")}
 
 # Volatile built-ins that only read (or only compute); the rest of VOLATILE is treated as a write.
@@ -115,7 +115,7 @@ pg_replication_origin_session_is_setup pg_show_replication_origin_status current
 """)
 
 # --- MySQL / MariaDB ----------------------------------------------------------------------------
-MYSQL_DANGEROUS: dict[str, Finding] = {
+MYSQL_DANGEROUS: dict[str, SqlFinding] = {
     **_table(Risk.ADMIN, _FILE_READ, "load_file"),
     **_table(Risk.EXEC, "{}() runs an operating-system command (lib_mysqludf_sys)", "sys_exec sys_eval"),
     **_table(Risk.ADMIN, "{}() changes the server's environment (lib_mysqludf_sys)", "sys_set sys_get"),
@@ -167,7 +167,7 @@ st_srid st_startpoint st_symdifference st_touches st_union st_within st_x st_y
 """)
 
 # --- SQL Server / Azure SQL ---------------------------------------------------------------------
-TSQL_DANGEROUS: dict[str, Finding] = {
+TSQL_DANGEROUS: dict[str, SqlFinding] = {
     **_table(Risk.EXEC, "{}() reads files or queries another server, outside the broker's view",
              "openrowset opendatasource openquery"),
     **_table(Risk.ADMIN, _FILE_READ, "fn_get_audit_file fn_xe_file_target_read_file fn_trace_gettable"),
@@ -201,7 +201,7 @@ openjson openxml contains containstable freetexttable freetext
 """)
 
 # T-SQL procedures by name; anything else an EXEC calls is ``exec`` (a procedure can do anything).
-TSQL_PROCEDURES: dict[str, Finding] = {
+TSQL_PROCEDURES: dict[str, SqlFinding] = {
     **_table(Risk.EXEC, "{} runs an operating-system command", "xp_cmdshell"),
     **_table(Risk.EXEC, "{} runs SQL text the broker cannot inspect", "sp_executesql sp_execute sp_prepexec"),
     **_table(Risk.EXEC, "{} runs COM/OLE automation code", "sp_oacreate sp_oamethod sp_oasetproperty"),
@@ -215,7 +215,7 @@ TSQL_PROCEDURES: dict[str, Finding] = {
 }
 
 
-def function_finding(dialect: str, name: str, schema: str | None = None, n_args: int = 0) -> Finding | None:
+def function_finding(dialect: str, name: str, schema: str | None = None, n_args: int = 0) -> SqlFinding | None:
     """None when ``name`` is a built-in known to be free of side effects, else why it is not."""
     lower = name.lower()
     system = schema is None or schema.lower() in _SYSTEM_SCHEMAS[dialect]
@@ -228,13 +228,13 @@ def function_finding(dialect: str, name: str, schema: str | None = None, n_args:
         if system and (lower in PG_STABLE or lower in PG_HARMLESS_VOLATILE):
             return None
         if system and lower in PG_VOLATILE:
-            return Finding(Risk.WRITE, f"{lower}() is a volatile built-in that may change data or server state")
+            return SqlFinding(Risk.WRITE, f"{lower}() is a volatile built-in that may change data or server state")
         return _user_function(name, schema)
     if dialect == "mysql":
         if lower in MYSQL_DANGEROUS:
             return MYSQL_DANGEROUS[lower]
         if lower == "last_insert_id" and n_args:
-            return Finding(Risk.SESSION, "last_insert_id(expr) changes session state")
+            return SqlFinding(Risk.SESSION, "last_insert_id(expr) changes session state")
         if system and (lower in MYSQL_BUILTINS or lower == "last_insert_id"):
             return None
         return _user_function(name, schema)
@@ -245,39 +245,39 @@ def function_finding(dialect: str, name: str, schema: str | None = None, n_args:
     return _user_function(name, schema)
 
 
-def pg_dangerous(name: str) -> Finding | None:
+def pg_dangerous(name: str) -> SqlFinding | None:
     """The reason a PostgreSQL function of this name is dangerous whatever its schema, if listed."""
     return PG_DANGEROUS.get(name) or next(
         (f for prefix, f in PG_DANGEROUS_PREFIXES.items() if name.startswith(prefix)), None)
 
 
-def pg_attribute_finding(name: str) -> Finding | None:
+def pg_attribute_finding(name: str) -> SqlFinding | None:
     """``x.name`` / ``(x).name`` is a call of ``name(x)`` when ``x`` has no such field: judged here
     when ``name`` is a known dangerous or volatile built-in; any other name is left to the target's
     catalog (``sql_pg_resolve``), since most such names are plain columns."""
     lower = name.lower()
     finding = pg_dangerous(lower)
     if finding is None and lower in PG_VOLATILE and lower not in PG_HARMLESS_VOLATILE:
-        finding = Finding(Risk.WRITE, f"{lower}() is a volatile built-in that may change data or server state")
+        finding = SqlFinding(Risk.WRITE, f"{lower}() is a volatile built-in that may change data or server state")
     if finding is None:
         return None
-    return Finding(finding.risk, f"attribute notation .{lower} calls a function: {finding.reason}")
+    return SqlFinding(finding.risk, f"attribute notation .{lower} calls a function: {finding.reason}")
 
 
-def procedure_finding(dialect: str, name: str) -> Finding:
+def procedure_finding(dialect: str, name: str) -> SqlFinding:
     """Why calling this procedure is not a read (it never is)."""
     lower = name.lower().rsplit(".", 1)[-1]
     if dialect == "tsql":
         if lower in TSQL_PROCEDURES:
             return TSQL_PROCEDURES[lower]
         if lower.startswith("xp_"):
-            return Finding(Risk.EXEC, f"{lower} is an extended stored procedure (code outside the SQL sandbox)")
-    return Finding(Risk.EXEC, f"{name} is a stored procedure the broker cannot inspect; it can change data")
+            return SqlFinding(Risk.EXEC, f"{lower} is an extended stored procedure (code outside the SQL sandbox)")
+    return SqlFinding(Risk.EXEC, f"{name} is a stored procedure the broker cannot inspect; it can change data")
 
 
-def _user_function(name: str, schema: str | None) -> Finding:
+def _user_function(name: str, schema: str | None) -> SqlFinding:
     full = f"{schema}.{name}" if schema else name
-    return Finding(Risk.EXEC, f"{full}() is not a built-in the broker knows to be read-only "
+    return SqlFinding(Risk.EXEC, f"{full}() is not a built-in the broker knows to be read-only "
                               "(a user-defined function can change data)")
 
 

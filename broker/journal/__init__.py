@@ -7,7 +7,7 @@ all and names what was edited, deleted, inserted, reordered or replaced. Nothing
 Design: docs/journal.md.
 """
 
-from broker.journal.findings import Finding, VerifyReport
+from broker.journal.findings import IntegrityFinding, VerifyReport
 from broker.journal.query import AUDITOR_ROLE, JournalQuery, parse_when, require_auditor
 from broker.journal.reader import JournalReader, StoredRecord
 from broker.journal.records import SCHEMA_VERSION, Event, JournalRecord
@@ -18,7 +18,7 @@ from broker.journal.verify import Verifier
 from broker.journal.writer import JournalWriter
 
 __all__ = [
-    "AUDITOR_ROLE", "SCHEMA_VERSION", "SEAL_SCHEDULE", "Event", "Finding", "ImmutableCopyExists", "JournalQuery",
-    "JournalReader", "JournalRecord", "JournalStorage", "JournalWriter", "Seal", "SealConflict", "Sealer",
-    "StoredRecord", "Verifier", "VerifyReport", "parse_when", "replay_json", "replay_text", "require_auditor",
+    "AUDITOR_ROLE", "SCHEMA_VERSION", "SEAL_SCHEDULE", "Event", "ImmutableCopyExists", "IntegrityFinding",
+    "JournalQuery", "JournalReader", "JournalRecord", "JournalStorage", "JournalWriter", "Seal", "SealConflict",
+    "Sealer", "StoredRecord", "Verifier", "VerifyReport", "parse_when", "replay_json", "replay_text", "require_auditor",
 ]

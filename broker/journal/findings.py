@@ -25,7 +25,7 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class Finding:
+class IntegrityFinding:
     kind: str
     where: str
     detail: str
@@ -48,7 +48,7 @@ class VerifyReport:
     seals: int = 0
     sealed_until: str = ""
     unsealed: int = 0
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[IntegrityFinding] = field(default_factory=list)
     _index: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
 
     def add(self, kind: str, where: str, detail: str, severity: str = "error") -> None:
@@ -56,10 +56,10 @@ class VerifyReport:
         at = self._index.get((kind, where))
         if at is None:
             self._index[(kind, where)] = len(self.findings)
-            self.findings.append(Finding(kind, where, detail, severity))
+            self.findings.append(IntegrityFinding(kind, where, detail, severity))
         elif detail not in self.findings[at].detail:
             old = self.findings[at]
-            self.findings[at] = Finding(kind, where, f"{old.detail}; {detail}", old.severity)
+            self.findings[at] = IntegrityFinding(kind, where, f"{old.detail}; {detail}", old.severity)
 
     @property
     def intact(self) -> bool:

@@ -79,17 +79,17 @@ def sensitive_columns(schema: Schema, target: Target,
         opaque = (schema_name.lower(), table.lower()) in OPAQUE_RELATIONS
         for column in names:
             key = (schema_name, table, column)
-            kind, _ = rules.decide(key, _lookup(found, key), opaque=opaque)
+            kind, _ = rules.classify(key, _lookup(found, key), opaque=opaque)
             if kind is not None:
                 out[key] = kind
     _views(schema, out)
     return Sensitivity(out)
 
 
-def decide(target: Target, key: ColumnKey, discovered: str | None) -> tuple[str | None, str]:
+def column_sensitivity(target: Target, key: ColumnKey, discovered: str | None) -> tuple[str | None, str]:
     """One column's sensitivity and which source decided it (``catalog``, ``not_sensitive``,
     ``discovery``, ``name rule``, ``masking`` or ``none``): what ``data show`` prints for review."""
-    return _Rules(target).decide(key, discovered, opaque=(key[0].lower(), key[1].lower()) in OPAQUE_RELATIONS)
+    return _Rules(target).classify(key, discovered, opaque=(key[0].lower(), key[1].lower()) in OPAQUE_RELATIONS)
 
 
 def _found(discovered: Iterable[tuple[ColumnKey, str]]) -> dict[ColumnKey, str]:
@@ -116,7 +116,7 @@ class _Rules:
         self.extra_patterns = [re.compile(p, re.IGNORECASE) for p in masking.column_patterns]
         self.patterns = [(re.compile(p.pattern, re.IGNORECASE), p.type) for p in self.spec.patterns]
 
-    def decide(self, key: ColumnKey, discovered: str | None, *, opaque: bool) -> tuple[str | None, str]:
+    def classify(self, key: ColumnKey, discovered: str | None, *, opaque: bool) -> tuple[str | None, str]:
         """Declared first; then the statistics relations; then, unless ``not_sensitive`` lifts it,
         the name rules, the target's masking columns and discovery. Discovery only adds."""
         kind = _declared(key, self.spec.columns, self.patterns)

@@ -23,7 +23,7 @@ from typing import Any
 
 from broker.masking import spans
 from broker.masking.batch import Batch, ColumnSink, RowSink
-from broker.masking.detectors import DETECTORS, Detector, Finding
+from broker.masking.detectors import DETECTORS, Detection, Detector
 from broker.masking.detectors.nested import JSON_START
 from broker.masking.detectors.pii import is_card_number
 from broker.masking.placeholder import Placeholders, is_placeholder
@@ -305,7 +305,7 @@ class Masker:
         counts.update(local)
         return json.dumps(holder[0], ensure_ascii=False)
 
-    def _nested(self, rules: MaskingRules, decoded: str) -> list[Finding]:
+    def _nested(self, rules: MaskingRules, decoded: str) -> list[Detection]:
         """Findings in decoded base64 text (one level: no further decoding)."""
         if len(decoded) > self.max_cell_chars:
             return []

@@ -13,18 +13,18 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
-from broker.masking.detectors import Finding
+from broker.masking.detectors import Detection
 from broker.masking.detectors.base import value_span
 from broker.masking.detectors.nested import is_user_password
 from broker.masking.placeholder import PLACEHOLDER, Placeholders
 from broker.masking.rules import MaskingRules
 from broker.masking.scanner import Pattern
 
-NestedScan = Callable[[str], list[Finding]]
+NestedScan = Callable[[str], list[Detection]]
 
 
 def find(text: str, pattern_ids: Iterable[int], table: tuple[Pattern, ...], rules: MaskingRules,
-         nested: NestedScan | None) -> list[Finding]:
+         nested: NestedScan | None) -> list[Detection]:
     """Every finding of the fired patterns in ``text``; ``nested`` scans decoded base64 (None: don't).
 
     Findings touching a placeholder already in the text are dropped here (``resolve`` would drop
@@ -32,7 +32,7 @@ def find(text: str, pattern_ids: Iterable[int], table: tuple[Pattern, ...], rule
     validator runs: it could neither widen that finding's span nor name it (``resolve`` keeps the
     stronger, then the longer, then the first), so the result is the same, minus the validation
     (a phone number inside an IBAN, a national number inside an international one)."""
-    findings: list[Finding] = []
+    findings: list[Detection] = []
     taken = [m.span() for m in PLACEHOLDER.finditer(text)] if "[" in text else None
     for pid in sorted(pattern_ids):
         pattern = table[pid]
@@ -69,7 +69,7 @@ def find(text: str, pattern_ids: Iterable[int], table: tuple[Pattern, ...], rule
             if kind == "card" and rules.keep_card_last_four:
                 digits = [c for c in text[start:end] if c.isdigit()]
                 last_four = "".join(digits[-4:])
-            findings.append(Finding(start, end, kind, priority, last_four))
+            findings.append(Detection(start, end, kind, priority, last_four))
     return findings
 
 
@@ -97,7 +97,7 @@ def matches(pattern: Pattern, text: str) -> Iterator[re.Match[str]]:
         pos = match.end() if match.end() > match.start() else match.end() + 1
 
 
-def resolve(text: str, findings: list[Finding]) -> list[Finding]:
+def resolve(text: str, findings: list[Detection]) -> list[Detection]:
     """Merge overlapping findings: one span covering them all, typed by the highest priority
     (then the longest) finding. The result is sorted and disjoint. Findings that touch a
     placeholder already in the text are dropped: masking twice changes nothing."""
@@ -108,7 +108,7 @@ def resolve(text: str, findings: list[Finding]) -> list[Finding]:
     if len(findings) < 2:
         return findings
     findings = sorted(findings, key=lambda f: (f.start, -f.end))
-    merged: list[Finding] = []
+    merged: list[Detection] = []
     group = [findings[0]]
     end = findings[0].end
     for f in findings[1:]:
@@ -122,14 +122,14 @@ def resolve(text: str, findings: list[Finding]) -> list[Finding]:
     return merged
 
 
-def _merge(group: list[Finding], end: int) -> Finding:
+def _merge(group: list[Detection], end: int) -> Detection:
     if len(group) == 1:
         return group[0]
     best = max(group, key=lambda f: (f.priority, f.end - f.start))
-    return Finding(group[0].start, end, best.type, best.priority, best.last_four)
+    return Detection(group[0].start, end, best.type, best.priority, best.last_four)
 
 
-def replace(text: str, findings: list[Finding], placeholders: Placeholders, counts: Counter[str]) -> str:
+def replace(text: str, findings: list[Detection], placeholders: Placeholders, counts: Counter[str]) -> str:
     """``text`` with each (resolved, disjoint) finding replaced by its placeholder."""
     if not findings:
         return text

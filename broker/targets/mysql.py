@@ -27,7 +27,7 @@ from broker.catalog import Target
 from broker.guard import Classification, Risk
 from broker.guard.sql import classify_sql, escalate
 from broker.guard.sql_mysql_resolve import Query, ViewResolver
-from broker.guard.sql_rules import Finding
+from broker.guard.sql_rules import SqlFinding
 from broker.lineage.schema import Schema, read_mysql
 from broker.problems import BrokerError, CommandFailed, Conflict, TimedOut, Unavailable
 from broker.secrets import SecretValue
@@ -134,7 +134,7 @@ class MySQLEngine:
                 findings = self._views.findings(target.name, command.sql,
                                                 str(target.connection.get("database") or ""), query)
         except sqlglot.errors.ParseError:  # the classifier parsed it; if this parse disagrees: not a read
-            findings = [Finding(Risk.UNKNOWN, "the statement's relations could not be resolved")]
+            findings = [SqlFinding(Risk.UNKNOWN, "the statement's relations could not be resolved")]
         return escalate(classification, findings, "catalog")
 
     def read_schema(self, target: Target, secret: SecretValue) -> Schema:

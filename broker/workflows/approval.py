@@ -16,7 +16,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from broker.runtime import get_broker
-from broker.workflows._wait import decide
+from broker.workflows.wait import wait_for_approval
 
 bp = df.Blueprint()
 
@@ -25,7 +25,7 @@ bp = df.Blueprint()
 def approval_orchestrator(context: df.DurableOrchestrationContext) -> Any:
     """A pure generator: it is replayed from its history, so it does no I/O of its own."""
     params = context.get_input()
-    status = yield from decide(context, params)
+    status = yield from wait_for_approval(context, params)
     if status != "approved":
         return status
     context.set_custom_status({"status": "running"})

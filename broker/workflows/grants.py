@@ -15,7 +15,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from broker.runtime import get_broker
-from broker.workflows._wait import REVOKE_EVENT, decide, event_payload, parse_deadline
+from broker.workflows.wait import REVOKE_EVENT, event_payload, parse_deadline, wait_for_approval
 
 bp = df.Blueprint()
 
@@ -24,7 +24,7 @@ bp = df.Blueprint()
 def grant_orchestrator(context: df.DurableOrchestrationContext) -> Any:
     params = context.get_input()
     request_id = params["request_id"]
-    status = yield from decide(context, params)
+    status = yield from wait_for_approval(context, params)
     if status != "approved":
         return status
     # The activity fixes the expiry when the grant really opens (the execute path checks it against

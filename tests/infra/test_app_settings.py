@@ -26,7 +26,7 @@ DEFAULTS_ARE_RIGHT_IN_AZURE = {
     # a Logic App is opt-in by naming its Key Vault secret)
     "approval_hmac_window_seconds", "approval_automation_role", "approval_form_seconds",
     "smtp_host", "smtp_port", "smtp_starttls", "smtp_username", "smtp_password", "acs_connection_string",
-    "logic_app_url_secret",
+    "logic_app_url_secret", "approval_notify_channels",
     "classification_sample_rows", "classification_timeout_ms",  # data classification: tuning
 }
 # Fields that must stay unset in Azure.

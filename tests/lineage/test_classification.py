@@ -248,7 +248,7 @@ def test_an_edited_column_row_is_flagged_and_changes_nothing(setup: Setup) -> No
 def test_a_forged_finding_only_adds(setup: Setup) -> None:
     """The agent can write PII into a column to make it sensitive: harmless. A stored finding never
     weakens a name rule: a column named email stays masked whole as an email, not as free text."""
-    from broker.lineage.sensitivity import decide
+    from broker.lineage.sensitivity import column_sensitivity
 
-    assert decide(setup.target, ("demo", "tickets", "email"), "free_text") == ("email", "name rule")
-    assert decide(setup.target, ("demo", "tickets", "body"), None) == (None, "none")
+    assert column_sensitivity(setup.target, ("demo", "tickets", "email"), "free_text") == ("email", "name rule")
+    assert column_sensitivity(setup.target, ("demo", "tickets", "body"), None) == (None, "none")

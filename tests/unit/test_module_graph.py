@@ -147,3 +147,30 @@ def test_journal_records_are_built_only_by_the_journal_builders():
             if called == "JournalRecord":
                 offenders.append(f"{name}:{node.lineno}")
     assert offenders == []
+
+
+def private_imports(modules: dict[str, Path]) -> list[tuple[str, str]]:
+    """(importer, private module) pairs where the importer sits outside the private module's package:
+    a module named ``_x`` is an implementation detail of its package, so other packages go through
+    the package's public surface."""
+    found = []
+    for module, targets in import_graph(modules).items():
+        for target in targets:
+            package, _, leaf = target.rpartition(".")
+            if leaf.startswith("_") and not (module == package or module.startswith(package + ".")):
+                found.append((module, target))
+    return sorted(found)
+
+
+def test_no_private_module_is_imported_from_another_package():
+    assert private_imports(_modules(ROOT)) == []
+
+
+def test_the_check_finds_a_private_import(tmp_path: Path):
+    for package in ("broker", "broker/a", "broker/b", "devhost"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "broker/a/_inner.py").write_text("X = 1\n")
+    (tmp_path / "broker/a/user.py").write_text("from broker.a._inner import X\n")  # its own package: fine
+    (tmp_path / "broker/b/outsider.py").write_text("from broker.a._inner import X\n")
+    assert private_imports(_modules(tmp_path)) == [("broker.b.outsider", "broker.a._inner")]

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from broker.workflows._wait import decision_event as ev
+from broker.workflows.wait import decision_event as ev
 from tests.workflows.history import START, History, actions, replay
 
 APPROVAL = "approval_orchestrator"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.masking.detectors.base import Detector, Finding
+from broker.masking.detectors.base import Detection, Detector
 from broker.masking.detectors.credentials import EnvKeyName, Jwt, PrivateKey, SecretAssignment, UrlPassword
 from broker.masking.detectors.nested import Base64Text, JsonEscapeHint, JsonKeyHint
 from broker.masking.detectors.pii import Card, Email, Iban, IpAddress, Phone, Ssn
@@ -57,4 +57,4 @@ DETECTORS: tuple[Detector, ...] = (
     Base64Text(), JsonKeyHint(), JsonEscapeHint(),
 )
 
-__all__ = ["DETECTORS", "Detector", "Finding"]
+__all__ = ["DETECTORS", "Detection", "Detector"]

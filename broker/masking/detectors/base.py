@@ -25,7 +25,7 @@ from typing import ClassVar
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
+class Detection:
     """One span to mask, before overlapping findings are resolved."""
 
     start: int

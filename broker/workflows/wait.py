@@ -31,7 +31,7 @@ def decision_event(approver: str) -> str:
     return "decision_" + approver.replace("/", "_")
 
 
-def decide(context: DurableOrchestrationContext, params: dict[str, Any]) -> Generator[Any, Any, str]:
+def wait_for_approval(context: DurableOrchestrationContext, params: dict[str, Any]) -> Generator[Any, Any, str]:
     """``yield from`` this: notify the approvers, wait for their decisions against the deadline,
     record the conclusion; returns approved | denied | expired | cancelled | failed. Both orchestrators
     start with it."""
