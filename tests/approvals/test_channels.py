@@ -27,9 +27,9 @@ def _channels(parts, key: StaticKey):
                           hmac_window_seconds=300)
 
 
-def _body(verdict: str = "approve", **approver: str) -> bytes:
+def _body(rid: str, verdict: str = "approve", **approver: str) -> bytes:
     named = {"tenant_id": ADA.tenant_id, "object_id": ADA.object_id, "name": ADA.name, **approver}
-    return json.dumps({"verdict": verdict, "approver": named}).encode()
+    return json.dumps({"request_id": rid, "verdict": verdict, "approver": named}).encode()
 
 
 def _inbound(rid: str, raw: bytes, headers: dict[str, str]) -> Inbound:
@@ -52,7 +52,7 @@ def test_a_signed_decision_counts_once_and_every_refusal_is_journaled(parts):
     channels = _channels(parts, key)
     request = held_request(parts)
     rid = request.request_id
-    raw = _body()
+    raw = _body(rid)
 
     def receive(body: bytes, header: str):
         inbound = _inbound(rid, body, {signature.HEADER: header})
@@ -82,7 +82,7 @@ def test_a_decision_that_cannot_be_delivered_is_withdrawn_and_can_be_sent_again(
     key = StaticKey()
     channels = _channels(parts, key)
     rid = held_request(parts).request_id
-    raw = _body()
+    raw = _body(rid)
     inbound = _inbound(rid, raw, {signature.HEADER: signature.sign(key().value.encode(), raw)})
     accepted = channels.for_decision(inbound).receive(inbound)
     error = channels.withdraw(accepted, CTX)
@@ -97,22 +97,42 @@ def test_a_decision_that_cannot_be_delivered_is_withdrawn_and_can_be_sent_again(
 
 def test_without_a_token_the_entra_channel_refuses_and_journals(parts):
     rid = held_request(parts).request_id
-    inbound = _inbound(rid, _body(), {})
+    inbound = _inbound(rid, _body(rid), {})
     with pytest.raises(BrokerError) as refused:
         _channels(parts, StaticKey()).for_decision(inbound).receive(inbound)
     assert refused.value.code == "unauthenticated" and parts.refusals(rid) == ["unauthenticated"]
 
 
-@pytest.mark.xfail(strict=True, reason="known gap, reported in the issue-12 note: the signature covers the body, not "
-                                       "the request id in the route, so a captured signed decision can be posted "
-                                       "to another pending request of the same approver within the window")
 def test_a_signed_decision_for_one_request_does_not_decide_another(parts):
     key = StaticKey()
     channels = _channels(parts, key)
     first, second = held_request(parts), held_request(parts, sql="DELETE FROM customers WHERE id = 4")
-    raw = _body()
+    raw = _body(first.request_id)
     header = {signature.HEADER: signature.sign(key().value.encode(), raw)}
     channels.for_decision(_inbound(first.request_id, raw, header)).receive(_inbound(first.request_id, raw, header))
     replayed = _inbound(second.request_id, raw, header)
-    with pytest.raises(BrokerError):
+    with pytest.raises(BrokerError) as refused:
         channels.for_decision(replayed).receive(replayed)
+    assert refused.value.code == "token_wrong_request"
+    assert channels.approvals(second.request_id) == 0 and parts.refusals(second.request_id) == ["token_wrong_request"]
+
+
+@pytest.mark.parametrize("named", [
+    lambda rid: None, lambda rid: "", lambda rid: 42, lambda rid: [rid], lambda rid: rid.upper(),
+    lambda rid: rid + " ", lambda rid: rid[:-1] + "0" if not rid.endswith("0") else rid[:-1] + "1",
+], ids=["missing", "empty", "number", "list", "upper-case", "trailing-space", "another-id"])
+def test_a_signed_decision_without_its_own_request_id_is_refused(parts, named):
+    key = StaticKey()
+    channels = _channels(parts, key)
+    rid = held_request(parts).request_id
+    data = json.loads(_body(rid))
+    value = named(rid)
+    if value is None:
+        del data["request_id"]
+    else:
+        data["request_id"] = value
+    raw = json.dumps(data).encode()
+    inbound = _inbound(rid, raw, {signature.HEADER: signature.sign(key().value.encode(), raw)})
+    with pytest.raises(BrokerError) as refused:
+        channels.for_decision(inbound).receive(inbound)
+    assert refused.value.code in ("invalid_request", "token_wrong_request") and channels.approvals(rid) == 0

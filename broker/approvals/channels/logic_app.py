@@ -1,8 +1,10 @@
 """A Logic App (or any automation holding the shared key) posting a decision it collected.
 
 The body is signed (``X-Broker-Signature``, see ``broker.approvals.signature``) with a key from
-Key Vault and names the approver it speaks for; each signature counts once (the replay guard
-stores it with the request), so a captured request cannot be replayed later or twice.
+Key Vault, names the approver it speaks for and the request it decides (``request_id``, which must
+be the one in the route: else a decision captured for one request, in a Logic App's run history or a
+proxy log, could be posted to another pending request of the same approver within the window); each
+signature counts once (the replay guard stores it with the request).
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ class LogicAppChannel:
                                  "\"object_id\", \"name\"}}.", code="invalid_request")
             mac = signature.verify(self._key().value.encode(), inbound.headers[signature.HEADER], inbound.raw,
                                    window_seconds=self._window)
+            signed_for = inbound.body.get("request_id") if isinstance(inbound.body, dict) else None
+            if not isinstance(signed_for, str) or not signed_for:
+                raise BadRequest("A signed decision names the request it decides: {\"request_id\": \"…\"} in the "
+                                 "signed body.", code="invalid_request")
+            if signed_for != rid:
+                raise Forbidden("This signed decision is for another request.", code="token_wrong_request")
             approver = approver_key(named.get("tenant_id"), named.get("object_id"))
             if not self._used.use_token(rid, f"sig-{mac}", approver):
                 raise Forbidden("This signed decision was used already (a replay).", code="signature_replayed")

@@ -112,8 +112,9 @@ def test_self_approval_is_refused_and_journaled(flow):
     r = flow.http.get(f"/api/approvals/{rid}", params={"t": link})
     assert r.status_code == 403 and "self_approval" in r.text
     # a signed automation decision naming the requester
-    body = json.dumps({"verdict": "approve", "approver": {"tenant_id": DEV_TENANT, "object_id": devin.object_id,
-                                                          "name": "Ada Approver"}}).encode()
+    body = json.dumps({"request_id": rid, "verdict": "approve",
+                       "approver": {"tenant_id": DEV_TENANT, "object_id": devin.object_id,
+                                    "name": "Ada Approver"}}).encode()
     signed = hmac_signature.sign(signing_key(flow, "approval-hmac-key").value.encode(), body)
     r = flow.http.post(f"/api/approvals/{rid}/decision", content=body,
                        headers={"X-Broker-Signature": signed, "Content-Type": "application/json"})
@@ -176,7 +177,7 @@ def test_logic_app_decisions_by_entra_token_and_by_signature(flow):
     assert flow.call("POST", f"/api/approvals/{rid}/decision", "devin",
                      json={"verdict": "approve"}).json()["code"] == "caller_cannot_approve"
     # a Logic App signing the body for Bo
-    body = json.dumps({"verdict": "approve", "approver": {"tenant_id": DEV_TENANT,
+    body = json.dumps({"request_id": rid, "verdict": "approve", "approver": {"tenant_id": DEV_TENANT,
                                                           "object_id": IDENTITIES["approver2"].object_id,
                                                           "name": "Bo Approver"}}).encode()
     key = signing_key(flow, "approval-hmac-key").value.encode()
