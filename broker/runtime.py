@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from azure.core.credentials import TokenCredential
 
 from broker.admission import Admission
+from broker.approvals.channels import ApprovalChannels, build_channels
 from broker.approvals.decisions import DecisionDesk
 from broker.approvals.directory import ApproverDirectory
 from broker.approvals.requests import RequestStore
@@ -54,6 +55,8 @@ class ApprovalParts:
     desk: DecisionDesk
     grants: GrantService
     hmac_key: KeyVaultCredential
+    channels: ApprovalChannels
+    """How decisions arrive (signed link, Logic App signature, Entra token), built once."""
 
     def close(self) -> None:
         self.approvals.store.close()
@@ -61,7 +64,8 @@ class ApprovalParts:
 
 
 def build_approvals(settings: Settings, *, credential: TokenCredential | None, credentials: CredentialResolver,
-                    journal: JournalWriter, catalog: Catalog, policy: Policy) -> ApprovalParts:
+                    journal: JournalWriter, catalog: Catalog, policy: Policy,
+                    validator: TokenValidator) -> ApprovalParts:
     directory = ApproverDirectory.load(settings.approvers_path)
     signing = KeyVaultCredential(secret=settings.approval_signing_secret)
 
@@ -79,7 +83,10 @@ def build_approvals(settings: Settings, *, credential: TokenCredential | None, c
     grants_store = GrantStore(table_client(settings, settings.grants_table, credential))
     grants = GrantService(catalog=catalog, policy=policy, store=grants_store,
                           approvals=approvals, directory=directory, journal=journal)
-    return ApprovalParts(approvals, desk, grants, KeyVaultCredential(secret=settings.approval_hmac_secret))
+    hmac_key = KeyVaultCredential(secret=settings.approval_hmac_secret)
+    channels = build_channels(desk, store, authenticator=validator, hmac_key=lambda: credentials.resolve(hmac_key),
+                              hmac_window_seconds=settings.approval_hmac_window_seconds)
+    return ApprovalParts(approvals, desk, grants, hmac_key, channels)
 
 
 @dataclass
@@ -113,7 +120,9 @@ class Broker:
                    for name in {t.engine for t in catalog.targets.values()}}
         storage = JournalStorage.from_settings(settings, credential)
         journal = JournalWriter(storage)
+        validator = TokenValidator(settings)
         approvals = build_approvals(settings, credential=credential, credentials=credentials, journal=journal,
+                                    validator=validator,
                                     catalog=catalog, policy=policy)
         store = classification_store(settings, credentials, credential)
         lineage = LineageGuard(discovered=store.findings)
@@ -128,7 +137,7 @@ class Broker:
                                       masker=service.masker.get, store=store, journal=journal,
                                       on_stored=lineage.forget)
         describer = TargetDescriber(execute=service, discovery=discovery, policy=policy, journal=journal)
-        return cls(settings, TokenValidator(settings), catalog, policy, engines, credentials, storage, journal,
+        return cls(settings, validator, catalog, policy, engines, credentials, storage, journal,
                    JournalReader(storage), service, approvals, discovery, classifier, describer)
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from broker.api._body import parse_json
 from broker.api._durable import blocking, durable_route
 from broker.api._http import call_context, json_response, route_request_id
 from broker.approvals import Accepted, page
-from broker.approvals.channels import ApprovalChannels, Inbound, build_channels
+from broker.approvals.channels import ApprovalChannels, Inbound
 from broker.execute import CallContext
 from broker.identity import Principal
 from broker.problems import BadRequest, BrokerError, PayloadTooLarge, UnsupportedMediaType
@@ -52,10 +52,7 @@ def _origin(url: str) -> str:
 
 
 def _channels(broker: Broker) -> ApprovalChannels:
-    parts = broker.approvals
-    return build_channels(parts.desk, parts.approvals.store, authenticator=broker.validator,
-                          hmac_key=lambda: broker.credentials.resolve(parts.hmac_key),
-                          hmac_window_seconds=broker.settings.approval_hmac_window_seconds)
+    return broker.approvals.channels  # built once, in the composition root
 
 
 def _headers(req: func.HttpRequest) -> dict[str, str]:
