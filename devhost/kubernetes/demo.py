@@ -110,7 +110,10 @@ def _deployment(ns: str, name: str, replicas: int, image: str, labels: dict[str,
 
 def _demo_logs(api: ClusterEmulator) -> None:
     """The first web pod logs a connection string and a key (masked on the way out) and has restarted once."""
-    pods = list(api.each("", "pods", "demo"))
+    # "first" by name, as a reader of ``kubectl get pods -l app=web`` sees them (the names' suffixes
+    # are random, so the store's insertion order is not the listing's order)
+    pods = sorted((p for p in api.each("", "pods", "demo") if p["metadata"].get("labels", {}).get("app") == "web"),
+                  key=lambda p: p["metadata"]["name"])
     first = pods[0]
     name = first["metadata"]["name"]
     key = ("demo", name, "web")
