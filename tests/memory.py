@@ -15,11 +15,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from broker.approvals.requests import ApprovalRequest, DecisionRow, IndexEntry, RequestStore, approver_row_key
+from broker.approvals.requests import (
+    ApprovalRequest,
+    DecisionRow,
+    IndexEntry,
+    RequestStore,
+    approver_row_key,
+    moved_to,
+)
 from broker.grants.store import GrantRecord, GrantStore, partition_for
 from broker.journal.records import JournalRecord
 from broker.policy import Grant
-from broker.problems import Conflict, Gone, NotFound
+from broker.problems import Conflict, NotFound
 
 
 class MemoryRequestStore:
@@ -72,12 +79,7 @@ class MemoryRequestStore:
             if found is None:
                 raise NotFound(f"No approval request {request_id}.", code="not_found")
             current = RequestStore._request(dict(found[1]))
-            if current.status not in allowed:
-                detail = f"Request {request_id} is {current.status}, not {' or '.join(sorted(allowed))}."
-                if current.status == "expired":
-                    raise Gone(detail, code="expired", extra={"request_status": current.status})
-                raise Conflict(detail, code="already_decided", extra={"request_status": current.status})
-            self._put((request_id, "request"), RequestStore._entity(replace(current, status=to, **changes)))
+            self._put((request_id, "request"), RequestStore._entity(moved_to(current, allowed, to, changes)))
         return self.get(request_id)
 
     # --- decisions and used tokens ---

@@ -155,16 +155,8 @@ class RequestStore:
     def transition(self, request_id: str, allowed_from: Iterable[str], to: str, **changes: Any) -> ApprovalRequest:
         """Move the request to ``to`` if it is in one of ``allowed_from`` (ETag-guarded), else Conflict."""
         allowed = set(allowed_from)
-
-        def change(current: ApprovalRequest) -> ApprovalRequest:
-            if current.status not in allowed:
-                detail = f"Request {request_id} is {current.status}, not {' or '.join(sorted(allowed))}."
-                if current.status == "expired":
-                    raise Gone(detail, code="expired", extra={"request_status": current.status})
-                raise Conflict(detail, code="already_decided", extra={"request_status": current.status})
-            return replace(current, status=to, **changes)
-
-        moved = move(self._table, lambda: self.get(request_id), change, self._entity,
+        moved = move(self._table, lambda: self.get(request_id), lambda r: moved_to(r, allowed, to, changes),
+                     self._entity,
                      unavailable=lambda: Unavailable("The approval store cannot be written.",
                                                      code="approvals_unavailable"),
                      busy=lambda: Unavailable(f"Request {request_id} keeps changing; try again.",
@@ -337,6 +329,17 @@ class RequestStore:
             ended_at=e.get("ended_at", ""), error=json.loads(e.get("error") or "{}"),
             result_ref=e.get("result_ref", ""), etag=e.metadata.get("etag", "") if hasattr(e, "metadata") else "",
         )
+
+
+def moved_to(current: ApprovalRequest, allowed: set[str], to: str, changes: dict[str, Any]) -> ApprovalRequest:
+    """``current`` in status ``to`` (with ``changes``) when it is in one of ``allowed``; else the
+    refusal every store gives: 410 ``expired`` for an expired request, 409 ``already_decided``."""
+    if current.status not in allowed:
+        detail = f"Request {current.request_id} is {current.status}, not {' or '.join(sorted(allowed))}."
+        if current.status == "expired":
+            raise Gone(detail, code="expired", extra={"request_status": current.status})
+        raise Conflict(detail, code="already_decided", extra={"request_status": current.status})
+    return replace(current, status=to, **changes)
 
 
 def _chunks(name: str, parts: list[str]) -> dict[str, Any]:

@@ -279,22 +279,16 @@ class MySQLEngine:
 
     def _write(self, conn: pymysql.connections.Connection, sql: str,
                limits: ExecutionLimits) -> tuple[ResultSet, bool]:
-        with conn.cursor() as cur:
-            affected = cur.execute(sql)
-            fields = _fields(cur)
-            rows = cur.fetchmany(limits.max_rows + 1) if cur.description else ()
-            result = collect_rows(rows, limits, _renderer(fields))
-            result.columns = _columns(cur, fields)
-            if not cur.description:
-                result.affected = affected
-            result.status = f"OK {affected}"
+        result, _ = _run_write(conn, sql, limits)
         conn.commit()
         return result, False  # a write may have changed session state: never reuse its connection
 
     # --- measured impact (``ImpactTrial``): the approval workflow's trial and the bound run ---
-    def measure_impact(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
-                       *, sample_rows: int) -> Impact:
-        """The change inside ``START TRANSACTION READ WRITE`` with the time limits, always rolled back."""
+    @contextmanager
+    def _write_session(self, target: Target, secret: SecretValue,
+                       limits: ExecutionLimits) -> Iterator[BoundedConnection]:
+        """A connection with the write session's limits, closed afterwards (it ran a write, even one
+        rolled back: never pooled, like every write); driver and network errors mapped as ``execute``'s."""
         conn = None
         try:
             conn = self._acquire(target, secret)
@@ -302,6 +296,18 @@ class MySQLEngine:
             with conn.cursor() as cur:
                 for sql, args in session_statements(mariadb, limits, read_only=False):
                     cur.execute(sql, args or None)
+            yield conn
+        except pymysql.err.MySQLError as exc:
+            raise _map_error(exc, target, limits) from exc
+        except OSError as exc:
+            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
+        finally:
+            if conn is not None:
+                close_quietly(conn)
+
+    def measure_impact(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
+                       *, sample_rows: int) -> Impact:
+        with self._write_session(target, secret, limits) as conn:
             try:
                 impact = _impact_mysql.measure(conn, command.sql, str(target.connection.get("database") or ""))
             except pymysql.err.MySQLError as exc:
@@ -312,32 +318,12 @@ class MySQLEngine:
                                 error_code=str(failure.extra.get("errno", "")))
             conn.rollback()
             return impact
-        except pymysql.err.MySQLError as exc:
-            raise _map_error(exc, target, limits) from exc
-        except OSError as exc:
-            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
-        finally:
-            if conn is not None:
-                close_quietly(conn)  # it ran a write (rolled back): never pooled, like every write
 
     def execute_bounded(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
                         bound: ImpactBound) -> ResultSet:
         """The approved write in one transaction: commit within ``bound``, else roll back and refuse."""
-        conn = None
-        try:
-            conn = self._acquire(target, secret)
-            mariadb = "mariadb" in conn.get_server_info().lower()
-            with conn.cursor() as cur:
-                for sql, args in session_statements(mariadb, limits, read_only=False):
-                    cur.execute(sql, args or None)
-                affected = cur.execute(command.sql)
-                fields = _fields(cur)
-                rows = cur.fetchmany(limits.max_rows + 1) if cur.description else ()
-                result = collect_rows(rows, limits, _renderer(fields))
-                result.columns = _columns(cur, fields)
-                if not cur.description:
-                    result.affected = affected
-                result.status = f"OK {affected}"
+        with self._write_session(target, secret, limits) as conn:
+            result, affected = _run_write(conn, command.sql, limits)
             excess = _impact_mysql.excess(command.sql, str(target.connection.get("database") or ""), affected, bound)
             if excess is not None:
                 conn.rollback()
@@ -347,16 +333,23 @@ class MySQLEngine:
                                extra={"previewed_rows": bound.rows, "max_rows_changed": bound.max_rows_changed})
             conn.commit()
             return result
-        except pymysql.err.MySQLError as exc:
-            raise _map_error(exc, target, limits) from exc
-        except OSError as exc:
-            raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc
-        finally:
-            if conn is not None:
-                close_quietly(conn)
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _run_write(conn: pymysql.connections.Connection, sql: str, limits: ExecutionLimits) -> tuple[ResultSet, int]:
+    """Run a changing statement (not committed): its result, capped, and the rows it affected."""
+    with conn.cursor() as cur:
+        affected = cur.execute(sql)
+        fields = _fields(cur)
+        rows = cur.fetchmany(limits.max_rows + 1) if cur.description else ()
+        result = collect_rows(rows, limits, _renderer(fields))
+        result.columns = _columns(cur, fields)
+        if not cur.description:
+            result.affected = affected
+        result.status = f"OK {affected}"
+    return result, affected
 
 
 def _fields(cur: pymysql.cursors.Cursor) -> list[Any]:

@@ -174,3 +174,17 @@ def test_the_query_tool_refuses_a_change_as_not_a_read(world):
     with pytest.raises(BrokerError) as caught:
         service.submit(AGENT, body("UPDATE customers SET notes = 'x'"), CTX, workflow=Starter(), reads_only=True)
     assert caught.value.code == "not_a_read" and engine.ran == []
+
+
+def test_without_an_approval_desk_a_held_command_is_refused_and_journaled(world):
+    service, engine, journal, _ = world
+    lone = ExecuteService(catalog=CATALOG, policy=POLICY, engines={"test": engine},
+                          credentials=CredentialResolver(Vault(), identity=None),  # type: ignore[arg-type]
+                          masker=service.masker, journal=journal)
+    starter = Starter()
+    with pytest.raises(BrokerError) as caught:
+        lone.submit(AGENT, body("UPDATE customers SET notes = 'x' WHERE id = 1"), CTX, workflow=starter)
+    assert (caught.value.status, caught.value.code) == (403, "approval_required")
+    assert engine.ran == [] and starter.started == []
+    [denied] = [s.record for s in journal.all() if s.record.event == "execute.denied"]
+    assert denied.outcome["code"] == "approval_required"
