@@ -208,7 +208,14 @@ class PostgresEngine:
                     if attempt == 1 and conn.broken:  # a pooled connection the server dropped: nothing ran yet
                         continue
                     raise
-                result = self._run(conn, sql, limits, read_only)
+                try:
+                    result = self._run(conn, sql, limits, read_only)
+                except psycopg.Error as exc:
+                    if conn.broken and not isinstance(exc, psycopg.OperationalError):
+                        # libpq reports a connection lost mid-result as a result without SQLSTATE,
+                        # which psycopg raises as a plain DatabaseError: still the target failing
+                        raise psycopg.OperationalError(f"the connection was lost: {exc}") from exc
+                    raise
                 if read_only:
                     self._finisher.submit(_finish_read, pool, conn)
                     handed_over = True

@@ -143,7 +143,8 @@ def execute(client: httpx.Client, headers: dict[str, str], marker: str, kind: st
         body = {}
     if isinstance(body, dict):
         call.code = str(body.get("code", ""))
-        call.reason = str(body.get("reason", ""))
+        # journal_unavailable says why in ``reason``; a refused statement in ``sqlstate``
+        call.reason = str(body.get("reason") or body.get("sqlstate") or "")
         call.request_id = str(body.get("request_id", ""))
         call.record_id = str(body.get("record_id", ""))
     return call

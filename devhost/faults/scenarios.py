@@ -97,8 +97,15 @@ class FaultStack:
 
     def kill_postgres(self) -> None:
         """SIGQUIT to the postmaster: immediate shutdown, every backend dies mid-query, crash
-        recovery on the next start."""
+        recovery on the next start. Sent while one of the agents' slow reads is running (waited for
+        up to 5 s), so that a query really is cut: a kill between calls would prove nothing."""
         assert self.stack.postgres
+        deadline = time.monotonic() + 5
+        with self.stack.postgres.admin("demo") as db:
+            while time.monotonic() < deadline and not db.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE usename = 'broker_agent' AND state = 'active' "
+                    "AND query LIKE '%generate_series%'").fetchone()[0]:
+                time.sleep(0.01)
         pid = self.stack.postgres.pid()
         assert pid
         os.kill(pid, signal.SIGQUIT)

@@ -167,3 +167,32 @@ def test_session_statements_pin_mode_zone_and_time_limit() -> None:
     assert "max_execution_time" in mysql[0][0] and mysql[0][1] == (SQL_MODE, 2, 1500)
     assert mysql[2][0] == "START TRANSACTION READ WRITE"
     assert "ANSI_QUOTES" not in SQL_MODE and "NO_BACKSLASH_ESCAPES" not in SQL_MODE
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_connection_killed_mid_statement_is_the_target_failing_not_the_command(engine, typed, read_only) -> None:
+    """An operator's ``KILL CONNECTION`` (or a server going down) under a running statement: 503
+    target_unavailable, so the agent may retry; never 422 query_failed. The write was rolled back."""
+    import threading
+
+    def kill() -> None:
+        deadline = time.monotonic() + 5
+        with typed.server.admin() as admin, admin.cursor() as cur:
+            while time.monotonic() < deadline:
+                cur.execute("SELECT id FROM information_schema.processlist WHERE info LIKE '%SLEEP(5)%' "
+                            "AND info NOT LIKE '%processlist%'")
+                row = cur.fetchone()
+                if row:
+                    cur.execute(f"KILL CONNECTION {int(row[0])}")
+                    return
+                time.sleep(0.02)
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    sql = ("SELECT SLEEP(5)" if read_only else
+           "INSERT INTO many SELECT 9000 + n, 'killed' FROM many WHERE n < 4 AND SLEEP(5) = 0")
+    with pytest.raises(Unavailable) as err:
+        run(engine, typed, sql, read_only=read_only, limits=ExecutionLimits(10, 10_000, 8000))
+    killer.join()
+    assert err.value.code == "target_unavailable"
+    assert run(engine, typed, "SELECT count(*) FROM many WHERE n >= 9000").rows == [[0]]

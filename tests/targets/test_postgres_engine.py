@@ -99,6 +99,61 @@ def test_a_backend_terminated_mid_statement_is_the_target_failing_not_the_comman
     assert run(one_connection_engine, pg, "SELECT count(*) FROM orders").rows == [[3]]
 
 
+@pytest.mark.parametrize("stop", ["terminate", "close_socket"])
+def test_a_backend_lost_while_the_read_is_described_is_the_target_failing(pg, one_connection_engine,
+                                                                          monkeypatch, stop):
+    """The bounded read describes the statement on the raw libpq connection first; a backend lost
+    there (the server was killed: no SQLSTATE, or 57P01) is 503 target_unavailable, not 422."""
+    from broker.targets import _pg_wire
+
+    real_describe = _pg_wire.describe
+
+    def lost_first(conn, sql):
+        if stop == "terminate":
+            with pg.server.admin() as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        else:
+            import os
+            import socket
+            socket.socket(fileno=os.dup(conn.pgconn.socket)).shutdown(socket.SHUT_RDWR)
+        return real_describe(conn, sql)
+
+    monkeypatch.setattr(_pg_wire, "describe", lost_first)
+    with pytest.raises(Unavailable) as err:
+        run(one_connection_engine, pg, "SELECT name FROM orders")
+    assert err.value.code == "target_unavailable"
+    monkeypatch.setattr(_pg_wire, "describe", real_describe)
+    assert run(one_connection_engine, pg, "SELECT count(*) FROM orders").rows == [[3]]
+
+
+def test_a_connection_lost_mid_read_is_the_target_failing_even_as_a_result_without_sqlstate(
+        pg, one_connection_engine, monkeypatch):
+    """libpq can hand a lost connection back as a failed result without SQLSTATE, which psycopg
+    raises as a plain DatabaseError, not an OperationalError (seen once when the fault suite killed
+    PostgreSQL: 422 query_failed). Here the socket really is gone and the error is the library's own."""
+    import os
+    import socket
+
+    import psycopg
+    from psycopg import errors as pg_errors
+    from psycopg import pq
+
+    from broker.targets import _pg_wire
+
+    def lost(conn, sql):
+        socket.socket(fileno=os.dup(conn.pgconn.socket)).shutdown(socket.SHUT_RDWR)
+        failed = conn.pgconn.exec_(sql.encode())
+        assert failed.status == pq.ExecStatus.FATAL_ERROR and failed.error_field(pq.DiagnosticField.SQLSTATE) is None
+        error = pg_errors.error_from_result(failed)
+        assert type(error) is psycopg.DatabaseError  # what the engine must not blame on the command
+        raise error
+
+    monkeypatch.setattr(_pg_wire, "describe", lost)
+    with pytest.raises(Unavailable) as err:
+        run(one_connection_engine, pg, "SELECT name FROM orders")
+    assert err.value.code == "target_unavailable"
+
+
 @pytest.mark.parametrize("leftover, check, clean", [
     ("SELECT pg_advisory_lock(4242)",
      "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()", [[0]]),
