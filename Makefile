@@ -3,6 +3,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# The slowest tests are listed at the end of every run, so a test that grows slow is seen in CI.
+PYTEST_ARGS ?= --durations=25
 TOOLS := .venv-tools
 
 .PHONY: setup dev test lint infra-check bench clean
