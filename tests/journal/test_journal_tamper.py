@@ -247,18 +247,19 @@ def test_an_intent_without_outcome_is_shown_but_is_not_tampering(storage):
     assert "may or may not have run" in report.render()
 
 
-def test_a_clean_journal_of_thousands_of_records_verifies(storage):
+def test_a_clean_journal_of_more_than_a_table_page_of_records_verifies(storage):
+    """1,100 records from 8 threads: the reads cross Table storage's 1,000-entity page."""
     writer = JournalWriter(storage)
     try:
         with ThreadPoolExecutor(8) as pool:
-            ids = [rid for pair in pool.map(lambda _: execute(writer), range(1000)) for rid in pair]
+            ids = [rid for pair in pool.map(lambda _: execute(writer), range(550)) for rid in pair]
     finally:
         writer.close()
     seal = Sealer(storage, margin=timedelta(0)).seal()
-    assert seal is not None and seal.records == 2000
+    assert seal is not None and seal.records == 1100
     report = verify(storage)
     assert report.intact, report.render()
-    assert report.records == report.copies == len(set(ids)) == 2000
+    assert report.records == report.copies == len(set(ids)) == 1100
     assert report.unsealed == 0 and report.chains == len(seal.chains) > 1
 
 
