@@ -44,6 +44,7 @@ test: setup infra-check
 # Figures, not pass/fail: each script prints what it measured (README "Benchmarks").
 bench: setup
 	$(PY) benchmarks/execute_overhead.py
+	$(PY) benchmarks/cold_start.py
 	$(PY) benchmarks/journal.py
 	$(PY) benchmarks/masking.py
 	$(PY) benchmarks/classify.py

@@ -4,6 +4,10 @@ the approval requests). Nothing else constructs a service from settings.
 
 Loading validates the catalog and policy, so a bad file fails start-up (the first request in
 a cold Functions worker) with a precise message rather than misbehaving later.
+
+The domain is imported here when the broker is built, not when this module is: the HTTP and
+workflow adapters import ``get_broker`` at indexing time, when the Functions host only needs the
+functions' names and bindings (``function_app`` stays light; tests/unit/test_cold_start.py).
 """
 
 from __future__ import annotations
@@ -11,33 +15,28 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from azure.core.credentials import TokenCredential
-
-from broker.admission import Admission
-from broker.approvals.channels import ApprovalChannels, build_channels
-from broker.approvals.decisions import DecisionDesk
-from broker.approvals.directory import ApproverDirectory
-from broker.approvals.requests import RequestStore
-from broker.approvals.service import ApprovalService
-from broker.approvals.tokens import ApprovalTokens
-from broker.catalog import Catalog, KeyVaultCredential, load_catalog
-from broker.classification import Classifier, build_classifier, classification_store
-from broker.describe import TargetDescriber
-from broker.discovery import Discovery
-from broker.execute import ExecuteService, MaskerSource
-from broker.grants import GrantService, GrantStore
-from broker.identity import TokenValidator
-from broker.journal import JournalReader, JournalStorage, JournalWriter
-from broker.lineage.guard import LineageGuard
-from broker.masking.scanner import build_prefilter
-from broker.notify import notifier_from_settings
-from broker.policy import Policy
 from broker.problems import Unavailable
-from broker.secrets import CredentialResolver, KeyVaultSecretStore, SecretValue
-from broker.settings import Settings, get_settings
-from broker.storage import container_client, table_client
-from broker.targets import ENGINES, POOLED_ENGINES, TargetEngine, create_engine
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+    from broker.approvals.channels import ApprovalChannels
+    from broker.approvals.decisions import DecisionDesk
+    from broker.approvals.service import ApprovalService
+    from broker.catalog import Catalog, KeyVaultCredential
+    from broker.classification import Classifier
+    from broker.describe import TargetDescriber
+    from broker.discovery import Discovery
+    from broker.execute import ExecuteService
+    from broker.grants import GrantService
+    from broker.identity import TokenValidator
+    from broker.journal import JournalReader, JournalStorage, JournalWriter
+    from broker.policy import Policy
+    from broker.secrets import CredentialResolver, SecretValue
+    from broker.settings import Settings
+    from broker.targets import TargetEngine
 
 
 def azure_credential() -> TokenCredential:
@@ -66,6 +65,17 @@ class ApprovalParts:
 def build_approvals(settings: Settings, *, credential: TokenCredential | None, credentials: CredentialResolver,
                     journal: JournalWriter, catalog: Catalog, policy: Policy,
                     validator: TokenValidator) -> ApprovalParts:
+    from broker.approvals.channels import build_channels
+    from broker.approvals.decisions import DecisionDesk
+    from broker.approvals.directory import ApproverDirectory
+    from broker.approvals.requests import RequestStore
+    from broker.approvals.service import ApprovalService
+    from broker.approvals.tokens import ApprovalTokens
+    from broker.catalog import KeyVaultCredential
+    from broker.grants import GrantService, GrantStore
+    from broker.notify import notifier_from_settings
+    from broker.storage import container_client, table_client
+
     directory = ApproverDirectory.load(settings.approvers_path)
     signing = KeyVaultCredential(secret=settings.approval_signing_secret)
 
@@ -108,6 +118,20 @@ class Broker:
 
     @classmethod
     def from_settings(cls, settings: Settings, credential: TokenCredential | None = None) -> Broker:
+        from broker.admission import Admission
+        from broker.catalog import load_catalog
+        from broker.classification import build_classifier, classification_store
+        from broker.describe import TargetDescriber
+        from broker.discovery import Discovery
+        from broker.execute import ExecuteService, MaskerSource
+        from broker.identity import TokenValidator
+        from broker.journal import JournalReader, JournalStorage, JournalWriter
+        from broker.lineage.guard import LineageGuard
+        from broker.masking.scanner import build_prefilter
+        from broker.policy import Policy
+        from broker.secrets import CredentialResolver, KeyVaultSecretStore
+        from broker.targets import ENGINES, create_engine
+
         build_prefilter()  # compile the masking scanner now (cold start), not on the first request
         catalog = load_catalog(settings.catalog_path)
         catalog.check_engines(set(ENGINES))
@@ -152,6 +176,8 @@ class Broker:
 def _pool_size(engine: str, catalog: Catalog, settings: Settings) -> dict[str, int]:
     """A pooled engine holds one connection more than its busiest target admits at once: the
     guard's catalog look-ups must not queue behind the commands (``broker/admission.py``)."""
+    from broker.targets import POOLED_ENGINES
+
     if engine not in POOLED_ENGINES:
         return {}
     slots = max(t.max_concurrency or settings.target_concurrency
@@ -177,6 +203,8 @@ def get_broker() -> Broker:
     """
     global _broker
     if _broker is None:
+        from broker.settings import get_settings
+
         with _lock:
             if _broker is None:
                 try:

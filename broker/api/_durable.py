@@ -15,14 +15,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from broker.api._http import json_response, refusal_response
-from broker.execute import Pending
 from broker.runtime import built_broker, get_broker
+
+if TYPE_CHECKING:
+    from broker.execute import Pending
 
 log = logging.getLogger("broker.api")
 T = TypeVar("T")

@@ -8,15 +8,18 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
 from broker.api._body import parse_json
-from broker.execute import CallContext
-from broker.identity import Principal
 from broker.problems import BadRequest, BrokerError, NotFound, PayloadTooLarge, UnsupportedMediaType
-from broker.runtime import Broker, get_broker
+from broker.runtime import get_broker
+
+if TYPE_CHECKING:  # the domain loads with the broker (first call), not when the host indexes the app
+    from broker.execute import CallContext
+    from broker.identity import Principal
+    from broker.runtime import Broker
 
 log = logging.getLogger("broker.api")
 
@@ -67,6 +70,8 @@ def read_json(req: func.HttpRequest, max_bytes: int) -> Any:
 
 
 def call_context(req: func.HttpRequest) -> CallContext:
+    from broker.execute import CallContext
+
     # The platform's front end appends the peer it saw; earlier hops are caller-supplied claims.
     forwarded = [hop.strip() for hop in req.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
     ip = forwarded[-1] if forwarded else req.headers.get("x-client-ip", "")
@@ -75,7 +80,7 @@ def call_context(req: func.HttpRequest) -> CallContext:
                        http_request_id=(req.headers.get("x-request-id") or str(uuid.uuid4()))[:64])
 
 
-Handler = Callable[[func.HttpRequest, Broker, Principal], func.HttpResponse]
+Handler = Callable[[func.HttpRequest, "Broker", "Principal"], func.HttpResponse]
 
 
 def refusal_response(error: Exception, req: func.HttpRequest, handler_name: str) -> func.HttpResponse:

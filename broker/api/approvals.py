@@ -13,6 +13,7 @@ channel's answer back into HTML or JSON; who decides is proven in ``broker.appro
 from __future__ import annotations
 
 from http.cookies import CookieError, SimpleCookie
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 import azure.durable_functions as df
@@ -21,13 +22,16 @@ import azure.functions as func
 from broker.api._body import parse_json
 from broker.api._durable import blocking, durable_route
 from broker.api._http import call_context, json_response, route_request_id
-from broker.approvals import Accepted, page
-from broker.approvals.channels import ApprovalChannels, Inbound
-from broker.execute import CallContext
-from broker.identity import Principal
 from broker.problems import BadRequest, BrokerError, PayloadTooLarge, UnsupportedMediaType
-from broker.runtime import Broker, get_broker
+from broker.runtime import get_broker
 from broker.workflows.wait import decision_event
+
+if TYPE_CHECKING:  # the domain loads with the broker (first call), not when the host indexes the app
+    from broker.approvals import Accepted
+    from broker.approvals.channels import ApprovalChannels
+    from broker.execute import CallContext
+    from broker.identity import Principal
+    from broker.runtime import Broker
 
 bp = df.Blueprint()
 MAX_FORM_BYTES = 16 * 1024
@@ -38,6 +42,8 @@ def _html(body: str, status: int, headers: dict[str, str]) -> func.HttpResponse:
 
 
 def _refusal_page(error: BrokerError) -> func.HttpResponse:
+    from broker.approvals import page
+
     html, headers = page.refusal(error)
     return _html(html, error.status, headers)
 
@@ -64,6 +70,8 @@ def approval_page(req: func.HttpRequest) -> func.HttpResponse:
     try:
         rid = _request_id(req)
         broker = get_broker()
+        from broker.approvals import page
+
         token = req.params.get("t", "")
         view = _channels(broker).link.show(rid, token, call_context(req))
         html, headers = page.page(view, action=f"/api/approvals/{rid}", token=token)
@@ -83,7 +91,10 @@ async def approval_form(req: func.HttpRequest, client: str) -> func.HttpResponse
     durable: df.DurableOrchestrationClient = client  # type: ignore[assignment]  # the df middleware built it
     try:
         rid = _request_id(req)
-        broker = await blocking(get_broker)
+        broker = await blocking(get_broker)  # imports the domain off the event loop on a cold start
+        from broker.approvals import page
+        from broker.approvals.channels import Inbound
+
         channels = _channels(broker)
         ctx = call_context(req)
         inbound = Inbound(rid, ctx, _form(req), headers=_headers(req), cookie_nonce=_cookie(req),
@@ -116,6 +127,8 @@ def _form(req: func.HttpRequest) -> dict[str, str]:
 
 
 def _cookie(req: func.HttpRequest) -> str:
+    from broker.approvals import page
+
     try:
         jar = SimpleCookie(req.headers.get("cookie") or "")
     except CookieError:
@@ -138,6 +151,8 @@ async def _deliver(client: df.DurableOrchestrationClient, channels: ApprovalChan
 @durable_route(authenticate=False)
 async def approval_decision(req: func.HttpRequest, client: df.DurableOrchestrationClient, broker: Broker,
                             principal: Principal | None) -> func.HttpResponse:
+    from broker.approvals.channels import Inbound
+
     rid = _request_id(req)
     ctx = call_context(req)
     raw = req.get_body() or b""

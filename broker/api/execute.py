@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from broker.api._durable import blocking, durable_route, pending_response, starter
 from broker.api._http import authenticated, call_context, json_response, read_json
-from broker.execute import Done, ExecuteBody, Pending, WorkflowStarter
-from broker.identity import Principal
 from broker.problems import BadRequest
-from broker.runtime import Broker
+
+if TYPE_CHECKING:  # the domain loads with the broker (first call), not when the host indexes the app
+    from broker.execute import Done, ExecuteBody, Pending, WorkflowStarter
+    from broker.identity import Principal
+    from broker.runtime import Broker
 
 bp = df.Blueprint()
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -26,6 +28,8 @@ IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 @durable_route(authenticate=False)  # authenticated in the call's one thread hop, before anything else
 async def execute(req: func.HttpRequest, client: df.DurableOrchestrationClient, broker: Broker,
                   principal: Principal | None) -> func.HttpResponse:
+    from broker.execute import Done
+
     outcome = await blocking(authenticated_submit, broker, req, time.perf_counter(), starter(client))
     if isinstance(outcome, Done):
         return json_response(outcome.result.to_dict(), headers={"Server-Timing": outcome.result.server_timing()})
@@ -37,6 +41,8 @@ def authenticated_submit(broker: Broker, req: func.HttpRequest, submitted: float
     """The token, then the body, then the command, in one worker thread: each hop between the event
     loop and a thread costs a wake-up (and, under load, a wait for the GIL), so the call takes one.
     ``submitted`` is when the hop was asked for: the wait for a free thread is reported as ``thread``."""
+    from broker.execute import Done, ExecuteBody
+
     started = time.perf_counter()
     principal = broker.validator.principal_from_header(req.headers.get("authorization"))
     authenticated = time.perf_counter()
@@ -70,6 +76,8 @@ def with_idempotency_key(body: ExecuteBody, header: str | None) -> ExecuteBody:
 @authenticated
 def explain(req: func.HttpRequest, broker: Broker, principal: Principal) -> func.HttpResponse:
     """What ``/api/execute`` would do with this body, without running anything."""
+    from broker.execute import ExecuteBody
+
     body = ExecuteBody.parse(read_json(req, broker.settings.max_body_bytes))
     return json_response(broker.discovery.explain(principal, body, call_context(req)))
 

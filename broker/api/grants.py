@@ -8,16 +8,18 @@
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from broker.api._durable import blocking, durable_route, pending_response, starter
 from broker.api._http import authenticated, call_context, json_response, read_json, route_request_id
-from broker.grants import GrantBody
-from broker.identity import Principal
-from broker.runtime import Broker
 from broker.workflows.wait import REVOKE_EVENT
+
+if TYPE_CHECKING:  # the domain loads with the broker (first call), not when the host indexes the app
+    from broker.identity import Principal
+    from broker.runtime import Broker
 
 bp = df.Blueprint()
 
@@ -27,6 +29,8 @@ bp = df.Blueprint()
 @durable_route()
 async def grant_request(req: func.HttpRequest, client: df.DurableOrchestrationClient, broker: Broker,
                         principal: Principal) -> func.HttpResponse:
+    from broker.grants import GrantBody
+
     body = GrantBody.parse(read_json(req, broker.settings.max_body_bytes))
     pending = await blocking(broker.approvals.grants.submit, principal, body, call_context(req),
                              workflow=starter(client))

@@ -10,32 +10,31 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from broker.api._http import authenticated, call_context, json_response
-from broker.identity import Principal
-from broker.journal import (
-    SEAL_SCHEDULE,
-    JournalQuery,
-    JournalReader,
-    Sealer,
-    replay_text,
-    require_auditor,
-)
-from broker.journal.events import Subject, journal_read
 from broker.problems import BadRequest
-from broker.runtime import Broker, get_broker
+from broker.runtime import get_broker
+
+if TYPE_CHECKING:  # the domain loads with the broker (first call), not when the host indexes the app
+    from broker.identity import Principal
+    from broker.runtime import Broker
 
 log = logging.getLogger("broker.api")
 
 bp = func.Blueprint()
 DEFAULT_LIMIT = 500
+SEAL_SCHEDULE = "0 */5 * * * *"  # NCRONTAB: every five minutes
 
 
 @bp.route(route="journal", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @authenticated
 def journal(req: func.HttpRequest, broker: Broker, principal: Principal) -> func.HttpResponse:
+    from broker.journal import JournalQuery, JournalReader, replay_text, require_auditor
+    from broker.journal.events import Subject, journal_read
+
     require_auditor(principal)
     params = dict(req.params)
     view = params.get("format", "json")
@@ -60,6 +59,8 @@ def journal(req: func.HttpRequest, broker: Broker, principal: Principal) -> func
 @bp.timer_trigger(arg_name="timer", schedule=SEAL_SCHEDULE, run_on_startup=False, use_monitor=True)
 def journal_seal(timer: func.TimerRequest) -> None:
     """Seal the chains (a singleton in Azure: the host runs one timer instance app-wide)."""
+    from broker.journal import Sealer
+
     seal = Sealer(get_broker().journal_storage).seal()
     if seal is not None:
         log.info("journal sealed %s (%d records)%s", seal.name, seal.records,

@@ -22,6 +22,7 @@ import importlib
 import json
 from dataclasses import replace
 from types import ModuleType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import azure.durable_functions as df
@@ -30,7 +31,10 @@ import azure.functions as func
 from broker.api._durable import blocking
 from broker.api._http import PROBLEM, call_context, json_response, problem_response, refusal_response
 from broker.problems import BrokerError, PayloadTooLarge, Unauthenticated
-from broker.runtime import Broker, get_broker
+from broker.runtime import get_broker
+
+if TYPE_CHECKING:
+    from broker.runtime import Broker
 
 bp = df.Blueprint()
 METADATA_ROUTE = ".well-known/oauth-protected-resource"

@@ -12,17 +12,19 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from broker.api._durable import blocking, durable_route
 from broker.api._http import authenticated, json_response, route_request_id
-from broker.identity import Principal
 from broker.problems import BadRequest
-from broker.runtime import Broker
 from broker.workflows.wait import CANCEL_EVENT
+
+if TYPE_CHECKING:  # the domain loads with the broker (first call), not when the host indexes the app
+    from broker.identity import Principal
+    from broker.runtime import Broker
 
 bp = df.Blueprint()
 log = logging.getLogger("broker.api")

@@ -12,13 +12,13 @@ from broker.journal.query import AUDITOR_ROLE, JournalQuery, parse_when, require
 from broker.journal.reader import JournalReader, StoredRecord
 from broker.journal.records import SCHEMA_VERSION, Event, JournalRecord
 from broker.journal.replay import replay_json, replay_text
-from broker.journal.seal import SEAL_SCHEDULE, Seal, SealConflict, Sealer
+from broker.journal.seal import Seal, SealConflict, Sealer
 from broker.journal.storage import ImmutableCopyExists, JournalStorage
 from broker.journal.verify import Verifier
 from broker.journal.writer import JournalWriter
 
 __all__ = [
-    "AUDITOR_ROLE", "SCHEMA_VERSION", "SEAL_SCHEDULE", "Event", "ImmutableCopyExists", "IntegrityFinding",
+    "AUDITOR_ROLE", "SCHEMA_VERSION", "Event", "ImmutableCopyExists", "IntegrityFinding",
     "JournalQuery", "JournalReader", "JournalRecord", "JournalStorage", "JournalWriter", "Seal", "SealConflict",
     "Sealer", "StoredRecord", "Verifier", "VerifyReport", "parse_when", "replay_json", "replay_text", "require_auditor",
 ]

@@ -29,7 +29,6 @@ from broker.journal.storage import ImmutableCopyExists, JournalStorage
 log = logging.getLogger("broker.journal")
 
 SEAL_MARGIN = timedelta(minutes=2)  # > the longest a write can take (timeouts x retries ~ 40 s)
-SEAL_SCHEDULE = "0 */5 * * * *"  # NCRONTAB: every five minutes
 SEAL_VERSION = 1
 EPOCH = "1970-01-01T00:00:00.000000Z"
 
