@@ -37,7 +37,7 @@ from broker.problems import Unavailable
 from broker.secrets import CredentialResolver, KeyVaultSecretStore, SecretValue
 from broker.settings import Settings, get_settings
 from broker.storage import container_client, table_client
-from broker.targets import ENGINES, POOLED_ENGINES, TargetEngine, create_engine
+from broker.targets import ENGINES, TargetEngine, create_engine
 
 
 def azure_credential() -> TokenCredential:
@@ -109,8 +109,7 @@ class Broker:
     @classmethod
     def from_settings(cls, settings: Settings, credential: TokenCredential | None = None) -> Broker:
         build_prefilter()  # compile the masking scanner now (cold start), not on the first request
-        catalog = load_catalog(settings.catalog_path)
-        catalog.check_engines(set(ENGINES))
+        catalog = load_catalog(settings.catalog_path)  # refuses unregistered engines and bad settings
         policy = Policy.load(settings.policy_path)
         credential = credential or azure_credential()
         secrets = KeyVaultSecretStore(settings.key_vault_url, credential,
@@ -152,7 +151,7 @@ class Broker:
 def _pool_size(engine: str, catalog: Catalog, settings: Settings) -> dict[str, int]:
     """A pooled engine holds one connection more than its busiest target admits at once: the
     guard's catalog look-ups must not queue behind the commands (``broker/admission.py``)."""
-    if engine not in POOLED_ENGINES:
+    if not ENGINES[engine].pooled:
         return {}
     slots = max(t.max_concurrency or settings.target_concurrency
                 for t in catalog.targets.values() if t.engine == engine)

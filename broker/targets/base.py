@@ -7,15 +7,16 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from broker.catalog import Target
-from broker.guard import Classification
-from broker.lineage.schema import Schema
-from broker.masking.engine import Masker
-from broker.masking.known import KnownValues
-from broker.secrets import SecretValue
-from broker.targets.role_check import RoleSetting
+if TYPE_CHECKING:  # annotations only: the catalog imports the engine registry, which imports this module
+    from broker.catalog import Target
+    from broker.guard import Classification
+    from broker.lineage.schema import Schema
+    from broker.masking.engine import Masker
+    from broker.masking.known import KnownValues
+    from broker.secrets import SecretValue
+    from broker.targets.role_check import RoleSetting
 
 
 @dataclass(frozen=True)

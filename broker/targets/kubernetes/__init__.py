@@ -26,6 +26,7 @@ from broker.guard import Classification
 from broker.guard.kubectl import parse_kubectl
 from broker.guard.kubectl_command import KubectlCommand
 from broker.guard.kubernetes import DEFAULT_NAMESPACE, classify_kubectl, resolve_type
+from broker.guard.languages import KUBECTL
 from broker.problems import BadRequest, BrokerError, CommandFailed
 from broker.secrets import SecretValue
 from broker.targets.base import Command, ExecutionLimits, ResultSet
@@ -50,8 +51,8 @@ _CHANGES: dict[str, _write.Planner] = {
 
 
 class KubernetesEngine:
-    language = "kubectl"
-    dialect = "kubernetes"
+    language = KUBECTL.name
+    dialect = ""  # kubectl has no dialects
 
     def __init__(self, *, workdir: Path | None = None) -> None:
         self._connections = Connections(workdir)
