@@ -22,6 +22,7 @@ from broker.execute.ports import APPROVAL_ORCHESTRATOR, ApprovalDesk, GrantLooku
 from broker.execute.request import CallContext, ExecuteBody
 from broker.guard import Classification, Risk
 from broker.guard.hidden import with_hidden_text
+from broker.guard.languages import LANGUAGES, SQL, CommandLanguage
 from broker.identity import Principal
 from broker.impact import ImpactMeasurer
 from broker.journal import JournalWriter
@@ -70,9 +71,9 @@ class ExecuteService:
     def catalog(self) -> Catalog:
         return self._catalog
 
-    def language_of(self, target: Target) -> str:
-        """What the target takes: ``sql`` or ``kubectl``."""
-        return self._engines[target.engine].language
+    def language_of(self, target: Target) -> CommandLanguage:
+        """What the target takes (``guard/languages.py``: ``sql`` or ``kubectl``)."""
+        return LANGUAGES[self._engines[target.engine].language]
 
     def schema_of(self, target_name: str) -> tuple[Target, Schema, Sensitivity] | None:
         """The target's (cached) schema and its sensitive columns, as lineage sees them; None for a
@@ -120,7 +121,7 @@ class ExecuteService:
         classification = engine.resolve(target, command, classification,
                                         lambda: self._credentials.resolve(target.credential))
         classification = with_hidden_text(classification, command.canonical())
-        if command.language != "sql" or not self._lineage.applies(target, engine.dialect):
+        if command.language != SQL.name or not self._lineage.applies(target, engine.dialect):
             return classification
         if engine.unavailable_reason() is not None:  # it cannot run here: the run refuses it (journaled)
             return classification
@@ -301,7 +302,7 @@ class ExecuteService:
         engine = self._engines[target.engine]
         classification = self._classify(engine, target, command)
         decision = self._policy.decide(requester, target, classification)
-        if command.language == "sql":
+        if command.language == SQL.name:
             subject = decided(Subject(request_id=request_id, principal=requester.describe()), target, command,
                               classification, decision)
             impact = self._impact.measure(subject, target, command, classification, decision)

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from broker.guard.languages import SQL
+
 if TYPE_CHECKING:  # annotations only: the catalog imports the engine registry, which imports this module
     from broker.catalog import Target
     from broker.guard import Classification
@@ -23,14 +25,14 @@ if TYPE_CHECKING:  # annotations only: the catalog imports the engine registry, 
 class Command:
     """What the agent asked to run, exactly; ``digest`` binds approvals to it."""
 
-    language: str  # "sql" | "kubectl"
+    language: str  # a ``guard/languages.py`` name: "sql" | "kubectl"
     sql: str = ""
     argv: tuple[str, ...] = ()
     manifest: Any = None
 
     def canonical(self) -> dict[str, Any]:
-        if self.language == "sql":
-            return {"language": "sql", "sql": self.sql}
+        if self.language == SQL.name:  # the digest's shape: never changes (approvals are bound to it)
+            return {"language": SQL.name, "sql": self.sql}
         body: dict[str, Any] = {"language": self.language, "argv": list(self.argv)}
         if self.manifest is not None:
             body["manifest"] = self.manifest
@@ -42,7 +44,7 @@ class Command:
         return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
 
     def display(self) -> str:
-        return self.sql if self.language == "sql" else " ".join(self.argv)
+        return self.sql if self.language == SQL.name else " ".join(self.argv)
 
 
 @dataclass(frozen=True)
