@@ -16,7 +16,7 @@ from typing import Any
 
 from broker.admission import Admission
 from broker.catalog import Catalog, Target
-from broker.execute.masking import MaskerSource, mask_result, masked_failure, response_of
+from broker.execute.masking import MaskerSource, api_calls, mask_result, masked_failure, response_of
 from broker.execute.outcome import ApprovalNeeded, CommandPreview, Done, ExecuteResult, Pending
 from broker.execute.ports import APPROVAL_ORCHESTRATOR, ApprovalDesk, GrantLookup, WorkflowStarter, start_or_abandon
 from broker.execute.request import CallContext, ExecuteBody
@@ -284,8 +284,9 @@ class ExecuteService:
                                    "bytes": result.bytes, "truncated": result.truncated, "masked": masked_counts,
                                    "command_status": result.status, "affected": result.affected,
                                    "duration_ms": round(elapsed, 2)}
-        if result.operations:
-            outcome["operations"] = result.operations
+        operations = api_calls(result)
+        if operations:
+            outcome["operations"] = operations
         if result.cut_cells:
             outcome["cut_cells"] = len(result.cut_cells)
         mark = time.perf_counter()
@@ -330,7 +331,7 @@ class ExecuteService:
         subject = Subject(request_id=request_id, principal=principal.describe(), target=target.name,
                           command=command.canonical(), command_digest=command.digest, decision=decision.to_dict())
         record_id = self._journal.write(journaled.execute_preview(subject, {
-            "status": "ok", "masked": counts, "operations": result.operations, "command_status": result.status},
+            "status": "ok", "masked": counts, "operations": api_calls(result), "command_status": result.status},
             response=response_of(result)))
         return CommandPreview(result.text or "", counts, record_id)
 

@@ -85,12 +85,6 @@ class ResultSet:
     bytes: int = 0
     cut_cells: list[CutCell] = field(default_factory=list)
     """Cells withheld at the wire because they (or their row) were over ``max_bytes``."""
-    operations: list[dict[str, Any]] = field(default_factory=list)
-    """The target API calls that ran (Kubernetes: group/version/resource/verb/namespace/name); journaled."""
-    render: Callable[[Any], str] | None = None
-    """Makes ``text`` from the *masked* document (YAML, describe, diff), so text never sees raw values."""
-    keep_document: bool = True
-    """False when ``render`` says everything: the response then carries the text only."""
     known: KnownValues | None = None
     """Secret values the engine knows are in reach of the command (Kubernetes: the pod's and the
     namespace's Secrets): masked first, wherever and however encoded they appear."""
@@ -98,6 +92,48 @@ class ResultSet:
     @property
     def row_count(self) -> int:
         return len(self.rows)
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """How a result's text is made from its *masked* document (YAML, describe, diff), so the text
+    never sees a raw value."""
+
+    render: Callable[[Any], str]
+    keep_document: bool = False
+    """False when the text says everything: the response then carries the text only."""
+
+
+@runtime_checkable
+class PresentedResult(Protocol):
+    """A result shown as text rendered from its masked document (``execute/masking.py`` renders it)."""
+
+    def presentation(self) -> Presentation | None:
+        """None: the result is shown as it is."""
+
+
+@runtime_checkable
+class CallsJournaled(Protocol):
+    """A result that lists the target API calls that ran; the outcome journals them."""
+
+    def api_calls(self) -> list[dict[str, Any]]:
+        """Each call (Kubernetes: group/version/resource/verb/namespace/name), in order."""
+
+
+@dataclass
+class DocumentResult(ResultSet):
+    """A result from an API rather than a wire protocol (Kubernetes): the calls that ran, and for YAML,
+    describe and diffs the presentation of its masked document. Implements ``PresentedResult`` and
+    ``CallsJournaled``; SQL engines return plain ``ResultSet``."""
+
+    operations: list[dict[str, Any]] = field(default_factory=list)
+    rendering: Presentation | None = None
+
+    def presentation(self) -> Presentation | None:
+        return self.rendering
+
+    def api_calls(self) -> list[dict[str, Any]]:
+        return self.operations
 
 
 class TargetEngine(Protocol):
