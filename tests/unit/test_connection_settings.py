@@ -180,3 +180,20 @@ def test_every_registered_engine_resolves():
         assert engine_class.dialect == entry.dialect, name
         assert entry.dialect in entry.language.dialects, name
         assert "connection" not in entry.settings.model_fields
+
+
+@pytest.mark.parametrize("engine, connection, verdict", [
+    ("postgres", {"host": "127.0.0.1"}, None),
+    ("postgres", {}, None),  # the local socket
+    ("postgres", {"host": "db.example"}, ("connection.sslmode", False, "prefer")),
+    ("postgres", {"host": "db.example", "sslmode": "allow"}, ("connection.sslmode", False, "allow")),
+    ("postgres", {"host": "db.example", "sslmode": "verify-full"}, ("connection.sslmode", True, "verify-full")),
+    ("mysql", {}, None),
+    ("mysql", {"host": "db.example"}, ("connection.tls", False, "off")),
+    ("mysql", {"host": "db.example", "tls": {"ca": "/ca.pem"}}, ("connection.tls", True, "on")),
+    ("mssql", {"host": "x.database.windows.net"}, None),  # the ODBC driver always encrypts (Encrypt=yes)
+    ("kubernetes", {"server": "https://k8s:6443"}, None),
+])
+def test_the_transport_verdict_comes_from_the_settings(engine, connection, verdict):
+    found = Target(name="t", engine=engine, credential=KV, connection=connection).connection.transport()
+    assert (found and (found.setting, found.encrypted, found.value)) == verdict
