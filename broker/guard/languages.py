@@ -14,18 +14,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from broker.guard import Classification
-from broker.guard.kubernetes import classify_kubectl
-from broker.guard.sql import classify_sql
 
 if TYPE_CHECKING:
     from broker.targets.base import Command
 
 
+# The classifiers are imported on first use: the catalog imports this registry (through the engine
+# table), and checking a catalog should not load the SQL parsers.
 def _classify_sql(command: Command, dialect: str) -> Classification:
+    from broker.guard.sql import classify_sql
+
     return classify_sql(command.sql, dialect)
 
 
 def _classify_kubectl(command: Command, dialect: str) -> Classification:
+    from broker.guard.kubernetes import classify_kubectl
+
     return classify_kubectl(command.argv, command.manifest)
 
 
