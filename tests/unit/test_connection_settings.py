@@ -197,3 +197,16 @@ def test_every_registered_engine_resolves():
 def test_the_transport_verdict_comes_from_the_settings(engine, connection, verdict):
     found = Target(name="t", engine=engine, credential=KV, connection=connection).connection.transport()
     assert (found and (found.setting, found.encrypted, found.value)) == verdict
+
+
+def test_the_app_refuses_to_start_on_settings_that_do_not_fit(tmp_path):
+    """The composition root loads the catalog before it builds anything that talks to Azure."""
+    from broker.runtime import Broker
+    from broker.settings import Settings
+
+    path = tmp_path / "catalog.yaml"
+    path.write_text("targets:\n  orders-db:\n    engine: mysql\n    credential: {source: key-vault, secret: s}\n"
+                    "    connection: {host: db.internal, tls: {ca: /ca.pem, verify_identity: 'no'}}\n")
+    with pytest.raises(CatalogError) as err:
+        Broker.from_settings(Settings(catalog_path=path))
+    assert "orders-db" in str(err.value) and "connection.tls" in str(err.value)
