@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from broker.problems import NotFound
+from broker.targets import ENGINES
+from broker.targets.connection import ConnectionSettings, describe_errors
+
+S = TypeVar("S", bound=ConnectionSettings)
 
 TARGET_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -138,13 +151,43 @@ class Target(BaseModel):
     read_only: bool = True
     """The credential is a read-only role: writes can never succeed, approval or not."""
     credential: Credential = Field(discriminator="source")
-    connection: dict[str, Any] = Field(default_factory=dict)
+    connection: SerializeAsAny[ConnectionSettings] = Field(default_factory=ConnectionSettings, validate_default=True)
+    """The engine's own settings model (``ENGINES[engine].settings``), validated at load."""
     masking: MaskingOverrides = MaskingOverrides()
     sensitive: SensitiveData = SensitiveData()
     max_concurrency: int | None = Field(default=None, ge=1, le=64)
     """Commands all callers together may run here at once; default ``BROKER_TARGET_CONCURRENCY``.
     Keep it at or below the database role's connection limit (the engine's pool has one more
     connection, for the guard's catalog look-ups)."""
+
+    @field_validator("connection", mode="before")
+    @classmethod
+    def _engine_settings(cls, value: Any, info: ValidationInfo) -> Any:
+        engine = info.data.get("engine")
+        entry = ENGINES.get(engine) if isinstance(engine, str) else None
+        if value is None or type(value) is ConnectionSettings:
+            value = {}  # none given: the engine's defaults (or its required settings are missing)
+        if entry is None:
+            if value == {}:
+                return ConnectionSettings()  # start-up refuses the unregistered engine (check_engines)
+            raise ValueError(f"engine {engine!r} is not registered, so its connection settings cannot be "
+                             f"checked (known engines: {', '.join(sorted(ENGINES))})")
+        if isinstance(value, entry.settings):
+            return value
+        if isinstance(value, ConnectionSettings):
+            raise ValueError(f"connection is {type(value).__name__}, not the {engine} engine's "
+                             f"{entry.settings.__name__}")
+        try:
+            return entry.settings.model_validate(value)
+        except ValidationError as exc:
+            raise ValueError(f"not a {engine} connection: {describe_errors(exc)}") from None
+
+    def settings(self, model: type[S]) -> S:
+        """The connection settings as the engine's own model (engines call this, never read a dict)."""
+        if not isinstance(self.connection, model):
+            raise TypeError(f"target {self.name} ({self.engine}) has {type(self.connection).__name__} settings, "
+                            f"not {model.__name__}")
+        return self.connection
 
     def public_view(self) -> dict[str, Any]:
         """What an agent may learn about a target (no hosts, no secret names)."""
@@ -183,11 +226,17 @@ class Catalog(BaseModel):
 
 
 def load_catalog(path: Path) -> Catalog:
+    """The catalog in ``path``, every target's engine registered and its connection settings valid."""
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise CatalogError(f"{path}: cannot read the catalog: {exc}") from exc
     try:
-        return Catalog.model_validate(raw)
+        catalog = Catalog.model_validate(raw)
     except ValidationError as exc:
         raise CatalogError(f"{path}: invalid catalog:\n{exc}") from exc
+    try:
+        catalog.check_engines(set(ENGINES))
+    except CatalogError as exc:
+        raise CatalogError(f"{path}: {exc}") from exc
+    return catalog

@@ -16,6 +16,7 @@ from typing import Any
 from broker.discovery import Discovery
 from broker.execute import CallContext, ExecuteService
 from broker.guard import Classification, Risk
+from broker.guard.languages import KUBECTL
 from broker.identity import Principal
 from broker.journal import JournalWriter
 from broker.journal import events as journaled
@@ -58,9 +59,9 @@ class TargetDescriber:
             raise Forbidden(f"The policy lets you do nothing on {target.name}, so it is not described to you.",
                             code="policy_denied", remedy="Ask an operator for access; GET /api/targets shows "
                                                          "what you may do where.")
-        head = {**target.public_view(), "language": language}
-        if language == "kubectl":
-            return {**head, "kind": "kubernetes", **self._kubernetes(principal, target)}
+        head = {**target.public_view(), "language": language.name}
+        if language is KUBECTL:
+            return {**head, "kind": KUBECTL.kind, **self._kubernetes(principal, target)}
         found = self._execute.schema_of(target.name)
         if found is None:
             return {**head, "kind": "tables", "tables": [], "table_count": 0, "truncated": False,
@@ -87,7 +88,7 @@ class TargetDescriber:
         for rule in self._policy.document.rules:
             general = rule.when.model_copy(update={"kubernetes": None})
             risks = [risk.value for risk in Risk if explain_miss(
-                general, principal, target, Classification(risk, f"any {risk.value} command", "kubernetes")) is None]
+                general, principal, target, Classification(risk, f"any {risk.value} command", KUBECTL.kind)) is None]
             if not risks:
                 continue
             k8s = rule.when.kubernetes

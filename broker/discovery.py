@@ -16,6 +16,7 @@ from broker.catalog import Target
 from broker.execute import CallContext, ExecuteBody, ExecuteService, GrantLookup
 from broker.execute.service import decided
 from broker.guard import Classification, Risk
+from broker.guard.languages import CommandLanguage
 from broker.identity import Principal
 from broker.journal import JournalWriter
 from broker.journal import events as journaled
@@ -75,17 +76,16 @@ class Discovery:
             decided(subject, target, command, classification, decision), {"status": "ok", "effect": decision.effect}))
         return answer
 
-    def permissions(self, principal: Principal, target: Target, language: str) -> dict[str, Any]:
+    def permissions(self, principal: Principal, target: Target, language: CommandLanguage) -> dict[str, Any]:
         """Per risk class, what this caller may do on ``target`` (allow / approve by whom / deny).
 
         Rules that also look at the Kubernetes command (verbs, resources, namespaces) cannot be
         decided without one: they are listed under ``conditional`` with their conditions.
         """
         grants: Sequence[Grant] = self._grants(principal.key, target.name) if self._grants else ()
-        kind = "kubernetes" if language == "kubectl" else "sql"
         risks: dict[str, Any] = {}
         for risk in Risk:
-            probe = Classification(risk, f"any {risk.value} command", kind)
+            probe = Classification(risk, f"any {risk.value} command", language.kind)
             view = _decision_view(self._policy.decide(principal, target, probe, grants=grants))
             conditional = self._conditional(principal, target, probe)
             if conditional:

@@ -21,6 +21,7 @@ from typing import Any
 
 from broker.catalog import Target
 from broker.guard import Classification
+from broker.guard.languages import SQL
 from broker.journal import JournalWriter
 from broker.journal import events as journaled
 from broker.journal.events import Subject
@@ -71,7 +72,7 @@ class ImpactMeasurer:
         """The masked impact (kept with the request, shown to approvers), or None for an engine
         without a trial. Journaled: the trial's intent before it runs, its outcome after."""
         engine = self._engines[target.engine]
-        if command.language != "sql" or not isinstance(engine, ImpactTrial):
+        if command.language != SQL.name or not isinstance(engine, ImpactTrial):
             return None
         why = trial_refusal(classification)
         if why:
@@ -130,7 +131,7 @@ class ImpactMeasurer:
               previewed: dict[str, Any] | None) -> ImpactBound | None:
         """What the run may change: the measured impact (approved commands) and the policy maximum.
         None when nothing bounds it. An engine that cannot hold a run to a bound refuses the run."""
-        if command.language != "sql" or classification.read_only:
+        if command.language != SQL.name or classification.read_only:
             return None
         measured = previewed if previewed and previewed.get("measured") else None
         maximum = decision.limits.max_rows_changed

@@ -130,11 +130,10 @@ class Broker:
         from broker.masking.scanner import build_prefilter
         from broker.policy import Policy
         from broker.secrets import CredentialResolver, KeyVaultSecretStore
-        from broker.targets import ENGINES, create_engine
+        from broker.targets import create_engine
 
         build_prefilter()  # compile the masking scanner now (cold start), not on the first request
-        catalog = load_catalog(settings.catalog_path)
-        catalog.check_engines(set(ENGINES))
+        catalog = load_catalog(settings.catalog_path)  # refuses unregistered engines and bad settings
         policy = Policy.load(settings.policy_path)
         credential = credential or azure_credential()
         secrets = KeyVaultSecretStore(settings.key_vault_url, credential,
@@ -176,9 +175,9 @@ class Broker:
 def _pool_size(engine: str, catalog: Catalog, settings: Settings) -> dict[str, int]:
     """A pooled engine holds one connection more than its busiest target admits at once: the
     guard's catalog look-ups must not queue behind the commands (``broker/admission.py``)."""
-    from broker.targets import POOLED_ENGINES
+    from broker.targets import ENGINES
 
-    if engine not in POOLED_ENGINES:
+    if not ENGINES[engine].pooled:
         return {}
     slots = max(t.max_concurrency or settings.target_concurrency
                 for t in catalog.targets.values() if t.engine == engine)

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from broker.api._durable import blocking, starter
 from broker.execute import MAX_SQL_CHARS, CallContext, Done, ExecuteBody
 from broker.grants import GrantBody
+from broker.guard.languages import KUBECTL
 from broker.identity import Principal
 from broker.problems import BadRequest, BrokerError, invalid_body
 from broker.runtime import Broker
@@ -259,7 +260,7 @@ async def list_my_requests(call: McpCall, args: ListIn, ctx: ServerRequestContex
 
 async def describe_target(call: McpCall, args: TargetIn, ctx: ServerRequestContext) -> types.CallToolResult:
     body = await blocking(call.broker.describer.describe, call.principal, args.target, call.context)
-    if body["kind"] == "kubernetes":
+    if body["kind"] == KUBECTL.kind:
         lines = ["rule | effect | risk | verbs | resources | namespaces"]
         lines += [f"{r['rule_id']} | {r['effect']} | {','.join(r['risk'])} | {','.join(r['verbs'])} | "
                   f"{','.join(r['resources'])} | {','.join(r['namespaces'])}" for r in body["rules"]]

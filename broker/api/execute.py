@@ -102,7 +102,8 @@ def target_views(broker: Broker, principal: Principal) -> list[dict[str, Any]]:
     for target in broker.catalog.targets.values():
         engine = broker.engines[target.engine]
         reason = engine.unavailable_reason()
-        views.append({**target.public_view(), "language": engine.language, "available": reason is None,
+        language = broker.execute.language_of(target)
+        views.append({**target.public_view(), "language": language.name, "available": reason is None,
                       **({"unavailable_reason": reason} if reason else {}),
-                      "permissions": broker.discovery.permissions(principal, target, engine.language)})
+                      "permissions": broker.discovery.permissions(principal, target, language)})
     return views

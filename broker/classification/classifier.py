@@ -17,6 +17,7 @@ from typing import Any
 from broker.catalog import Catalog, Target
 from broker.classification.sample import ColumnFinding, sample_sql, sampled_tables, scan_columns
 from broker.classification.store import ClassificationRun, ClassificationStore
+from broker.guard.languages import SQL
 from broker.journal import JournalWriter
 from broker.journal import events as journaled
 from broker.journal.events import Subject
@@ -64,7 +65,7 @@ class Classifier:
 
     def classifiable(self, target: Target) -> bool:
         engine = self._engines.get(target.engine)
-        return (engine is not None and isinstance(engine, SchemaSource) and engine.language == "sql"
+        return (engine is not None and isinstance(engine, SchemaSource) and engine.language == SQL.name
                 and engine.unavailable_reason() is None)
 
     def classify(self, name: str, by: dict[str, Any], *, rows: int | None = None) -> ClassificationRun:

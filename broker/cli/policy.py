@@ -16,7 +16,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from broker.guard.languages import CommandLanguage
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -106,8 +109,7 @@ def run_explain(args: argparse.Namespace) -> int:
             print(f"error: unknown risk class {args.risk!r} (one of {', '.join(r.value for r in Risk)})",
                   file=sys.stderr)
             return 1
-        classification = Classification(risk, "given with --risk", "sql" if target.engine != "kubernetes"
-                                         else "kubernetes")
+        classification = Classification(risk, "given with --risk", _language(target.engine).kind)
     grants = [Grant.for_principal(principal, target.name, args.grant, datetime.now(UTC) + timedelta(hours=1),
                                   "cli-pretend")] if args.grant else []
     decision = policy.decide(principal, target, classification, grants=grants)
@@ -186,16 +188,26 @@ def _target(args: argparse.Namespace, settings: Any) -> Any:
         if not sep or not key:
             raise ValueError(f"--label wants KEY=VALUE, not {item!r}")
         labels[key] = value
-    return Target(name=args.target, engine=args.engine or "postgres", labels=labels,
+    from broker.targets import ENGINES
+
+    engine = args.engine or "postgres"
+    entry = ENGINES.get(engine)
+    # the policy reads name, engine and labels only: a described target has no server to connect to
+    connection = entry.settings.model_construct() if entry is not None else None
+    return Target(name=args.target, engine=engine, labels=labels, connection=connection,
                   credential={"source": "key-vault", "secret": "not-used"})
 
 
 def _dialect(engine: str) -> str:
-    from importlib import import_module
-
     from broker.targets import ENGINES
 
-    if engine not in ENGINES:
-        return engine
-    module, _, name = ENGINES[engine].partition(":")
-    return str(getattr(getattr(import_module(module), name), "dialect", engine))
+    entry = ENGINES.get(engine)
+    return entry.dialect if entry is not None else engine
+
+
+def _language(engine: str) -> CommandLanguage:
+    from broker.guard.languages import SQL
+    from broker.targets import ENGINES
+
+    entry = ENGINES.get(engine)
+    return entry.language if entry is not None else SQL

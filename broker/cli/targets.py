@@ -18,10 +18,11 @@ import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-_PLAIN_SSLMODES = {"disable", "allow", "prefer"}
+if TYPE_CHECKING:
+    from broker.targets.connection import ConnectionSettings
+
 
 
 @dataclass(frozen=True)
@@ -45,20 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.set_defaults(func=run_check)
 
 
-def transport_check(engine: str, connection: dict[str, Any]) -> Check | None:
+def transport_check(connection: ConnectionSettings) -> Check | None:
     """Whether the catalogue asks for an encrypted connection to a host that is not this machine."""
-    host = str(connection.get("host", "127.0.0.1"))
-    if host in _LOOPBACK:
+    transport = connection.transport()
+    if transport is None:
         return None
-    if engine == "postgres":
-        mode = str(connection.get("sslmode", "prefer"))
-        return Check("connection.sslmode", mode not in _PLAIN_SSLMODES, mode,
-                     "set connection.sslmode: verify-full (or require) in the catalogue")
-    if engine == "mysql":
-        tls = connection.get("tls")
-        return Check("connection.tls", bool(tls), "on" if tls else "off",
-                     "set connection.tls: true (or {ca: PATH}) in the catalogue")
-    return None
+    return Check(transport.setting, transport.encrypted, transport.value, transport.advice)
 
 
 def check_target(broker: Any, name: str) -> list[Check]:
@@ -72,7 +65,7 @@ def check_target(broker: Any, name: str) -> list[Check]:
     reason = engine.unavailable_reason()
     if reason:
         return [Check("engine", False, target.engine, reason)]
-    transport = transport_check(target.engine, target.connection)
+    transport = transport_check(target.connection)
     if transport is not None:
         checks.append(transport)
     try:

@@ -12,7 +12,7 @@ from broker.masking import Masker, MaskingRules
 from broker.problems import BrokerError, CommandFailed
 from broker.secrets import CredentialResolver
 from broker.targets import ResultSet, TargetEngine
-from broker.targets.base import StructuredMasking
+from broker.targets.base import CallsJournaled, PresentedResult, StructuredMasking
 
 
 class MaskerSource:
@@ -61,13 +61,19 @@ def mask_result(engine: TargetEngine, masker: Masker, result: ResultSet, target:
     if result.text is not None:
         text = masker.mask_text(result.text, counts, rules)
         result.text = structure(text, masker, counts) if structure else text
-    if result.render is not None:
-        result.text = result.render(result.document)
+    shown = result.presentation() if isinstance(result, PresentedResult) else None
+    if shown is not None:
+        result.text = shown.render(result.document)
         if known is not None:
             result.text = known.mask_text(result.text, masker, counts)
-        if not result.keep_document:
+        if not shown.keep_document:
             result.document = None
     return dict(counts)
+
+
+def api_calls(result: ResultSet) -> list[dict[str, Any]]:
+    """The target API calls that ran, for the journal (none for wire-protocol engines)."""
+    return result.api_calls() if isinstance(result, CallsJournaled) else []
 
 
 def response_of(result: ResultSet) -> dict[str, Any]:

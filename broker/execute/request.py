@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from broker.guard.languages import KUBECTL, SQL
 from broker.problems import invalid_body
 from broker.targets import Command
 
@@ -39,8 +40,8 @@ class ExecuteBody(BaseModel):
 
     def command(self) -> Command:
         if self.sql is not None:
-            return Command("sql", sql=self.sql)
-        return Command("kubectl", argv=tuple(self.kubectl or ()), manifest=self.manifest)
+            return Command(SQL.name, sql=self.sql)
+        return Command(KUBECTL.name, argv=tuple(self.kubectl or ()), manifest=self.manifest)
 
     @classmethod
     def parse(cls, data: Any) -> ExecuteBody:

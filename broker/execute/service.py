@@ -16,12 +16,13 @@ from typing import Any
 
 from broker.admission import Admission
 from broker.catalog import Catalog, Target
-from broker.execute.masking import MaskerSource, mask_result, masked_failure, response_of
+from broker.execute.masking import MaskerSource, api_calls, mask_result, masked_failure, response_of
 from broker.execute.outcome import ApprovalNeeded, CommandPreview, Done, ExecuteResult, Pending
 from broker.execute.ports import APPROVAL_ORCHESTRATOR, ApprovalDesk, GrantLookup, WorkflowStarter, start_or_abandon
 from broker.execute.request import CallContext, ExecuteBody
 from broker.guard import Classification, Risk
 from broker.guard.hidden import with_hidden_text
+from broker.guard.languages import LANGUAGES, SQL, CommandLanguage
 from broker.identity import Principal
 from broker.impact import ImpactMeasurer
 from broker.journal import JournalWriter
@@ -70,9 +71,9 @@ class ExecuteService:
     def catalog(self) -> Catalog:
         return self._catalog
 
-    def language_of(self, target: Target) -> str:
-        """What the target takes: ``sql`` or ``kubectl``."""
-        return self._engines[target.engine].language
+    def language_of(self, target: Target) -> CommandLanguage:
+        """What the target takes (``guard/languages.py``: ``sql`` or ``kubectl``)."""
+        return LANGUAGES[self._engines[target.engine].language]
 
     def schema_of(self, target_name: str) -> tuple[Target, Schema, Sensitivity] | None:
         """The target's (cached) schema and its sensitive columns, as lineage sees them; None for a
@@ -120,7 +121,7 @@ class ExecuteService:
         classification = engine.resolve(target, command, classification,
                                         lambda: self._credentials.resolve(target.credential))
         classification = with_hidden_text(classification, command.canonical())
-        if command.language != "sql" or not self._lineage.applies(target, engine.dialect):
+        if command.language != SQL.name or not self._lineage.applies(target, engine.dialect):
             return classification
         if engine.unavailable_reason() is not None:  # it cannot run here: the run refuses it (journaled)
             return classification
@@ -283,8 +284,9 @@ class ExecuteService:
                                    "bytes": result.bytes, "truncated": result.truncated, "masked": masked_counts,
                                    "command_status": result.status, "affected": result.affected,
                                    "duration_ms": round(elapsed, 2)}
-        if result.operations:
-            outcome["operations"] = result.operations
+        operations = api_calls(result)
+        if operations:
+            outcome["operations"] = operations
         if result.cut_cells:
             outcome["cut_cells"] = len(result.cut_cells)
         mark = time.perf_counter()
@@ -301,7 +303,7 @@ class ExecuteService:
         engine = self._engines[target.engine]
         classification = self._classify(engine, target, command)
         decision = self._policy.decide(requester, target, classification)
-        if command.language == "sql":
+        if command.language == SQL.name:
             subject = decided(Subject(request_id=request_id, principal=requester.describe()), target, command,
                               classification, decision)
             impact = self._impact.measure(subject, target, command, classification, decision)
@@ -329,7 +331,7 @@ class ExecuteService:
         subject = Subject(request_id=request_id, principal=principal.describe(), target=target.name,
                           command=command.canonical(), command_digest=command.digest, decision=decision.to_dict())
         record_id = self._journal.write(journaled.execute_preview(subject, {
-            "status": "ok", "masked": counts, "operations": result.operations, "command_status": result.status},
+            "status": "ok", "masked": counts, "operations": api_calls(result), "command_status": result.status},
             response=response_of(result)))
         return CommandPreview(result.text or "", counts, record_id)
 

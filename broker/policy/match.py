@@ -12,6 +12,7 @@ from fnmatch import fnmatchcase
 
 from broker.catalog import Target
 from broker.guard import Classification
+from broker.guard.languages import KUBECTL
 from broker.identity import Principal
 from broker.policy.model import KubernetesMatch, Match
 
@@ -64,7 +65,7 @@ def _command_miss(match: Match, command: Classification) -> str | None:
 
 
 def _kubernetes_miss(match: KubernetesMatch, command: Classification) -> str | None:
-    if command.language != "kubernetes":
+    if command.language != KUBECTL.kind:
         return f"the command is {command.language}, not a Kubernetes command"
     details = command.details
     verb = str(details.get("verb") or "")

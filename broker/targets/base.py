@@ -7,29 +7,32 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from broker.catalog import Target
-from broker.guard import Classification
-from broker.lineage.schema import Schema
-from broker.masking.engine import Masker
-from broker.masking.known import KnownValues
-from broker.secrets import SecretValue
-from broker.targets.role_check import RoleSetting
+from broker.guard.languages import SQL
+
+if TYPE_CHECKING:  # annotations only: the catalog imports the engine registry, which imports this module
+    from broker.catalog import Target
+    from broker.guard import Classification
+    from broker.lineage.schema import Schema
+    from broker.masking.engine import Masker
+    from broker.masking.known import KnownValues
+    from broker.secrets import SecretValue
+    from broker.targets.role_check import RoleSetting
 
 
 @dataclass(frozen=True)
 class Command:
     """What the agent asked to run, exactly; ``digest`` binds approvals to it."""
 
-    language: str  # "sql" | "kubectl"
+    language: str  # a ``guard/languages.py`` name: "sql" | "kubectl"
     sql: str = ""
     argv: tuple[str, ...] = ()
     manifest: Any = None
 
     def canonical(self) -> dict[str, Any]:
-        if self.language == "sql":
-            return {"language": "sql", "sql": self.sql}
+        if self.language == SQL.name:  # the digest's shape: never changes (approvals are bound to it)
+            return {"language": SQL.name, "sql": self.sql}
         body: dict[str, Any] = {"language": self.language, "argv": list(self.argv)}
         if self.manifest is not None:
             body["manifest"] = self.manifest
@@ -41,7 +44,7 @@ class Command:
         return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
 
     def display(self) -> str:
-        return self.sql if self.language == "sql" else " ".join(self.argv)
+        return self.sql if self.language == SQL.name else " ".join(self.argv)
 
 
 @dataclass(frozen=True)
@@ -82,12 +85,6 @@ class ResultSet:
     bytes: int = 0
     cut_cells: list[CutCell] = field(default_factory=list)
     """Cells withheld at the wire because they (or their row) were over ``max_bytes``."""
-    operations: list[dict[str, Any]] = field(default_factory=list)
-    """The target API calls that ran (Kubernetes: group/version/resource/verb/namespace/name); journaled."""
-    render: Callable[[Any], str] | None = None
-    """Makes ``text`` from the *masked* document (YAML, describe, diff), so text never sees raw values."""
-    keep_document: bool = True
-    """False when ``render`` says everything: the response then carries the text only."""
     known: KnownValues | None = None
     """Secret values the engine knows are in reach of the command (Kubernetes: the pod's and the
     namespace's Secrets): masked first, wherever and however encoded they appear."""
@@ -95,6 +92,48 @@ class ResultSet:
     @property
     def row_count(self) -> int:
         return len(self.rows)
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """How a result's text is made from its *masked* document (YAML, describe, diff), so the text
+    never sees a raw value."""
+
+    render: Callable[[Any], str]
+    keep_document: bool = False
+    """False when the text says everything: the response then carries the text only."""
+
+
+@runtime_checkable
+class PresentedResult(Protocol):
+    """A result shown as text rendered from its masked document (``execute/masking.py`` renders it)."""
+
+    def presentation(self) -> Presentation | None:
+        """None: the result is shown as it is."""
+
+
+@runtime_checkable
+class CallsJournaled(Protocol):
+    """A result that lists the target API calls that ran; the outcome journals them."""
+
+    def api_calls(self) -> list[dict[str, Any]]:
+        """Each call (Kubernetes: group/version/resource/verb/namespace/name), in order."""
+
+
+@dataclass
+class DocumentResult(ResultSet):
+    """A result from an API rather than a wire protocol (Kubernetes): the calls that ran, and for YAML,
+    describe and diffs the presentation of its masked document. Implements ``PresentedResult`` and
+    ``CallsJournaled``; SQL engines return plain ``ResultSet``."""
+
+    operations: list[dict[str, Any]] = field(default_factory=list)
+    rendering: Presentation | None = None
+
+    def presentation(self) -> Presentation | None:
+        return self.rendering
+
+    def api_calls(self) -> list[dict[str, Any]]:
+        return self.operations
 
 
 class TargetEngine(Protocol):

@@ -26,6 +26,7 @@ from typing import Any
 
 from broker.catalog import ManagedIdentityCredential, Target
 from broker.guard import Classification
+from broker.guard.languages import SQL
 from broker.guard.sql import classify_sql
 from broker.lineage.schema import Schema, read_mssql
 from broker.problems import BrokerError, CommandFailed, TimedOut, Unavailable
@@ -33,6 +34,7 @@ from broker.secrets import SecretValue
 from broker.targets._pool import IdlePool, close_quietly, fetch_batches
 from broker.targets._rows import collect_rows, parse_credential
 from broker.targets.base import Column, Command, ExecutionLimits, ResultSet
+from broker.targets.mssql_connection import AzureSqlConnection
 
 SQL_COPT_SS_ACCESS_TOKEN = 1256  # msodbcsql.h: an Entra access token instead of UID/PWD
 SQL_SS_TIMESTAMPOFFSET = -155  # datetimeoffset, which pyodbc cannot convert by itself
@@ -63,16 +65,14 @@ def access_token_struct(token: str) -> bytes:
 
 def connection_string(target: Target, driver: str, *, read_only: bool, username: str = "", password: str = "",
                       connect_timeout: int = 5) -> str:
-    conn = target.connection
-    host = conn.get("host", "")
-    port = int(conn.get("port", 1433))
+    conn = target.settings(AzureSqlConnection)
     parts = [
         f"Driver={odbc_value(driver)}",
-        f"Server={odbc_value(f'tcp:{host},{port}')}",
-        f"Database={odbc_value(conn.get('database', ''))}",
+        f"Server={odbc_value(f'tcp:{conn.host},{conn.port}')}",
+        f"Database={odbc_value(conn.database)}",
         "Encrypt=yes",
-        f"TrustServerCertificate={'yes' if conn.get('trust_server_certificate') else 'no'}",
-        f"Connection Timeout={int(conn.get('connect_timeout', connect_timeout))}",
+        f"TrustServerCertificate={'yes' if conn.trust_server_certificate else 'no'}",
+        f"Connection Timeout={int(conn.connect_timeout or connect_timeout)}",
         f"ApplicationIntent={'ReadOnly' if read_only else 'ReadWrite'}",
         f"APP={odbc_value('agent-access-broker')}",
     ]
@@ -88,7 +88,7 @@ def connect_arguments(target: Target, secret: SecretValue, driver: str, *, read_
         return (connection_string(target, driver, read_only=read_only, connect_timeout=connect_timeout),
                 {SQL_COPT_SS_ACCESS_TOKEN: access_token_struct(secret.value)})
     credential = parse_credential(secret.value)
-    username = credential.get("username") or target.connection.get("username", "")
+    username = credential.get("username") or target.settings(AzureSqlConnection).username
     return (connection_string(target, driver, read_only=read_only, username=username,
                               password=credential["password"], connect_timeout=connect_timeout), {})
 
@@ -155,7 +155,7 @@ def map_error(exc: Exception, target: Target, limits: ExecutionLimits, *, connec
 
 # --- the engine ---------------------------------------------------------------------------------------
 class AzureSqlEngine:
-    language = "sql"
+    language = SQL.name
     dialect = "tsql"
 
     def __init__(self, *, pool_max_size: int = 4, connect_timeout: int = 5,
@@ -191,9 +191,9 @@ class AzureSqlEngine:
         return None if any(name in installed for name in DRIVERS) else NO_DRIVER
 
     def driver(self, target: Target) -> str:
-        chosen = target.connection.get("driver")
+        chosen = target.settings(AzureSqlConnection).driver
         if chosen:
-            return str(chosen)
+            return chosen
         installed = self._installed_drivers()
         for name in DRIVERS:
             if name in installed:

@@ -25,6 +25,7 @@ from pymysql.constants import CLIENT, FIELD_TYPE
 
 from broker.catalog import Target
 from broker.guard import Classification, Risk
+from broker.guard.languages import SQL
 from broker.guard.sql import classify_sql, escalate
 from broker.guard.sql_mysql_resolve import Query, ViewResolver
 from broker.guard.sql_rules import SqlFinding
@@ -37,6 +38,7 @@ from broker.targets._pool import IdlePool, close_quietly
 from broker.targets._render import to_json_value
 from broker.targets._rows import collect_rows, parse_credential
 from broker.targets.base import Column, Command, ExecutionLimits, Impact, ImpactBound, ResultSet
+from broker.targets.mysql_connection import MySQLConnection, MySQLTls
 from broker.targets.role_check import RoleSetting, mysql_settings
 
 SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
@@ -66,30 +68,30 @@ _BINARY_CHARSET = 63
 
 def connect_arguments(target: Target, secret: SecretValue, *, connect_timeout: float = 5.0) -> dict[str, Any]:
     """PyMySQL's ``connect()`` keywords for a target: TLS from the catalog, no multi-statements."""
-    conn = target.connection
+    conn = target.settings(MySQLConnection)
     credential = parse_credential(secret.value)
     arguments: dict[str, Any] = {
-        "host": conn.get("host", "127.0.0.1"),
-        "port": int(conn.get("port", 3306)),
-        "user": credential.get("username") or conn.get("username", ""),
+        "host": conn.host,
+        "port": conn.port,
+        "user": credential.get("username") or conn.username,
         "password": credential["password"],
-        "database": conn.get("database") or None,
+        "database": conn.database,
         "charset": "utf8mb4",
         "autocommit": False,
-        "connect_timeout": int(conn.get("connect_timeout", connect_timeout)),
+        "connect_timeout": int(conn.connect_timeout or connect_timeout),
         "read_timeout": CLIENT_READ_TIMEOUT,
         "write_timeout": 30,
         "client_flag": 0,  # PyMySQL adds its defaults; MULTI_STATEMENTS and LOCAL_FILES stay off
         "local_infile": False,
         "program_name": "agent-access-broker",
     }
-    tls = conn.get("tls")
+    tls = conn.tls
     if tls:  # ``tls: true`` (system CAs) or ``tls: {ca: path, verify_identity: true}``; Azure requires it
-        settings = tls if isinstance(tls, dict) else {}
-        if settings.get("ca"):
-            arguments["ssl_ca"] = settings["ca"]
+        settings = tls if isinstance(tls, MySQLTls) else MySQLTls()
+        if settings.ca:
+            arguments["ssl_ca"] = settings.ca
         arguments["ssl_verify_cert"] = True
-        arguments["ssl_verify_identity"] = bool(settings.get("verify_identity", True))
+        arguments["ssl_verify_identity"] = settings.verify_identity
     else:
         arguments["ssl_disabled"] = True
     return arguments
@@ -112,7 +114,7 @@ def session_statements(mariadb: bool, limits: ExecutionLimits, read_only: bool) 
 
 
 class MySQLEngine:
-    language = "sql"
+    language = SQL.name
     dialect = "mysql"
 
     def __init__(self, *, pool_max_size: int = 4, connect_timeout: float = 5.0, catalog_ttl: float = 60.0) -> None:
@@ -132,7 +134,7 @@ class MySQLEngine:
         try:
             with self._catalog_query(target, secret(), "to classify the command") as query:
                 findings = self._views.findings(target.name, command.sql,
-                                                str(target.connection.get("database") or ""), query)
+                                                target.settings(MySQLConnection).database or "", query)
         except sqlglot.errors.ParseError:  # the classifier parsed it; if this parse disagrees: not a read
             findings = [SqlFinding(Risk.UNKNOWN, "the statement's relations could not be resolved")]
         return escalate(classification, findings, "catalog")
@@ -309,7 +311,7 @@ class MySQLEngine:
                        *, sample_rows: int) -> Impact:
         with self._write_session(target, secret, limits) as conn:
             try:
-                impact = _impact_mysql.measure(conn, command.sql, str(target.connection.get("database") or ""))
+                impact = _impact_mysql.measure(conn, command.sql, target.settings(MySQLConnection).database or "")
             except pymysql.err.MySQLError as exc:
                 failure = _map_error(exc, target, limits)
                 if isinstance(failure, Unavailable):
@@ -324,7 +326,7 @@ class MySQLEngine:
         """The approved write in one transaction: commit within ``bound``, else roll back and refuse."""
         with self._write_session(target, secret, limits) as conn:
             result, affected = _run_write(conn, command.sql, limits)
-            excess = _impact_mysql.excess(command.sql, str(target.connection.get("database") or ""), affected, bound)
+            excess = _impact_mysql.excess(command.sql, target.settings(MySQLConnection).database or "", affected, bound)
             if excess is not None:
                 conn.rollback()
                 raise Conflict(f"Rolled back, nothing changed: {excess}.", code="impact_exceeded",

@@ -22,6 +22,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from broker.catalog import Target
 from broker.guard import Classification, Risk
+from broker.guard.languages import SQL
 from broker.guard.sql import classify_sql, escalate
 from broker.guard.sql_pg_resolve import CatalogResolver, Query
 from broker.lineage.schema import Schema, read_postgres
@@ -32,14 +33,12 @@ from broker.targets import _pg_wire as pg_wire
 from broker.targets._cells import split_markers
 from broker.targets._rows import collect_rows, parse_credential
 from broker.targets.base import Column, Command, ExecutionLimits, Impact, ImpactBound, ResultSet
+from broker.targets.postgres_connection import PostgresConnection
 from broker.targets.role_check import RoleSetting, postgres_settings
-
-_CONNECT_KEYS = ("host", "port", "dbname", "database", "sslmode", "sslrootcert", "application_name",
-                 "connect_timeout", "target_session_attrs")
 
 
 class PostgresEngine:
-    language = "sql"
+    language = SQL.name
     dialect = "postgres"
 
     def __init__(self, *, pool_max_size: int = 4, connect_timeout: float = 3.0, catalog_ttl: float = 60.0) -> None:
@@ -125,14 +124,11 @@ class PostgresEngine:
 
     # --- connections ---
     def _conninfo(self, target: Target, secret: SecretValue) -> dict[str, Any]:
-        conn = target.connection
-        params: dict[str, Any] = {k: conn[k] for k in _CONNECT_KEYS if k in conn}
-        if "database" in params:
-            params["dbname"] = params.pop("database")
-        params.setdefault("application_name", "agent-access-broker")
+        conn = target.settings(PostgresConnection)
+        params = conn.libpq()
         params.setdefault("connect_timeout", int(self._connect_timeout))
         credential = parse_credential(secret.value)
-        params["user"] = credential.get("username") or conn.get("username", "")
+        params["user"] = credential.get("username") or conn.username
         params["password"] = credential["password"]
         return params
 

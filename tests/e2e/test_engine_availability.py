@@ -15,7 +15,7 @@ def test_a_target_whose_driver_is_missing_is_reported_unavailable(stack, tmp_pat
     catalog["targets"]["legacy-sql"] = {
         "engine": "mssql", "description": "Azure SQL (no ODBC driver on this machine)",
         "credential": {"source": "managed-identity", "scope": "https://database.windows.net/.default"},
-        "connection": {"server": "legacy.database.windows.net", "database": "orders"},
+        "connection": {"host": "legacy.database.windows.net", "database": "orders"},
     }
     path = tmp_path / "catalog.yaml"
     path.write_text(yaml.safe_dump(catalog))

@@ -54,3 +54,17 @@ def test_a_wrong_name_or_a_broken_catalogue_is_exit_2(operator_env, tmp_path):
     r = broker_cli("targets", "check", env={**operator_env, "BROKER_CATALOG_PATH": str(bad)}, timeout=120)
     assert r.returncode == 2 and "invalid catalog" in r.stderr and "secret" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("connection, field", [
+    ("{hots: db.internal}", "connection.hots"),  # a typo never falls back to the default host
+    ("{host: db.internal, port: '5432'}", "connection.port"),
+    ("{host: db.internal, sslmode: verify_full}", "connection.sslmode"),
+])
+def test_connection_settings_that_do_not_fit_the_engine_are_exit_2(operator_env, tmp_path, connection, field):
+    bad = tmp_path / "catalog.yaml"
+    bad.write_text("targets:\n  orders-db:\n    engine: postgres\n    credential: {source: key-vault, secret: s}\n"
+                   f"    connection: {connection}\n")
+    r = broker_cli("targets", "check", env={**operator_env, "BROKER_CATALOG_PATH": str(bad)}, timeout=120)
+    assert r.returncode == 2 and "invalid catalog" in r.stderr
+    assert "orders-db" in r.stderr and field in r.stderr and "Traceback" not in r.stderr

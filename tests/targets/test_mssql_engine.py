@@ -248,7 +248,7 @@ def test_driver_choice_prefers_18_then_17_unless_the_catalog_names_one() -> None
     assert AzureSqlEngine(drivers=lambda: ["ODBC Driver 17 for SQL Server"]).driver(MI_TARGET).endswith("17 for "
                                                                                                        "SQL Server")
     named = Target(name="x", engine="mssql", credential={"source": "key-vault", "secret": "x"},
-                   connection={"driver": "FreeTDS"})
+                   connection={"host": "x.database.windows.net", "driver": "FreeTDS"})
     assert AzureSqlEngine(drivers=lambda: []).driver(named) == "FreeTDS"
 
 

@@ -48,7 +48,7 @@ def target(pg) -> Iterator[object]:
     with pg.server.admin("resolve") as db:
         for sql in SETUP:
             db.execute(sql)
-    connection = {**pg.target.connection, "database": "resolve"}
+    connection = pg.target.connection.model_copy(update={"database": "resolve"})
     yield pg.target.model_copy(update={"name": "resolve-pg", "connection": connection})
     with pg.server.admin() as admin:
         admin.execute("DROP DATABASE resolve WITH (FORCE)")

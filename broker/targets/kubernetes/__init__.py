@@ -26,9 +26,10 @@ from broker.guard import Classification
 from broker.guard.kubectl import parse_kubectl
 from broker.guard.kubectl_command import KubectlCommand
 from broker.guard.kubernetes import DEFAULT_NAMESPACE, classify_kubectl, resolve_type
+from broker.guard.languages import KUBECTL
 from broker.problems import BadRequest, BrokerError, CommandFailed
 from broker.secrets import SecretValue
-from broker.targets.base import Command, ExecutionLimits, ResultSet
+from broker.targets.base import Command, DocumentResult, ExecutionLimits
 from broker.targets.kubernetes import _read, _rollout, _write
 from broker.targets.kubernetes._connection import AKS_SCOPE, Connections
 from broker.targets.kubernetes._context import Ctx
@@ -50,8 +51,8 @@ _CHANGES: dict[str, _write.Planner] = {
 
 
 class KubernetesEngine:
-    language = "kubectl"
-    dialect = "kubernetes"
+    language = KUBECTL.name
+    dialect = ""  # kubectl has no dialects
 
     def __init__(self, *, workdir: Path | None = None) -> None:
         self._connections = Connections(workdir)
@@ -68,7 +69,7 @@ class KubernetesEngine:
         return classification  # the static classification is all there is for this engine
 
     def execute(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
-                *, read_only: bool) -> ResultSet:
+                *, read_only: bool) -> DocumentResult:
         cmd = parse_kubectl(command.argv)
         if read_only and cmd.verb_phrase not in READ_VERBS:
             raise CommandFailed(f"Target {target.name} is read-only here: kubectl {cmd.verb_phrase} does not run.",
@@ -83,7 +84,7 @@ class KubernetesEngine:
         return result
 
     def preview(self, target: Target, command: Command, secret: SecretValue,
-                limits: ExecutionLimits) -> ResultSet | None:
+                limits: ExecutionLimits) -> DocumentResult | None:
         """What a changing command would do, as a server-side dry run (rendered as a diff after masking).
 
         None for commands without a dry run (reads, exec). Nothing is persisted.
@@ -132,7 +133,7 @@ class KubernetesEngine:
                 return None
         return cmd.namespace or DEFAULT_NAMESPACE
 
-    def _run(self, ctx: Ctx, cmd: KubectlCommand, manifest: Any) -> ResultSet:
+    def _run(self, ctx: Ctx, cmd: KubectlCommand, manifest: Any) -> DocumentResult:
         """Run the command. Before anything runs, the Secret values its output may carry are read
         (exec and logs: the pod's, fresh; otherwise the namespace's, cached), so that a failure to
         read them stops the command instead of an answer that could not be masked."""
@@ -147,7 +148,7 @@ class KubernetesEngine:
         return result
 
     @staticmethod
-    def _run_other(ctx: Ctx, cmd: KubectlCommand, manifest: Any) -> ResultSet:
+    def _run_other(ctx: Ctx, cmd: KubectlCommand, manifest: Any) -> DocumentResult:
         verb = cmd.verb_phrase
         if verb == "get":
             return _read.get(ctx, cmd)

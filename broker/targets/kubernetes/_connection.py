@@ -36,6 +36,7 @@ from kubernetes.dynamic import DynamicClient
 from broker.catalog import Target
 from broker.problems import Unavailable
 from broker.secrets import SecretValue
+from broker.targets.kubernetes_connection import KubernetesConnection
 
 AKS_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
 
@@ -102,8 +103,7 @@ class Connections:
         return Cluster(api, dynamic, k8s.CoreV1Api(api), version, token is not None, threading.Lock())
 
     def _token_config(self, target: Target, token: str) -> k8s.Configuration:
-        conn = target.connection
-        server = str(conn.get("server") or "")
+        server = target.settings(KubernetesConnection).server
         if not server:
             raise Unavailable(f"Target {target.name} has no connection.server in the catalog.",
                               code="target_misconfigured")
@@ -136,22 +136,23 @@ class Connections:
         except (ConfigException, KeyError, TypeError, ValueError) as exc:
             raise Unavailable(f"The kubeconfig for {target.name} cannot be used: {type(exc).__name__}.",
                               code="secret_malformed") from exc
-        if target.connection.get("server"):
-            config.host = str(target.connection["server"]).rstrip("/")
-        if target.connection.get("certificate_authority_data"):
+        conn = target.settings(KubernetesConnection)
+        if conn.server:
+            config.host = conn.server.rstrip("/")
+        if conn.certificate_authority_data:
             self._pin_ca(target, config)
         return config
 
     def _pin_ca(self, target: Target, config: k8s.Configuration) -> None:
         """The catalog's CA (base64 PEM) as a file: the websocket transport (exec) reads only files."""
-        conn = target.connection
-        if conn.get("tls_server_name"):
-            config.tls_server_name = str(conn["tls_server_name"])
-        data = conn.get("certificate_authority_data")
+        conn = target.settings(KubernetesConnection)
+        if conn.tls_server_name:
+            config.tls_server_name = conn.tls_server_name
+        data = conn.certificate_authority_data
         if not data:
             return
         try:
-            pem = base64.b64decode(str(data), validate=True)
+            pem = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise Unavailable(f"Target {target.name}: connection.certificate_authority_data is not base64.",
                               code="target_misconfigured") from exc

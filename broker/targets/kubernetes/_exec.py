@@ -16,7 +16,7 @@ from kubernetes.stream import stream
 from broker.guard.kubectl_command import KubectlCommand
 from broker.guard.kubernetes import resolve_type
 from broker.problems import BrokerError, CommandFailed, NotFound, Unavailable
-from broker.targets.base import ResultSet
+from broker.targets.base import DocumentResult
 from broker.targets.kubernetes._context import Ctx
 from broker.targets.kubernetes._resolve import resolve
 from broker.targets.kubernetes._secrets import SecretValues
@@ -25,7 +25,7 @@ STDOUT, STDERR, ERROR = 1, 2, 3
 _HANDSHAKE = re.compile(r"Handshake status (\d{3})")
 
 
-def exec_in_pod(ctx: Ctx, cmd: KubectlCommand, secrets: SecretValues) -> ResultSet:
+def exec_in_pod(ctx: Ctx, cmd: KubectlCommand, secrets: SecretValues) -> DocumentResult:
     pods = resolve(ctx.cluster, resolve_type("pods"), "exec")
     ns = cmd.namespace or "default"
     name = cmd.names[0]
@@ -49,7 +49,7 @@ def exec_in_pod(ctx: Ctx, cmd: KubectlCommand, secrets: SecretValues) -> ResultS
     return result
 
 
-def _collect(ws: Any, ctx: Ctx) -> ResultSet:
+def _collect(ws: Any, ctx: Ctx) -> DocumentResult:
     limit_s, limit_bytes = ctx.timeout, ctx.limits.max_bytes
     deadline = time.monotonic() + limit_s
     out: list[str] = []
@@ -87,7 +87,7 @@ def _collect(ws: Any, ctx: Ctx) -> ResultSet:
                 "timed_out": timed_out}
     summary = (f"timed out after {limit_s:g}s" if timed_out else
                f"stopped at {limit_bytes} bytes" if truncated else f"exit {exit_code}")
-    return ResultSet(document=document, truncated=truncated, bytes=len(stdout) + len(stderr), status=summary,
+    return DocumentResult(document=document, truncated=truncated, bytes=len(stdout) + len(stderr), status=summary,
                      truncated_by="max_bytes" if truncated else None)
 
 

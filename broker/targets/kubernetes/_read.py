@@ -1,4 +1,4 @@
-"""The reading verbs: get, describe, logs, top. Each returns a ``ResultSet`` in kubectl's shapes."""
+"""The reading verbs: get, describe, logs, top. Each returns a ``DocumentResult`` in kubectl's shapes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import yaml
 from broker.guard.kubectl_command import KubectlCommand
 from broker.guard.kubernetes import ResourceType, resolve_type
 from broker.problems import BadRequest, CommandFailed, NotFound, Unavailable
-from broker.targets.base import Column, ResultSet
+from broker.targets.base import Column, DocumentResult, Presentation
 from broker.targets.kubernetes._context import Ctx, with_kind
 from broker.targets.kubernetes._describe import render_describe
 from broker.targets.kubernetes._resolve import Resolved, resolve
@@ -56,18 +56,18 @@ def _cap_bytes(items: list[dict[str, Any]], max_bytes: int) -> tuple[list[dict[s
     return kept, False, size
 
 
-def get(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
+def get(ctx: Ctx, cmd: KubectlCommand) -> DocumentResult:
     resolved = resolve(ctx.cluster, resolve_type(cmd.resource), "get")
     items, truncated = fetch(ctx, cmd, resolved)
     items, over, size = _cap_bytes(items, ctx.limits.max_bytes)
-    result = ResultSet(truncated=truncated or over, bytes=size, status=f"{len(items)} {resolved.plural}",
+    result = DocumentResult(truncated=truncated or over, bytes=size, status=f"{len(items)} {resolved.plural}",
                        truncated_by="max_rows" if truncated else "max_bytes" if over else None)
     if cmd.output in ("json", "yaml"):
         single = len(cmd.names) == 1 and len(items) == 1
         result.document = items[0] if single else {"apiVersion": "v1", "kind": "List", "items": items,
                                                      "metadata": {"resourceVersion": ""}}
         if cmd.output == "yaml":
-            result.render, result.keep_document = render_yaml, False
+            result.rendering = Presentation(render_yaml)
     elif cmd.output == "name":
         result.text = "".join(f"{resolved.qualified_kind}/{i['metadata']['name']}\n" for i in items)
     else:
@@ -81,7 +81,7 @@ def get(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
     return result
 
 
-def describe(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
+def describe(ctx: Ctx, cmd: KubectlCommand) -> DocumentResult:
     resolved = resolve(ctx.cluster, resolve_type(cmd.resource), "describe")
     items, truncated = fetch(ctx, cmd, resolved)
     items = items[:20]
@@ -100,7 +100,7 @@ def describe(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
                                                    (None, obj.get("kind"))][-20:]})
     if not entries:
         raise NotFound(f"No {resolved.plural} matched.", code="kubernetes_not_found")
-    return ResultSet(document={"items": entries}, render=render_describe, keep_document=False,
+    return DocumentResult(document={"items": entries}, rendering=Presentation(render_describe),
                      truncated=truncated, status=f"{len(entries)} described")
 
 
@@ -108,7 +108,7 @@ def _events_resource(ctx: Ctx) -> Any:
     return resolve(ctx.cluster, resolve_type("events"), "get").resource
 
 
-def logs(ctx: Ctx, cmd: KubectlCommand, secrets: SecretValues) -> ResultSet:
+def logs(ctx: Ctx, cmd: KubectlCommand, secrets: SecretValues) -> DocumentResult:
     pods_type = resolve(ctx.cluster, resolve_type("pods"), "logs")
     ns = cmd.namespace or "default"
     if cmd.names:
@@ -144,7 +144,7 @@ def logs(ctx: Ctx, cmd: KubectlCommand, secrets: SecretValues) -> ResultSet:
             truncated = True
             break
     output = "".join(parts)
-    return ResultSet(text=output, truncated=truncated, bytes=len(output), known=known,
+    return DocumentResult(text=output, truncated=truncated, bytes=len(output), known=known,
                      status=f"{output.count(chr(10))} lines from {len(streams)} container(s)")
 
 
@@ -161,7 +161,7 @@ def _log_containers(pod: dict[str, Any], cmd: KubectlCommand) -> list[str]:
     return [default if default in names else names[0]] if names else []
 
 
-def top(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
+def top(ctx: Ctx, cmd: KubectlCommand) -> DocumentResult:
     try:
         metrics = resolve(ctx.cluster, ResourceType(cmd.action, "metrics.k8s.io"), "top")
     except BadRequest as exc:
@@ -179,7 +179,7 @@ def top(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
         columns, rows = _top_nodes(ctx, items)
     else:
         columns, rows = _top_pods(items, cmd)
-    return ResultSet(columns=[Column(c, "string") for c in columns], rows=rows[: ctx.limits.max_rows],
+    return DocumentResult(columns=[Column(c, "string") for c in columns], rows=rows[: ctx.limits.max_rows],
                      truncated=len(rows) > ctx.limits.max_rows, status=f"{len(rows)} {cmd.action}")
 
 

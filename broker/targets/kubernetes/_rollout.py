@@ -16,7 +16,7 @@ from typing import Any
 from broker.guard.kubectl_command import PATCH_TYPES, KubectlCommand
 from broker.guard.kubernetes import resolve_type
 from broker.problems import CommandFailed
-from broker.targets.base import ResultSet
+from broker.targets.base import DocumentResult
 from broker.targets.kubernetes._context import Ctx
 from broker.targets.kubernetes._resolve import resolve
 from broker.targets.kubernetes._write import Change, _dry, _suffix, _targets
@@ -91,7 +91,7 @@ def undo(ctx: Ctx, cmd: KubectlCommand, _: Any, dry_run: bool) -> list[Change]:
     return changes
 
 
-def status(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
+def status(ctx: Ctx, cmd: KubectlCommand) -> DocumentResult:
     resolved = _workload(ctx, cmd, RESTARTABLE)
     ns = ctx.namespace(cmd, resolved)
     name = cmd.names[0]
@@ -108,7 +108,8 @@ def status(ctx: Ctx, cmd: KubectlCommand) -> ResultSet:
             break
         time.sleep(min(1.0, max(deadline - time.monotonic(), 0)))
     text = "\n".join(lines) + "\n"
-    return ResultSet(text=text, bytes=len(text), status="complete" if done else f"still rolling out after {limit:g}s")
+    return DocumentResult(text=text, bytes=len(text),
+                          status="complete" if done else f"still rolling out after {limit:g}s")
 
 
 def _progress(plural: str, name: str, obj: dict[str, Any]) -> tuple[str, bool]:

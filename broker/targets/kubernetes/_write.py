@@ -19,7 +19,7 @@ import yaml
 from broker.guard.kubectl_command import PATCH_TYPES, KubectlCommand
 from broker.guard.kubernetes import manifest_objects, resolve_type
 from broker.problems import BadRequest, CommandFailed, NotFound
-from broker.targets.base import ResultSet
+from broker.targets.base import DocumentResult, Presentation
 from broker.targets.kubernetes._context import Ctx, with_kind
 from broker.targets.kubernetes._resolve import Resolved, resolve, resolve_kind
 
@@ -42,21 +42,20 @@ class Change:
 Planner = Callable[[Ctx, KubectlCommand, Any, bool], list[Change]]
 
 
-def result(changes: list[Change], *, with_objects: bool = False) -> ResultSet:
+def result(changes: list[Change], *, with_objects: bool = False) -> DocumentResult:
     text = "".join(c.message + "\n" for c in changes)
-    out = ResultSet(text=text, affected=sum(c.changed for c in changes), bytes=len(text),
+    out = DocumentResult(text=text, affected=sum(c.changed for c in changes), bytes=len(text),
                     status=f"{sum(c.changed for c in changes)} changed")
     if with_objects:
         out.document = {"apiVersion": "v1", "kind": "List", "items": [c.after for c in changes if c.after]}
-        out.keep_document = True
     return out
 
 
-def preview(changes: list[Change]) -> ResultSet:
+def preview(changes: list[Change]) -> DocumentResult:
     """The changes as a document the masker sees first, rendered as a unified diff afterwards."""
     items = [{"object": f"{c.resolved.qualified_kind}/{c.name}", "namespace": c.namespace or "",
               "before": _comparable(c.before), "after": _comparable(c.after)} for c in changes]
-    return ResultSet(document={"changes": items}, render=render_diff, keep_document=False,
+    return DocumentResult(document={"changes": items}, rendering=Presentation(render_diff),
                      status=f"{len(items)} object(s) would change")
 
 
