@@ -72,7 +72,7 @@ def build_approvals(settings: Settings, *, credential: TokenCredential | None, c
     from broker.approvals.service import ApprovalService
     from broker.approvals.tokens import ApprovalTokens
     from broker.catalog import KeyVaultCredential
-    from broker.grants import GrantService, GrantStore
+    from broker.grants import GrantService, GrantStore, GrantView
     from broker.notify import notifier_from_settings
     from broker.storage import container_client, table_client
 
@@ -85,14 +85,15 @@ def build_approvals(settings: Settings, *, credential: TokenCredential | None, c
     tokens = ApprovalTokens(signing_key, form_seconds=settings.approval_form_seconds)
     store = RequestStore(table_client(settings, settings.approvals_table, credential),
                          container_client(settings, settings.results_container, credential))
+    grants_store = GrantStore(table_client(settings, settings.grants_table, credential))
+    grant_view = GrantView(grants_store)  # where an approved grant request stands: the grant row's word
     approvals = ApprovalService(store=store, directory=directory, tokens=tokens, journal=journal,
                                 notifier=notifier_from_settings(settings, credentials, credential),
-                                public_base_url=settings.public_base_url)
+                                public_base_url=settings.public_base_url, after_approval={"grant": grant_view})
     desk = DecisionDesk(store=store, directory=directory, tokens=tokens, journal=journal,
                         delegate_role=settings.approval_automation_role)
-    grants_store = GrantStore(table_client(settings, settings.grants_table, credential))
     grants = GrantService(catalog=catalog, policy=policy, store=grants_store,
-                          approvals=approvals, directory=directory, journal=journal)
+                          approvals=approvals, directory=directory, journal=journal, view=grant_view)
     hmac_key = KeyVaultCredential(secret=settings.approval_hmac_secret)
     channels = build_channels(desk, store, authenticator=validator, hmac_key=lambda: credentials.resolve(hmac_key),
                               hmac_window_seconds=settings.approval_hmac_window_seconds)

@@ -30,8 +30,6 @@ NEXT_STEPS = {
     "expired": "Nothing ran: nobody decided in time. Send the command again to ask again.",
     "cancelled": "Nothing ran: the request was cancelled. Send the command again if you still need it.",
     "failed": "Nothing more runs for this request; `error` says why. Fix the cause and send the command again.",
-    "active": "The grant is open until grant.expires_at: send commands as usual.",
-    "revoked": "The grant ended; ask for a new one (POST /api/grants) if you still need it.",
 }
 INTERRUPTED_STEP = ("It may have run: the broker stopped while the command was running, and it is not repeated. "
                     "Check the target (read what the command would change) before sending it again.")

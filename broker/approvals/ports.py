@@ -1,19 +1,18 @@
 """What the approval domain needs from storage, declared so the domain does not depend on Table
 Storage: ``RequestStore`` (``requests.py``) is the adapter; tests run the domain on an in-memory
-implementation (``tests/memory.py``) that one contract test holds to the same behaviour."""
+implementation (``tests/memory.py``) that one contract test holds to the same behaviour.
+
+``AfterApproval`` is how a request kind whose life goes on after its approval (a grant) shows where
+it stands, without the approval package knowing that life's states."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from broker.approvals.requests import ApprovalRequest, DecisionRow, IndexEntry
 from broker.journal.records import JournalRecord
-from broker.policy import Grant
-
-if TYPE_CHECKING:  # grants import approvals; the record type is only named here
-    from broker.grants.store import GrantRecord
 
 
 class RequestRecords(Protocol):
@@ -69,22 +68,22 @@ class JournalSink(Protocol):
     def write(self, record: JournalRecord) -> str: ...
 
 
-class GrantRecords(Protocol):
-    """Just-in-time grants per grantee (``broker/grants/store.py`` is the adapter)."""
+@dataclass(frozen=True)
+class Standing:
+    """Where an approved request stands now, as the package that carries it on keeps it (a grant's
+    lifecycle lives with the grant, not in the request row). Its fields replace the request's own in
+    the status a caller reads."""
 
-    def create(self, record: GrantRecord) -> None:
-        """409 ``duplicate_request`` when it exists."""
+    status: str
+    next_step: str
+    grant: dict[str, Any] = field(default_factory=dict)
+    ended_at: str = ""
+    ended_by: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] = field(default_factory=dict)
 
-    def get(self, principal_key: str, grant_id: str) -> GrantRecord: ...
 
-    def transition(self, principal_key: str, grant_id: str, allowed_from: set[str], to: str,
-                   **changes: Any) -> GrantRecord | None:
-        """None when it is no longer in ``allowed_from`` (someone ended it first)."""
+class AfterApproval(Protocol):
+    """What became of approved requests of one kind (``broker/grants/view.py`` for grants)."""
 
-    def active(self, principal_key: str, target: str, now: datetime | None = None) -> list[Grant]:
-        """Active and not past their expiry: what the execute path honours."""
-
-    def list_for(self, principal_key: str) -> list[GrantRecord]:
-        """Newest first."""
-
-    def close(self) -> None: ...
+    def standing(self, requests: Sequence[ApprovalRequest]) -> dict[str, Standing]:
+        """By request id; a request that is missing keeps its own status."""

@@ -27,9 +27,12 @@ from broker.storage import insert_once, move
 from broker.table_text import split_text
 
 Kind = Literal["command", "grant"]
-STATUSES = ("pending", "approved", "denied", "expired", "running", "done", "failed", "active", "revoked",
-            "cancelled")
-ENDED = frozenset({"denied", "expired", "done", "failed", "revoked", "cancelled"})
+STATUSES = ("pending", "approved", "denied", "expired", "running", "done", "failed", "cancelled")
+"""A request's own states. A grant request ends at approved (or denied, expired, cancelled, failed);
+the grant's lifecycle after that lives in the grant store (``broker/grants``). Rows written before
+that change may still say ``active`` or ``revoked``: they are read as they are, and the grants' view
+(``broker/grants/view.py``) shows the grant's own state for them."""
+ENDED = frozenset({"denied", "expired", "done", "failed", "cancelled"})
 _MAX_CHUNKS = 8  # string properties (of 64 KiB each, ``broker.table_text``) per document; beyond, a blob
 _ROW = "request"
 _MINE_SCAN = 1000  # rows read at most when listing one requester's requests
@@ -58,7 +61,7 @@ class ApprovalRequest:
     decision: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
     ticket: str = ""
-    grant: dict[str, Any] = field(default_factory=dict)  # level, duration_seconds, expires_at
+    grant: dict[str, Any] = field(default_factory=dict)  # the terms: level, duration, duration_seconds
     approved_by: list[dict[str, Any]] = field(default_factory=list)
     ended_by: dict[str, Any] = field(default_factory=dict)
     ended_at: str = ""

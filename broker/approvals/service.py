@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from broker.approvals.directory import ApproverDirectory
 from broker.approvals.outcome import claim_index, next_step, outcome_for
-from broker.approvals.ports import JournalSink, RequestRecords
+from broker.approvals.ports import AfterApproval, JournalSink, RequestRecords, Standing
 from broker.approvals.requests import ApprovalRequest
 from broker.approvals.tokens import ApprovalTokens
 from broker.execute import ApprovalNeeded, CallContext, ExecuteService, Held
@@ -45,7 +45,9 @@ def principal_from_record(data: dict[str, Any]) -> Principal:
 class ApprovalService:
     def __init__(self, *, store: RequestRecords, directory: ApproverDirectory, tokens: ApprovalTokens,
                  journal: JournalSink, notifier: Notifier, public_base_url: str,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 after_approval: Mapping[str, AfterApproval] | None = None) -> None:
+        """``after_approval``: per request kind, where its approved requests stand now (grants)."""
         self.store = store
         self.directory = directory
         self.tokens = tokens
@@ -53,6 +55,11 @@ class ApprovalService:
         self._notifier = notifier
         self._base = public_base_url.rstrip("/")
         self._clock = clock
+        self._after = dict(after_approval or {})
+
+    def get(self, request_id: str) -> ApprovalRequest:
+        """The request as stored (404 ``not_found``): for the workflow steps and the grants."""
+        return self.store.get(request_id)
 
     def status_url(self, request_id: str) -> str:
         return f"{self._base}/api/requests/{request_id}"
@@ -284,16 +291,29 @@ class ApprovalService:
                             code="not_requester")
         return request
 
-    def summary(self, r: ApprovalRequest) -> dict[str, Any]:
+    def summary(self, r: ApprovalRequest, standing: Standing | None = None) -> dict[str, Any]:
         """One line of a listing: no command text, no result (those are at ``status_url``)."""
-        return {"request_id": r.request_id, "kind": r.kind, "status": r.status, "target": r.target,
-                "risk": r.classification.get("risk"), "created_at": r.created_at.isoformat(),
+        if standing is None:
+            standing = self._standing([r]).get(r.request_id)
+        return {"request_id": r.request_id, "kind": r.kind, "status": standing.status if standing else r.status,
+                "target": r.target, "risk": r.classification.get("risk"), "created_at": r.created_at.isoformat(),
                 "expires_at": r.expires_at.isoformat(), "reason": r.reason, "status_url": self.status_url(r.request_id),
-                "next_step": next_step(r)}
+                "next_step": standing.next_step if standing else next_step(r)}
 
     def mine(self, principal: Principal, limit: int) -> list[dict[str, Any]]:
         """The caller's own requests, newest first."""
-        return [self.summary(r) for r in self.store.mine(principal.key, limit)]
+        found = self.store.mine(principal.key, limit)
+        standings = self._standing(found)
+        return [self.summary(r, standings.get(r.request_id)) for r in found]
+
+    def _standing(self, requests: Sequence[ApprovalRequest]) -> dict[str, Standing]:
+        """Where the approved requests among these stand, asked of the kind that carries them on."""
+        found: dict[str, Standing] = {}
+        for kind, after in self._after.items():
+            mine = [r for r in requests if r.kind == kind]
+            if mine:
+                found.update(after.standing(mine))
+        return found
 
     def status(self, request_id: str, principal: Principal) -> dict[str, Any]:
         r = self.visible_request(request_id, principal)
@@ -312,14 +332,19 @@ class ApprovalService:
             body["seconds_left"] = max(0, int((r.expires_at - now).total_seconds()))
         if r.kind == "command":
             body["command"] = r.command
-        if r.grant:
-            body["grant"] = r.grant
-        if r.ended_by:
-            body["ended_by"] = r.ended_by
-        if r.ended_at:
-            body["ended_at"] = r.ended_at
-        if r.error:
-            body["error"] = r.error
+        grant, ended_by, ended_at, error = r.grant, r.ended_by, r.ended_at, r.error
+        standing = self._standing([r]).get(r.request_id)
+        if standing is not None:  # its life went on after the approval: that is where it stands
+            body.update(status=standing.status, next_step=standing.next_step)
+            grant, ended_by, ended_at, error = standing.grant, standing.ended_by, standing.ended_at, standing.error
+        if grant:
+            body["grant"] = grant
+        if ended_by:
+            body["ended_by"] = ended_by
+        if ended_at:
+            body["ended_at"] = ended_at
+        if error:
+            body["error"] = error
         if r.status == "done":
             body["result"] = self.store.load_result(r.request_id)
         return body

@@ -1,8 +1,11 @@
 """Grants in Table Storage, one partition per grantee so the execute path finds a caller's
 active grants with one single-partition query.
 
-A row moves pending -> active -> revoked (or pending -> denied/expired when the approval fails);
-every move is ETag-guarded. The execute path honours a row only while it is ``active`` and its
+This table is the only place a grant's lifecycle lives: a row moves pending -> active -> revoked
+(at its expiry or early), or pending -> denied/expired/cancelled/failed when the approval does not
+open it, or pending -> failed when it could not be opened; every move is one ETag-guarded write of
+this one row. The approval request it waited on ends at approved and is not moved again.
+The execute path honours a row only while it is ``active`` and its
 ``expires_at`` is in the future, so a late timer can never stretch a grant.
 """
 
@@ -34,13 +37,14 @@ class GrantRecord:
     level: str
     duration_seconds: int
     reason: str
-    status: str = "pending"  # pending, active, revoked, denied, expired
+    status: str = "pending"  # pending, active, revoked, denied, expired, cancelled, failed
     requested_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     activated_at: datetime | None = None
     expires_at: datetime | None = None
     ended_at: datetime | None = None
     approved_by: list[dict[str, Any]] = field(default_factory=list)
     ended_by: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] = field(default_factory=dict)  # why it failed (code, detail)
     etag: str = ""
 
     def as_grant(self) -> Grant:
@@ -52,7 +56,8 @@ class GrantRecord:
                 "duration_seconds": self.duration_seconds, "reason": self.reason,
                 "requested_at": _iso(self.requested_at), "activated_at": _iso(self.activated_at),
                 "expires_at": _iso(self.expires_at), "ended_at": _iso(self.ended_at),
-                "approved_by": self.approved_by, "ended_by": self.ended_by}
+                "approved_by": self.approved_by, "ended_by": self.ended_by,
+                **({"error": self.error} if self.error else {})}
 
 
 class GrantStore:
@@ -125,7 +130,7 @@ class GrantStore:
             "PartitionKey": partition_for(r.principal), "RowKey": r.grant_id, "principal": r.principal,
             "target": r.target, "level": r.level, "duration_seconds": r.duration_seconds, "reason": r.reason,
             "status": r.status, "requested_at": r.requested_at, "approved_by": json.dumps(r.approved_by),
-            "ended_by": json.dumps(r.ended_by),
+            "ended_by": json.dumps(r.ended_by), "error": json.dumps(r.error),
         }
         for name in ("activated_at", "expires_at", "ended_at"):
             if getattr(r, name) is not None:
@@ -140,7 +145,7 @@ class GrantStore:
             requested_at=_utc(e["requested_at"]), activated_at=_utc(e.get("activated_at")),
             expires_at=_utc(e.get("expires_at")), ended_at=_utc(e.get("ended_at")),
             approved_by=json.loads(e.get("approved_by") or "[]"), ended_by=json.loads(e.get("ended_by") or "{}"),
-            etag=e.metadata.get("etag", ""),
+            error=json.loads(e.get("error") or "{}"), etag=e.metadata.get("etag", ""),
         )
 
 

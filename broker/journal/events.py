@@ -104,7 +104,7 @@ def classify_outcome(subject: Subject, outcome: dict[str, Any]) -> JournalRecord
 APPROVAL_EVENTS = frozenset({Event.APPROVAL_NOTIFIED, Event.APPROVAL_DECIDED, Event.APPROVAL_REFUSED,
                              Event.APPROVAL_APPROVED, Event.APPROVAL_DENIED, Event.APPROVAL_EXPIRED,
                              Event.APPROVAL_FAILED, Event.APPROVAL_CANCELLED})
-GRANT_EVENTS = frozenset({Event.GRANT_REQUESTED, Event.GRANT_ACTIVATED, Event.GRANT_REVOKED})
+GRANT_EVENTS = frozenset({Event.GRANT_REQUESTED, Event.GRANT_ACTIVATED, Event.GRANT_REVOKED, Event.GRANT_FAILED})
 
 
 def approval_step(event: str, subject: Subject, outcome: dict[str, Any]) -> JournalRecord:

@@ -47,6 +47,7 @@ class Event:
     GRANT_REQUESTED = "grant.requested"  # waiting for approval
     GRANT_ACTIVATED = "grant.activated"  # approved: the execute path honours it until it ends
     GRANT_REVOKED = "grant.revoked"  # ended, at its expiry or early by an approver or the grantee
+    GRANT_FAILED = "grant.failed"  # a step could not move the grant (its store refused): it stays as it was
 
     @classmethod
     def all(cls) -> frozenset[str]:

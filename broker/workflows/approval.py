@@ -51,7 +51,7 @@ def approval_notify(request_id: str) -> dict[str, Any]:
 def approval_conclude(outcome: dict) -> dict[str, Any]:
     broker = get_broker()
     concluded = broker.approvals.approvals.conclude(outcome["request_id"], outcome)
-    request = broker.approvals.approvals.store.get(outcome["request_id"])
+    request = broker.approvals.approvals.get(outcome["request_id"])
     if request.kind == "grant" and concluded["status"] in ("denied", "expired", "failed", "cancelled"):
         broker.approvals.grants.conclude_unapproved(request.request_id, concluded["status"])
     return concluded

@@ -3,9 +3,13 @@ its expiry (or a "revoke" event ends early), every step journaled.
 
     grant_orchestrator(request)
       -> approval_notify, wait_for_decisions, approval_conclude   (as for commands)
-      -> grant_activate -> expires_at                              (active: the execute path honours it)
+      -> grant_activate -> expires_at      (retried; active: the execute path honours it)
+         | grant_abandon                    (it could not open after the retries: failed, nothing granted)
       -> timer(expires_at)  |  event "revoke"
-      -> grant_end                                                 (revoked)
+      -> grant_end                          (retried; revoked)
+
+Every grant step is one write of the grant's row (``broker/grants``) and idempotent, so a
+re-delivered or retried activity finds its work done; the approval request stays approved.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from broker.runtime import get_broker
 from broker.workflows.wait import REVOKE_EVENT, event_payload, parse_deadline, wait_for_approval
 
 bp = df.Blueprint()
+GRANT_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=3)
+"""A grant step whose store (or journal) is briefly down is tried again; each step is idempotent."""
 
 
 @bp.orchestration_trigger(context_name="context")
@@ -29,8 +35,13 @@ def grant_orchestrator(context: df.DurableOrchestrationContext) -> Any:
         return status
     # The activity fixes the expiry when the grant really opens (the execute path checks it against
     # the same clock); its answer is in the history, so every replay sees the same moment.
-    activated = yield context.call_activity("grant_activate", {"request_id": request_id,
-                                                               "duration_seconds": int(params["duration_seconds"])})
+    try:
+        opening = {"request_id": request_id, "duration_seconds": int(params["duration_seconds"])}
+        activated = yield context.call_activity_with_retry("grant_activate", GRANT_RETRY, opening)
+    except Exception:
+        # Still not open after the retries: the row fails (journaled), or answers active if it opened after all.
+        activated = yield context.call_activity("grant_abandon", {"request_id": request_id,
+                                                                  "code": "grant_not_opened"})
     if activated.get("status") != "active":
         return activated.get("status", "failed")
     expires_at = parse_deadline(activated["expires_at"])
@@ -44,7 +55,7 @@ def grant_orchestrator(context: df.DurableOrchestrationContext) -> Any:
         timer.cancel()
         by = event_payload(revoke.result)
         ending = {"request_id": request_id, "how": "revoked", "by": {"id": str(by.get("by", "")), "name": ""}}
-    yield context.call_activity("grant_end", ending)
+    yield context.call_activity_with_retry("grant_end", GRANT_RETRY, ending)
     context.set_custom_status({"status": "revoked"})
     return "revoked"
 
@@ -53,6 +64,11 @@ def grant_orchestrator(context: df.DurableOrchestrationContext) -> Any:
 @bp.activity_trigger(input_name="payload", activity="grant_activate")
 def grant_activate(payload: dict) -> dict[str, Any]:
     return get_broker().approvals.grants.activate(payload["request_id"], int(payload["duration_seconds"]))
+
+
+@bp.activity_trigger(input_name="payload", activity="grant_abandon")
+def grant_abandon(payload: dict) -> dict[str, Any]:
+    return get_broker().approvals.grants.abandon(payload["request_id"], str(payload["code"]))
 
 
 @bp.activity_trigger(input_name="payload", activity="grant_end")

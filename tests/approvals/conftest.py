@@ -21,13 +21,14 @@ from broker.approvals.decisions import DecisionDesk
 from broker.approvals.directory import Approver
 from broker.approvals.ports import JournalSink, RequestRecords
 from broker.execute import CallContext
+from broker.grants import GrantRecords, GrantStore, GrantView
 from broker.journal import JournalReader, JournalStorage, JournalWriter
 from broker.journal.events import Subject
 from broker.notify.email import SilentNotifier
 from broker.secrets import SecretValue
 from devhost.azurite import Azurite
 from devhost.stack import REPO_ROOT, free_port
-from tests.memory import MemoryJournal, MemoryRequestStore
+from tests.memory import MemoryGrantStore, MemoryJournal, MemoryRequestStore
 
 TENANT = "8f0d5c1e-0000-4000-8000-000000000de0"
 REQUESTER = f"{TENANT}/11111111-1111-4111-8111-111111111111"
@@ -69,6 +70,8 @@ class Parts:
     desk: DecisionDesk
     conn: str
     suffix: str
+    grant_store: GrantRecords
+    """Where grants live; the service shows approved grant requests through its ``GrantView``."""
 
     def events(self, request_id: str) -> list[tuple[str, str, str]]:
         return sorted((s.record.event, s.record.outcome.get("status", ""), s.record.outcome.get("code", ""))
@@ -79,13 +82,14 @@ class Parts:
                 if s.record.event == "approval.refused"]
 
 
-def _parts(store: Any, journal: Any, reader: Any, conn: str = "", suffix: str = "") -> Parts:
+def _parts(store: Any, journal: Any, reader: Any, grant_store: Any, conn: str = "", suffix: str = "") -> Parts:
     tokens = ApprovalTokens(StaticKey())
     directory = ApproverDirectory((ADA, BO, CY))
     service = ApprovalService(store=store, directory=directory, tokens=tokens, journal=journal,
-                              notifier=SilentNotifier(), public_base_url="http://127.0.0.1:7071")
+                              notifier=SilentNotifier(), public_base_url="http://127.0.0.1:7071",
+                              after_approval={"grant": GrantView(grant_store)})
     desk = DecisionDesk(store=store, directory=directory, tokens=tokens, journal=journal)
-    return Parts(store, tokens, directory, journal, reader, service, desk, conn, suffix)
+    return Parts(store, tokens, directory, journal, reader, service, desk, conn, suffix, grant_store)
 
 
 @pytest.fixture(params=["memory", "azurite"])
@@ -93,7 +97,7 @@ def parts(request: pytest.FixtureRequest) -> Iterator[Parts]:
     """The domain on the in-memory ports, then on Azurite."""
     if request.param == "memory":
         journal = MemoryJournal()
-        yield _parts(MemoryRequestStore(), journal, journal)
+        yield _parts(MemoryRequestStore(), journal, journal, MemoryGrantStore())
         return
     yield from _azure_parts(request.getfixturevalue("azurite"))
 
@@ -111,8 +115,10 @@ def _azure_parts(azurite: Azurite) -> Iterator[Parts]:
     storage = JournalStorage(TableClient.from_connection_string(conn, f"journal{suffix}"),
                              ContainerClient.from_connection_string(conn, f"journal{suffix}"))
     journal = JournalWriter(storage)
-    yield _parts(store, journal, JournalReader(storage), conn, suffix)
+    grant_store = GrantStore(TableClient.from_connection_string(conn, f"grants{suffix}"))
+    yield _parts(store, journal, JournalReader(storage), grant_store, conn, suffix)
     journal.close()
+    grant_store.close()
 
 
 def held_request(parts: Parts, *, quorum: int = 1, sql: str = "DELETE FROM customers WHERE id = 3",

@@ -162,3 +162,22 @@ def test_my_grants_newest_first(grant_store):
         grant_store.create(r)
     assert [g.grant_id for g in grant_store.list_for(REQUESTER)][:2] == [new.grant_id, old.grant_id]
     assert other.grant_id not in [g.grant_id for g in grant_store.list_for(REQUESTER)]
+
+
+def test_a_grant_opening_undone_clears_its_expiry_and_a_failed_one_keeps_why(grant_store):
+    """The two moves the lifecycle's failure paths make: active back to pending with the expiry gone
+    (the journal refused ``grant.activated``), and pending to failed with its error."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    record = grant_record()
+    grant_store.create(record)
+    grant_store.transition(REQUESTER, record.grant_id, {"pending"}, "active", activated_at=now,
+                           expires_at=now + timedelta(minutes=30))
+    undone = grant_store.transition(REQUESTER, record.grant_id, {"active"}, "pending", activated_at=None,
+                                    expires_at=None)
+    assert undone is not None and (undone.status, undone.activated_at, undone.expires_at) == ("pending", None, None)
+    assert grant_store.active(REQUESTER, "demo-postgres") == []
+    error = {"code": "grant_not_opened", "detail": "x"}
+    grant_store.transition(REQUESTER, record.grant_id, {"pending"}, "failed", ended_at=now, error=error)
+    failed = grant_store.get(REQUESTER, record.grant_id)
+    assert (failed.status, failed.error, failed.to_dict()["error"]) == ("failed", error, error)
+    assert "error" not in grant_record().to_dict()  # GET /api/grants carries it only when there is one

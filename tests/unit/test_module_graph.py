@@ -174,3 +174,27 @@ def test_the_check_finds_a_private_import(tmp_path: Path):
     (tmp_path / "broker/a/user.py").write_text("from broker.a._inner import X\n")  # its own package: fine
     (tmp_path / "broker/b/outsider.py").write_text("from broker.a._inner import X\n")
     assert private_imports(_modules(tmp_path)) == [("broker.b.outsider", "broker.a._inner")]
+
+
+GRANTS_MAY_USE = {"broker.approvals.requests.ApprovalRequest", "broker.approvals.directory.ApproverDirectory",
+                  "broker.approvals.ports.JournalSink", "broker.approvals.ports.Standing",
+                  "broker.approvals.service.subject_of"}
+"""What ``broker/grants`` takes from the approvals: the request's type, the approver directory, the
+journal port, the view's answer and the journal subject of a request; never the request store."""
+
+
+def test_approvals_and_grants_meet_only_at_declared_ports():
+    """One owner per state machine: the approvals never import the grants (not even under
+    TYPE_CHECKING), and the grants take only the declared names from the approvals (the approval
+    service itself comes in through ``grants.ports.ApprovalRequests``)."""
+    modules = _modules(ROOT)
+    approvals_to_grants = sorted(
+        (name, node.module or "") for name, path in modules.items() if name.startswith("broker.approvals")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom | ast.Import)
+        for target in ([node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names])
+        if target == "broker.grants" or target.startswith("broker.grants."))
+    assert approvals_to_grants == []
+    taken = {imported for name, path in modules.items() if name.startswith("broker.grants")
+             for imported in _imported_names(ast.parse(path.read_text())) if imported.startswith("broker.approvals")}
+    assert taken <= GRANTS_MAY_USE, taken - GRANTS_MAY_USE

@@ -267,6 +267,45 @@ def test_a_grant_that_could_not_open_ends_there():
     assert state["isDone"] and state["output"] == "gone"
 
 
+def _activation_failing_after_its_retries() -> tuple[History, int]:
+    h = approved_grant(600)
+    h.scheduled(3, "grant_activate").episode().failed(3, "grants_unavailable")
+    task = 4
+    for _ in range(2):  # two retries: a retry timer, then the next attempt
+        fire = h.now + timedelta(seconds=2)
+        h.timer_created(task, fire).episode().at(fire).timer_fired(task, fire)
+        h.scheduled(task + 1, "grant_activate").episode().failed(task + 1, "grants_unavailable")
+        task += 2
+    fire = h.now + timedelta(seconds=2)
+    return h.timer_created(task, fire).episode().at(fire).timer_fired(task, fire), task + 1
+
+
+def test_a_failed_activation_is_retried_then_the_grant_fails_instead_of_hanging():
+    """grant_activate is idempotent, so it is retried; when it still cannot open the grant, the grant
+    row fails (grant_abandon) instead of leaving a request approved and a grant pending forever."""
+    h = approved_grant(600)
+    h.scheduled(3, "grant_activate").episode().failed(3, "grants_unavailable")
+    state = replay(GRANT, h)
+    assert not state["isDone"] and "grant_abandon" not in [n for n, _ in activity_calls(state)]
+    h, task = _activation_failing_after_its_retries()
+    state = replay(GRANT, h)
+    assert activity_calls(state)[-1] == ("grant_abandon", {"request_id": "req-1", "code": "grant_not_opened"})
+    h.scheduled(task, "grant_abandon").episode().completed(task, {"status": "failed"})
+    state = replay(GRANT, h)
+    assert state["isDone"] and state["output"] == "failed"
+
+
+def test_a_grant_that_opened_after_all_still_gets_its_timer():
+    """The last attempt opened the row but its answer was lost: grant_abandon says active, the timer runs."""
+    h, task = _activation_failing_after_its_retries()
+    h.scheduled(task, "grant_abandon").episode().completed(task, {"status": "active",
+                                                                   "expires_at": EXPIRES.isoformat()})
+    state = replay(GRANT, h)
+    assert not state["isDone"] and state["customStatus"]["status"] == "active"
+    assert [a for a in actions(state) if a.get("actionType") == 5][-1]["fireAt"] == EXPIRES.strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def test_denied_grant_never_activates():
     h = waiting(kind=GRANT, duration_seconds=600).episode().raised(ev("t/bo"), deny("t/bo"))
     h.scheduled(2, "approval_conclude").episode().completed(2, {"status": "denied"})
