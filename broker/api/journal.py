@@ -60,7 +60,8 @@ def journal(req: func.HttpRequest, broker: Broker, principal: Principal) -> func
 @bp.timer_trigger(arg_name="timer", schedule=SEAL_SCHEDULE, run_on_startup=False, use_monitor=True)
 def journal_seal(timer: func.TimerRequest) -> None:
     """Seal the chains (a singleton in Azure: the host runs one timer instance app-wide)."""
-    seal = Sealer(get_broker().journal_storage).seal()
+    broker = get_broker()
+    seal = Sealer(broker.journal_storage, journal=broker.journal).seal()
     if seal is not None:
         log.info("journal sealed %s (%d records)%s", seal.name, seal.records,
                  " after a missed schedule" if timer.past_due else "")
