@@ -61,7 +61,8 @@ def journal_seal(timer: func.TimerRequest) -> None:
     """Seal the chains (a singleton in Azure: the host runs one timer instance app-wide)."""
     from broker.journal import Sealer
 
-    seal = Sealer(get_broker().journal_storage).seal()
+    broker = get_broker()
+    seal = Sealer(broker.journal_storage, journal=broker.journal).seal()
     if seal is not None:
         log.info("journal sealed %s (%d records)%s", seal.name, seal.records,
                  " after a missed schedule" if timer.past_due else "")

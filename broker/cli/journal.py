@@ -27,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     verify = jsub.add_parser(
         "verify", help="check chains, seals and immutable copies; exit 0 only when intact",
         description="Recompute every hash chain and seal, compare every Table row with its write-once copy, "
-                    "and name what was edited, deleted, inserted, reordered or replaced. Exit code 0 only when "
-                    "the journal is intact (intents without outcome are warnings).")
+                    "and name what was edited, deleted, inserted, reordered or replaced. Exit code 0 when the "
+                    "journal is intact (intents without outcome are warnings), 1 when it was altered, 3 when it "
+                    "is intact but rows lost their immutable copy in a crash (recorded by journal.copies_lost).")
     verify.add_argument("--since", help=f"verify from this day on ({_TIME_HELP}); default: everything")
     verify.add_argument("--until", help="up to this time (default: now)")
     verify.add_argument("--json", action="store_true", help="the report as JSON")
@@ -140,7 +141,7 @@ def run_verify(args: argparse.Namespace) -> int:
     except BrokerError as error:
         return _refused(error)
     print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if args.json else report.render())
-    return 0 if report.intact else 1
+    return report.exit_code()
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -189,12 +190,17 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_seal(args: argparse.Namespace) -> int:
-    from broker.journal import SealConflict, Sealer
+    from broker.journal import JournalWriter, SealConflict, Sealer
+    from broker.problems import BrokerError
 
+    storage = _storage()
+    journal = JournalWriter(storage)  # rows found without their copy are journaled (journal.copies_lost)
     try:
-        seal = Sealer(_storage()).seal()
-    except SealConflict as error:
+        seal = Sealer(storage, journal=journal).seal()
+    except (SealConflict, BrokerError) as error:
         return _refused(error)
+    finally:
+        journal.close()
     if seal is None:
         print("nothing to seal yet (the last seal is recent)")
     else:

@@ -81,10 +81,23 @@ def blob_version(pk: str, seq: int, blob: bytes, report: VerifyReport) -> Versio
                    and env.seq == seq)
 
 
+@dataclass(frozen=True)
+class LostCopy:
+    """A row the sealer found without its copy, as a ``journal.copies_lost`` record names it."""
+
+    hash: str
+    by: str  # the record id of the journal.copies_lost record
+
+
 def check_chain(pk: str, rows: dict[int, dict[str, Any]], blobs: dict[int, bytes],
                 spans: list[tuple[Seal, ChainSpan]], window: SealWindow | None,
-                report: VerifyReport) -> dict[int, Version]:
-    """Report what is wrong with chain ``pk``; return the accepted version of each record."""
+                report: VerifyReport, lost: dict[int, LostCopy] | None = None) -> dict[int, Version]:
+    """Report what is wrong with chain ``pk``; return the accepted version of each record.
+
+    ``lost``: rows of this chain that an intact ``journal.copies_lost`` record names; a row
+    without its copy that is exactly as that record says is a crash's lost copy (a warning),
+    anything else about it is judged as usual."""
+    lost = lost or {}
     blob_v = {seq: v for seq, data in blobs.items() if (v := blob_version(pk, seq, data, report)) is not None}
     row_v: dict[int, Version] = {}
     for seq, entity in rows.items():
@@ -114,8 +127,15 @@ def check_chain(pk: str, rows: dict[int, dict[str, Any]], blobs: dict[int, bytes
         elif copy is not None and not copy.ok:
             report.add("blob_replaced", blob_name(pk, seq), "the immutable copy does not match its own hash")
         if seq in rows and row is not None and seq not in blobs:
+            claim = lost.get(seq)
             if not row.ok:
                 report.add("edited", rid, "the row's record does not match its hash")
+            elif claim is not None and claim.hash == row.hash:
+                report.add("copy_lost", rid, f"its immutable copy was lost in a crash, as {claim.by} recorded; "
+                           "the row is exactly as recorded then", "warning")
+            elif claim is not None:
+                report.add("edited", rid, f"differs from what {claim.by} recorded when its copy was found lost: "
+                           "it was edited after that")
             elif seq > last_copy:
                 report.add("inserted", rid, "in the Table but has no immutable copy: it was inserted "
                            "(or its copy deleted)")
@@ -131,7 +151,8 @@ def check_chain(pk: str, rows: dict[int, dict[str, Any]], blobs: dict[int, bytes
             if row is not None and choice.data == row.data and seq in rows:
                 _check_columns(rid, rows[seq], choice.env, report)
     _check_links(pk, rows, blobs, accepted, report)
-    _check_seals(pk, rows, blobs, accepted, spans, window, report)
+    vouched = {seq for seq, claim in lost.items() if seq in accepted and accepted[seq].hash == claim.hash}
+    _check_seals(pk, rows, blobs, accepted, spans, window, report, vouched)
     return accepted
 
 
@@ -225,7 +246,9 @@ def _check_links(pk: str, rows: dict[int, Any], blobs: dict[int, Any], accepted:
 
 
 def _check_seals(pk: str, rows: dict[int, Any], blobs: dict[int, Any], accepted: dict[int, Version],
-                 spans: list[tuple[Seal, ChainSpan]], window: SealWindow | None, report: VerifyReport) -> None:
+                 spans: list[tuple[Seal, ChainSpan]], window: SealWindow | None, report: VerifyReport,
+                 vouched: set[int]) -> None:
+    """``vouched``: rows a journal.copies_lost record (itself sealed in its own chain) names as found."""
     next_first = 1
     for seal, span in spans:
         if span.first < next_first:
@@ -247,7 +270,7 @@ def _check_seals(pk: str, rows: dict[int, Any], blobs: dict[int, Any], accepted:
     for seq, v in accepted.items():
         if v.env.at > window.cutoff:
             report.unsealed += 1
-        elif window.start < v.env.at and not any(s.first <= seq <= s.last for _, s in spans):
+        elif window.start < v.env.at and seq not in vouched and not any(s.first <= seq <= s.last for _, s in spans):
             seal_for = window.seal_at(v.env.at)
             if seal_for is not None and seal_for.seq not in window.broken:  # else the seal finding says it
                 report.add("inserted", record_id(pk, seq), f"appended at {v.env.at}, within seal "

@@ -92,6 +92,15 @@ def journal_read(subject: Subject, outcome: dict[str, Any]) -> JournalRecord:
     return subject._record(Event.JOURNAL_READ, outcome)
 
 
+def journal_copies_lost(request_id: str, lost: list[dict[str, str]], *, start: str, cutoff: str) -> JournalRecord:
+    """Rows the sealer found without their write-once copy (a host killed with copies queued), by
+    record id, hash and append time *as found*: verify then names them as lost in a crash, and a
+    row edited afterwards no longer matches what this record says."""
+    subject = Subject(request_id=request_id, principal={"kind": "broker", "display_name": "journal sealer"})
+    return subject._record(Event.JOURNAL_COPIES_LOST, {"status": "recorded", "start": start, "cutoff": cutoff,
+                                                       "rows": len(lost), "lost": lost})
+
+
 def classify_intent(subject: Subject) -> JournalRecord:
     return subject._record(Event.CLASSIFY_INTENT, {})
 

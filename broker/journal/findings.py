@@ -13,6 +13,8 @@ Kinds (severity ``error`` unless noted):
     truncated       a chain ends before the point a seal recorded
     seal_broken     a seal was edited or replaced, or does not chain to its predecessor
     seal_missing    a seal is missing from the sequence
+    copy_lost       (warning) a row whose immutable copy a crash lost (a host killed with copies
+                    queued), exactly as the sealer's ``journal.copies_lost`` record names it
     open_intent     (warning) an intent without outcome: the broker stopped, or could not
                     journal the outcome, after the intent; the command may or may not have run
 """
@@ -65,11 +67,23 @@ class VerifyReport:
     def intact(self) -> bool:
         return not any(f.severity == "error" for f in self.findings)
 
+    @property
+    def copies_lost(self) -> int:
+        """Rows whose immutable copy a crash lost (recorded, not tampered with)."""
+        return sum(1 for f in self.findings if f.kind == "copy_lost")
+
+    def exit_code(self) -> int:
+        """0 intact; 1 altered; 3 intact, but some rows lost their copy in a crash (2 is a failed run)."""
+        if not self.intact:
+            return 1
+        return 3 if self.copies_lost else 0
+
     def counts(self) -> dict[str, int]:
         return dict(sorted(Counter(f.kind for f in self.findings).items()))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"intact": self.intact, "since": self.since, "until": self.until, "records": self.records,
+        return {"intact": self.intact, "copies_lost": self.copies_lost, "since": self.since, "until": self.until,
+                "records": self.records,
                 "copies": self.copies, "chains": self.chains, "seals": self.seals,
                 "sealed_until": self.sealed_until, "unsealed": self.unsealed, "counts": self.counts(),
                 "findings": [f.to_dict() for f in self.findings]}
@@ -84,5 +98,11 @@ class VerifyReport:
             lines.append(f"... and {len(shown) - max_findings} more findings")
         if self.findings:
             lines.append("findings: " + ", ".join(f"{k} {n}" for k, n in self.counts().items()))
-        lines.append("INTACT" if self.intact else "NOT INTACT: the journal was altered (see above)")
+        if not self.intact:
+            lines.append("NOT INTACT: the journal was altered (see above)")
+        elif self.copies_lost:
+            lines.append(f"INTACT, but {self.copies_lost} rows lost their immutable copy in a crash (recorded by "
+                         "journal.copies_lost; see above)")
+        else:
+            lines.append("INTACT")
         return "\n".join(lines)

@@ -30,6 +30,7 @@ class Event:
     TARGET_DESCRIBED = "target.described"  # a caller asked what a target holds (tables, columns; no values)
     EXECUTE_PREVIEW = "execute.preview"  # a server-side dry run shown to approvers (masked diff); nothing changed
     JOURNAL_READ = "journal.read"  # an auditor queried the journal (who watched the watchers)
+    JOURNAL_COPIES_LOST = "journal.copies_lost"  # the sealer found rows whose write-once copy a crash lost
     CLASSIFY_INTENT = "classify.intent"  # a data classification run is about to sample a target
     CLASSIFY_OUTCOME = "classify.outcome"  # its counts (columns, types, hits/sampled), never a value
 

@@ -8,14 +8,19 @@ longer than any write can take, so a record appended before the cutoff is durabl
 the sealer reads: a record that later shows up with an earlier time is an insertion.
 
 Chains are discovered from the write-once container (a chain with no immutable copy is never
-sealed), and heads are read from the Table: one small query per active chain, whatever the
-number of writers. The timer trigger in ``broker/api/journal.py`` runs ``Sealer.seal``.
+sealed; the writer copies every chain's first record before it returns), and heads are read from
+the Table: one small query per active chain, whatever the number of writers. A seal never vouches
+for a row without its copy: a chain is sealed up to its last copied row, and rows of the period
+still without a copy (a host killed with copies queued: ``copies.py``) are named, with their
+hashes as found, in a ``journal.copies_lost`` record written before the seal, so that verify can
+tell a crash from a forged tail. The timer trigger in ``broker/api/journal.py`` runs ``Sealer.seal``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,8 +28,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from broker.journal._canonical import canonical, merkle_root, sha256_hex
-from broker.journal.envelope import GENESIS, day_prefix, format_at, parse_at
+from broker.journal.envelope import GENESIS, blob_name, day_prefix, format_at, parse_at, parse_blob_name, record_id
+from broker.journal.events import journal_copies_lost
 from broker.journal.storage import ImmutableCopyExists, JournalStorage
+from broker.journal.writer import JournalWriter
+from broker.problems import Unavailable
 
 log = logging.getLogger("broker.journal")
 
@@ -130,10 +138,22 @@ def record_days(storage: JournalStorage) -> list[date]:
     return days
 
 
+@dataclass(frozen=True)
+class _Found:
+    """One chain's rows in the period: the span its copies let the seal vouch for, and the rows
+    without a copy (record id, hash and append time as the Table holds them)."""
+
+    span: ChainSpan | None
+    lost: tuple[dict[str, str], ...]
+
+
 class Sealer:
-    def __init__(self, storage: JournalStorage, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 margin: timedelta = SEAL_MARGIN) -> None:
+    def __init__(self, storage: JournalStorage, *, journal: JournalWriter | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), margin: timedelta = SEAL_MARGIN) -> None:
+        """``journal`` records the rows found without their copy (``journal.copies_lost``); without
+        it (tests) those rows are only left out of the seal, and verify reports them as inserted."""
         self._storage = storage
+        self._journal = journal
         self._clock = clock
         self._margin = margin
 
@@ -155,8 +175,9 @@ class Sealer:
         pks = [f"{d:%Y%m%d}-{p.rstrip('/').rsplit('/', 1)[-1]}"
                for d in days for p in self._storage.child_prefixes(day_prefix(d))]
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="seal") as pool:
-            spans = [s for s in pool.map(lambda pk: self._span(pk, start, cutoff), pks) if s is not None]
-        spans.sort(key=lambda s: s.chain)
+            found = list(pool.map(lambda pk: self._span(pk, start, cutoff), pks))
+        spans = sorted((f.span for f in found if f.span is not None), key=lambda s: s.chain)
+        self._record_lost([row for f in found for row in f.lost], start, cutoff)
         chain_spans = tuple(spans)
         seal = Seal(seq=latest[0].seq + 1 if latest else 1, prev=latest[1] if latest else GENESIS, start=start,
                     cutoff=cutoff, sealed_at=format_at(self._clock()), chains=chain_spans,
@@ -171,20 +192,65 @@ class Sealer:
                  len(seal.chains), seal.root[:16])
         return seal
 
-    def _span(self, pk: str, start: str, cutoff: str) -> ChainSpan | None:
+    def _record_lost(self, lost: list[dict[str, str]], start: str, cutoff: str) -> None:
+        """Journal the rows found without their copy, durably with its own copy, before the seal
+        that leaves them out is written; if that cannot be done, no seal is written (the next run
+        covers the same period and finds them again)."""
+        if not lost:
+            return
+        log.warning("journal: %d rows appended before %s have no immutable copy (a host killed with copies "
+                    "queued?): %s", len(lost), cutoff, ", ".join(r["record"] for r in lost[:5]))
+        if self._journal is None:
+            return
+        self._journal.write(journal_copies_lost(str(uuid.uuid4()), lost, start=start, cutoff=cutoff))
+        if not self._journal.flush(30.0):
+            raise Unavailable("The journal's record of lost copies could not be copied; the seal waits for it.",
+                              code="journal_unavailable", extra={"reason": "copies_failing"})
+
+    def _span(self, pk: str, start: str, cutoff: str) -> _Found:
         rows = self._storage.table.query_entities(
             "PartitionKey eq @pk and at gt @start and at le @cutoff",
-            parameters={"pk": pk, "start": start, "cutoff": cutoff}, select=["RowKey", "hash"])
-        first = last = None
-        head = ""
+            parameters={"pk": pk, "start": start, "cutoff": cutoff}, select=["RowKey", "hash", "at"])
+        found: dict[int, tuple[str, str]] = {}
         for row in rows:
             if not row["RowKey"].isdigit():
                 continue  # not a record the writer made; verify reports it
-            seq = int(row["RowKey"])
-            if first is None or seq < first:
-                first = seq
-            if last is None or seq > last:
-                last, head = seq, str(row.get("hash", ""))
-        if first is None or last is None:
-            return None
-        return ChainSpan(pk, first, last, head)
+            found[int(row["RowKey"])] = (str(row.get("hash", "")), str(row.get("at", "")))
+        if not found:
+            return _Found(None, ())
+        first = min(found)
+        copied = self._copied(pk, first, max(found))
+        if any(seq not in copied for seq in found):
+            # the chain's writer is dead (or its copies have failed for minutes): name its whole
+            # uncopied tail now, rows after the cutoff too, so that one record covers each dead chain
+            later = {int(r["RowKey"]): (str(r.get("hash", "")), str(r.get("at", ""))) for r in
+                     self._storage.table.query_entities("PartitionKey eq @pk and RowKey gt @rk",
+                                                        parameters={"pk": pk, "rk": f"{max(found):010d}"},
+                                                        select=["RowKey", "hash", "at"])
+                     if r["RowKey"].isdigit()}
+            if later:
+                copied |= self._copied(pk, min(later), max(later))
+                found.update({seq: row for seq, row in later.items() if seq not in copied})
+        in_period = {seq for seq, (_, at) in found.items() if at <= cutoff}
+        # A row without its copy in the middle is still pinned by the next copy (its ``prev``), so
+        # the span reaches the last copied row; only the rows after it are vouched for by nothing.
+        last = max((seq for seq in in_period if seq in copied), default=None)
+        lost = tuple({"record": record_id(pk, seq), "hash": found[seq][0], "at": found[seq][1]}
+                     for seq in sorted(found) if seq not in copied)
+        span = None if last is None else ChainSpan(pk, first, last, found[last][0])
+        return _Found(span, lost)
+
+    def _copied(self, pk: str, first: int, last: int) -> set[int]:
+        """Which of records first..last have their copy: at most two listings of names sharing a
+        prefix (blocks of 10^k names, 10^k > the span), so the cost follows the period, not the chain."""
+        base = blob_name(pk, 0)[: -len("0000000000.json")]
+        level = min(len(str(last - first + 1)), 10)
+        blocks = sorted({first // 10 ** level, last // 10 ** level})
+        seqs: set[int] = set()
+        for block in blocks:
+            digits = f"{block * 10 ** level:010d}"[: 10 - level]
+            for name in self._storage.blob_names(base + digits):
+                parsed = parse_blob_name(name)
+                if parsed is not None and parsed[0] == pk and first <= parsed[1] <= last:
+                    seqs.add(parsed[1])
+        return seqs

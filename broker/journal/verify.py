@@ -15,14 +15,18 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from broker.journal._canonical import sha256_hex
-from broker.journal._chaincheck import SealWindow, check_chain
+from broker.journal._chaincheck import LostCopy, SealWindow, check_chain
 from broker.journal.envelope import (
     GENESIS,
+    Envelope,
+    blob_name,
     day_key,
     day_prefix,
     format_at,
     parse_blob_name,
     parse_partition,
+    parse_record_id,
+    split_blob,
 )
 from broker.journal.findings import VerifyReport
 from broker.journal.records import Event
@@ -38,6 +42,7 @@ class Verifier:
         self._storage = storage
         self._clock = clock
         self._workers = workers
+        self._lost: dict[str, dict[int, LostCopy]] = {}
 
     def verify(self, since: datetime | None = None, until: datetime | None = None) -> VerifyReport:
         until = until or self._clock()
@@ -48,6 +53,7 @@ class Verifier:
             for span in seal.chains:
                 spans[span.chain].append((seal, span))
         first = since.date() if since else self._first_day()
+        self._lost = self._lost_copies(since.date() if since else None)
         intents: dict[str, str] = {}
         answered: set[str] = set()
         if first is not None:
@@ -114,6 +120,41 @@ class Verifier:
         seals = tuple(s for s, _, _ in loaded)
         return SealWindow(start=seals[0].start, cutoff=seals[-1].cutoff, seals=seals, broken=frozenset(broken))
 
+    # --- rows whose copy a crash lost ---
+    def _lost_copies(self, since_day: date | None) -> dict[str, dict[int, LostCopy]]:
+        """What the sealer's ``journal.copies_lost`` records name, read from their write-once copies
+        only: a Table row claiming lost copies without a copy of its own vouches for nothing (it is
+        reported as inserted), and an edited or hidden claim can only make verify report more."""
+        flt = f"event eq '{Event.JOURNAL_COPIES_LOST}'"
+        if since_day is not None:
+            flt += f" and PartitionKey ge '{day_key(since_day)}'"
+        claims: list[tuple[str, str, str, int, str]] = []  # (at, claim id, chain, seq, hash)
+        for entity in self._storage.table.query_entities(flt, select=["PartitionKey", "RowKey"]):
+            pk, rk = entity["PartitionKey"], entity["RowKey"]
+            if parse_partition(pk) is None or not rk.isdigit():
+                continue
+            data = self._storage.read_blob(blob_name(pk, int(rk)))
+            try:
+                parts = split_blob(data) if data is not None else None
+                env = Envelope.from_dict(parts.envelope) if parts is not None else None
+            except (KeyError, ValueError, TypeError, RecursionError):
+                continue  # an unreadable copy is reported by the chain's own check
+            if (parts is None or env is None or sha256_hex(parts.envelope_bytes) != parts.hash or env.chain != pk
+                    or env.seq != int(rk) or env.record.get("event") != Event.JOURNAL_COPIES_LOST):
+                continue
+            for item in (env.record.get("outcome") or {}).get("lost") or []:
+                where = parse_record_id(str(item.get("record", ""))) if isinstance(item, dict) else None
+                if where is not None:
+                    claims.append((env.at, env.id, where[0], int(where[1]), str(item.get("hash", ""))))
+        # A dead chain is named once, by the first record that finds it (which names its whole
+        # uncopied tail): rows appended to it later are no lost copies, whatever a later record says.
+        first_claim: dict[str, str] = {}
+        lost: dict[str, dict[int, LostCopy]] = defaultdict(dict)
+        for _, claim_id, pk, seq, digest in sorted(claims):
+            if first_claim.setdefault(pk, claim_id) == claim_id:
+                lost[pk][seq] = LostCopy(digest, claim_id)
+        return lost
+
     # --- records ---
     def _first_day(self) -> date | None:
         days = record_days(self._storage)[:1]
@@ -150,7 +191,8 @@ class Verifier:
         prefix = day_key(day)
         chains = set(rows) | set(blobs) | {pk for pk in spans if pk.startswith(prefix)}
         for pk in sorted(chains):
-            accepted = check_chain(pk, rows.get(pk, {}), blobs.get(pk, {}), spans.get(pk, []), window, report)
+            accepted = check_chain(pk, rows.get(pk, {}), blobs.get(pk, {}), spans.get(pk, []), window, report,
+                                   self._lost.get(pk))
             report.chains += 1
             report.records += len(set(rows.get(pk, {})) | set(blobs.get(pk, {})))
             report.copies += len(blobs.get(pk, {}))

@@ -148,15 +148,19 @@ class JournalWriter:
         digest = record_hash(env_bytes)
         entity = encode_row(env, env_bytes, digest, response_text)
         self._store(entity, blob_name(lane.partition, seq), assemble_blob(env_bytes, digest, response_bytes),
-                    record.event, response_text is not None)
+                    record.event, response_text is not None, first=seq == 1)
         lane.seq, lane.prev, lane.last_at = seq, digest, at
         record.record_id = rid
         return rid
 
-    def _store(self, entity: dict, name: str, blob: bytes, event: str, has_response: bool) -> None:
+    def _store(self, entity: dict, name: str, blob: bytes, event: str, has_response: bool, *,
+               first: bool = False) -> None:
         """The Table row, durably; its write-once copy queued behind it. A row that is not
         self-contained (its envelope or response lives only in the blob) waits for the blob too:
-        durable means the content, not a reference to it."""
+        durable means the content, not a reference to it. A chain's first record waits for its
+        copy right after the row: the sealer finds chains in the container, so even a host killed
+        before it copied anything else of a new chain leaves the chain where the sealer looks
+        (one round trip per chain; if that copy fails it is queued, and the queue fails closed)."""
         metadata = {"event": event.replace(".", "_")}
         self_contained = row_holds_envelope(entity) and (has_response is False or "response" in entity)
         try:
@@ -173,8 +177,15 @@ class JournalWriter:
                               code="journal_unavailable", extra={"reason": "immutable_copy_exists"}) from exc
         except (AzureError, OSError) as exc:
             raise Unavailable(_UNAVAILABLE, code="journal_unavailable") from exc
-        if self_contained:
-            self.copies.submit(name, blob, metadata)
+        if not self_contained:
+            return
+        if first:
+            try:
+                self._storage.put_immutable(name, blob, metadata)
+                return
+            except (ImmutableCopyExists, AzureError, OSError):
+                pass  # the queue retries it (or reports the conflict), and refuses new records meanwhile
+        self.copies.submit(name, blob, metadata)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued immutable copy is written."""

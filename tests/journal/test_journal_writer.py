@@ -203,6 +203,9 @@ def test_a_backlog_that_does_not_drain_refuses(storage):
     writer = JournalWriter(storage)
     try:
         writer.copies._max_backlog, writer.copies._backlog_wait = 2, 0.2
+        gate.set()
+        writer.write(intent())  # a chain's first record is copied before write returns
+        gate.clear()
         writer.write(intent())
         writer.write(intent())
         with pytest.raises(Unavailable) as refused:
