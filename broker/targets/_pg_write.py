@@ -22,8 +22,8 @@ the write, not pass unseen.
 A data-modifying CTE must be at the top level, so the statement's own WITH list is hoisted: its
 text up to the body stays in front, the body goes into ``_broker_w``. The split is checked by
 parsing both texts and comparing their trees (locations aside); a statement whose split does not
-check out, or that returns variable-size values and is not one of these forms (``CALL`` with
-OUT parameters), is refused before it runs.
+check out, or a ``CALL`` whose OUT parameters have variable-size types, is refused before it
+runs (``EXPLAIN ANALYZE`` and ``SHOW`` describe, they do not return data: they run as they are).
 """
 
 from __future__ import annotations
@@ -140,8 +140,10 @@ def plan(conn: psycopg.Connection, sql: str, max_bytes: int, max_rows: int) -> B
     marked = tuple(i for i, c in enumerate(columns) if c.type_oid not in FIXED_SIZE_TYPES)
     head = hoisted(text, kind, len(columns)) if kind in _WRAPPED else None
     if head is None:
-        if not marked:
-            return None  # fixed-size values only (a CALL's integer OUT parameters): bounded as they are
+        if not marked or kind not in (*_WRAPPED, "CallStmt"):
+            # fixed-size values only (a CALL's integer OUT parameters), or rows the statement makes
+            # itself, not from data (EXPLAIN ANALYZE's plan, SHOW): bounded as they are
+            return None
         raise BadRequest("The statement returns values the broker cannot bound at the wire (this form "
                          "cannot be wrapped in a size check); nothing ran.", code="unsupported_command",
                          remedy="Return the values from an UPDATE/INSERT/DELETE/MERGE ... RETURNING or a "

@@ -161,6 +161,8 @@ def test_a_call_returning_a_value_it_cannot_bound_is_refused_before_it_runs(rows
     assert caught.value.code == "unsupported_command"
     assert ns(rows) == [0, 0, 0, 0, 0]
     assert write(engine, rows, "CALL wb_out_int(NULL)").rows == [[7]]
+    plan = write(engine, rows, f"EXPLAIN ANALYZE UPDATE wb SET n = n + 1 WHERE id = 1 RETURNING {X}")
+    assert plan.rows and plan.columns[0].name == "QUERY PLAN" and ns(rows) == [1, 0, 0, 0, 0]
 
 
 def test_the_trial_samples_within_the_cap_and_the_bound_run_keeps_working(rows, engine):
