@@ -18,6 +18,7 @@ import pymysql
 import sqlglot
 from sqlglot import exp
 
+from broker.targets._mysql_wire import BoundedConnection, run_counted
 from broker.targets.base import Impact, ImpactBound, TableImpact
 
 EXACT_COUNT_BELOW = 100_000
@@ -105,7 +106,7 @@ def _total(cur: pymysql.cursors.Cursor, table: tuple[str, str], inserted: int, d
     return int(after) - inserted + deleted, True
 
 
-def measure(conn: pymysql.connections.Connection, sql: str, database: str) -> Impact:
+def measure(conn: BoundedConnection, sql: str, database: str) -> Impact:
     """Inside the caller's open read-write transaction (it rolls back): refuse, or run and count."""
     stmt = statement(sql)
     if stmt is None:
@@ -115,7 +116,7 @@ def measure(conn: pymysql.connections.Connection, sql: str, database: str) -> Im
         why, notes = refusal(cur, stmt, database)
         if why:
             return Impact(measured=False, reason=why)
-        rows = cur.execute(sql)
+        rows = run_counted(conn, sql)  # a RETURNING result is read off the wire, kept nowhere
         written = _target(stmt, database)
         tables: list[TableImpact] = []
         if written is not None:

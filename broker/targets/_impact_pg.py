@@ -21,7 +21,8 @@ from psycopg import errors as pg_errors
 from psycopg import sql as pg_sql
 from sqlglot import exp
 
-from broker.targets._rows import collect_rows
+from broker.problems import BadRequest
+from broker.targets import _pg_write as pg_write
 from broker.targets.base import Column, ExecutionLimits, Impact, ImpactBound, ResultSet, TableImpact
 
 SAMPLE_WHEN_AT_MOST = 100
@@ -157,27 +158,32 @@ def measure(conn: psycopg.Connection, sql: str, limits: ExecutionLimits, sample_
     before = _stats(conn)
     sampled = _with_returning(sql, stmt)
     sample: ResultSet | None = None
+    # the sample's rows are bounded at the wire as the run's are (``_pg_write``): the trial runs
+    # before anyone approved, so an agent's RETURNING must not load a huge value into the broker
+    sample_limits = ExecutionLimits(max_rows=sample_rows, max_bytes=limits.max_bytes, timeout_ms=limits.timeout_ms)
     with conn.cursor() as cur:
-        ran = False
-        if sampled is not None:
-            conn.execute("SAVEPOINT broker_sample")
-            try:
-                with conn.pipeline():
-                    cur.execute(sampled)
-                ran = True
-                if cur.description:
-                    sample = collect_rows(iter(cur.fetchmany(sample_rows)), limits)
-                    sample.columns = [Column(d.name, "") for d in cur.description]
-                conn.execute("RELEASE SAVEPOINT broker_sample")
-            except pg_errors.QueryCanceled:
-                raise
-            except psycopg.Error:
-                conn.execute("ROLLBACK TO SAVEPOINT broker_sample")
-                sample = None
-        if not ran:
-            with conn.pipeline():
-                cur.execute(sql)
-        rows = cur.rowcount if cur.rowcount >= 0 else None
+        try:
+            ran: tuple[ResultSet, int | None, pg_write.BoundedWrite | None] | None = None
+            if sampled is not None:
+                conn.execute("SAVEPOINT broker_sample")
+                try:
+                    ran = pg_write.run(conn, cur, sampled, sample_limits)
+                    conn.execute("RELEASE SAVEPOINT broker_sample")
+                except pg_errors.QueryCanceled:
+                    raise
+                except psycopg.Error:
+                    conn.execute("ROLLBACK TO SAVEPOINT broker_sample")
+            if ran is None:
+                ran = pg_write.run(conn, cur, sql, sample_limits)
+        except BadRequest as exc:
+            return Impact(measured=False, reason=f"its returned rows cannot be bounded ({exc.detail})")
+        result, rows, written = ran
+        if written is not None:
+            sample = result
+            sample.columns = [Column(c.name, "") for c in written.columns]
+        elif cur.description:
+            sample = result
+            sample.columns = [Column(d.name, "") for d in cur.description]
     changed = changes(before, _stats(conn))
     totals = _totals(conn, changed)
     tables = [TableImpact(t, ins, upd, dele, *totals[t]) for t, (ins, upd, dele) in sorted(changed.items())]

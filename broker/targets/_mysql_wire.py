@@ -12,17 +12,26 @@ Unlike PostgreSQL (``_pg_wire``), no single cell is withheld and marked: the ser
 measure each value in a wrapper query, and MariaDB merges derived tables into the outer query
 (a non-deterministic expression such as ``SYSDATE()`` would be measured and sent as two different
 values). The row that would cross the cap is not read, as ``collect_rows`` does not send it.
+
+A write's result (``INSERT/DELETE/REPLACE ... RETURNING``, a SELECT on the write path) is read to its
+end instead, so the statement completes on the server and can be committed: an oversized row is
+read off the wire in 64 kB pieces and dropped (never held whole), and the rows after it are counted,
+not kept. The answer has the rows before it, ``truncated_by: max_bytes``, and the statement's count.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from typing import Any
 
 import pymysql
+from pymysql.connections import MAX_PACKET_LEN
 
 _PER_CELL_FRAMING = 9  # a length-encoded string's prefix is at most 9 bytes
 _ROW_SLACK = 64
+_SKIP_CHUNK = 65536
+_COUNT_ONLY_LIMIT = 65536  # rows nobody keeps (the trial counts them): any longer one is skipped
 
 
 class RowTooLarge(Exception):
@@ -37,12 +46,38 @@ class BoundedConnection(pymysql.connections.Connection):
     """A PyMySQL connection that refuses to read a packet longer than ``packet_limit`` (when set)."""
 
     packet_limit: int | None = None
+    skip_oversized = False
+    """A write's result: read an oversized packet off the wire and drop it, instead of closing."""
 
     def _read_bytes(self, num_bytes: int) -> bytes:
         if self.packet_limit is not None and num_bytes > self.packet_limit:
+            if self.skip_oversized:
+                raise RowTooLarge(self._skip(num_bytes))
             self.abandon()
             raise RowTooLarge(num_bytes)
         return super()._read_bytes(num_bytes)
+
+    def _skip(self, length: int) -> int:
+        """Read and drop a packet's ``length`` bytes, and its continuation packets (a row over 16 MB is
+        sent in pieces, each announced by a header), in bounded pieces; the row's whole length. The
+        header of the first piece was read (and its sequence number checked) by PyMySQL."""
+        total = 0
+        while True:
+            left = length
+            while left:
+                piece = min(left, _SKIP_CHUNK)
+                super()._read_bytes(piece)
+                left -= piece
+            total += length
+            if length < MAX_PACKET_LEN:
+                return total
+            low, high, sequence = struct.unpack("<HBB", super()._read_bytes(4))
+            if sequence != self._next_seq_id:
+                self._force_close()
+                raise pymysql.err.InternalError(f"Packet sequence number wrong - got {sequence} "
+                                                f"expected {self._next_seq_id}")
+            self._next_seq_id = (self._next_seq_id + 1) % 256
+            length = low + (high << 16)
 
     def abandon(self) -> None:
         """Close the socket with a result still on it. PyMySQL would otherwise read the rest of an
@@ -74,3 +109,39 @@ def bounded_rows(conn: BoundedConnection, cursor: Any, limit: int, packet_limit:
         stopped.append(exc.length)
     finally:
         conn.packet_limit = None
+
+
+def write_rows(conn: BoundedConnection, cursor: Any, packet_limit: int, seen: list[int]) -> Iterator[Any]:
+    """Every row of an unbuffered write's result, read to its end: yields them up to the first row
+    longer than ``packet_limit`` (skipped off the wire, never held), then only counts the rest. At the
+    end ``seen`` is [rows read, length of the first skipped row or 0]."""
+    conn.packet_limit, conn.skip_oversized = packet_limit, True
+    count = skipped = 0
+    try:
+        while True:
+            try:
+                row = cursor.fetchone()
+            except RowTooLarge as exc:
+                count, skipped = count + 1, skipped or exc.length
+                continue
+            if row is None:
+                return
+            count += 1
+            if not skipped:
+                yield row
+    finally:
+        conn.packet_limit, conn.skip_oversized = None, False
+        seen[:] = [count, skipped]
+
+
+def run_counted(conn: BoundedConnection, sql: str) -> int:
+    """Run a changing statement (not committed) and read its result to the end keeping nothing: the
+    rows it affected (a result set's rows: one per row ``RETURNING`` reports)."""
+    with conn.cursor(pymysql.cursors.SSCursor) as cur:
+        affected = cur.execute(sql)
+        if not cur.description:
+            return int(affected)
+        seen: list[int] = []
+        for _ in write_rows(conn, cur, _COUNT_ONLY_LIMIT, seen):
+            pass
+        return seen[0]

@@ -33,7 +33,7 @@ from broker.lineage.schema import Schema, read_mysql
 from broker.problems import BrokerError, CommandFailed, Conflict, TimedOut, Unavailable
 from broker.secrets import SecretValue
 from broker.targets import _impact_mysql
-from broker.targets._mysql_wire import BoundedConnection, bounded_rows, row_limit
+from broker.targets._mysql_wire import BoundedConnection, bounded_rows, row_limit, write_rows
 from broker.targets._pool import IdlePool, close_quietly
 from broker.targets._render import to_json_value
 from broker.targets._rows import collect_rows, parse_credential
@@ -279,7 +279,7 @@ class MySQLEngine:
         conn.rollback()  # a read never commits anything
         return result, True
 
-    def _write(self, conn: pymysql.connections.Connection, sql: str,
+    def _write(self, conn: BoundedConnection, sql: str,
                limits: ExecutionLimits) -> tuple[ResultSet, bool]:
         result, _ = _run_write(conn, sql, limits)
         conn.commit()
@@ -340,16 +340,25 @@ class MySQLEngine:
         self._pool.close()
 
 
-def _run_write(conn: pymysql.connections.Connection, sql: str, limits: ExecutionLimits) -> tuple[ResultSet, int]:
-    """Run a changing statement (not committed): its result, capped, and the rows it affected."""
-    with conn.cursor() as cur:
+def _run_write(conn: BoundedConnection, sql: str, limits: ExecutionLimits) -> tuple[ResultSet, int]:
+    """Run a changing statement (not committed): its result, capped, and the rows it affected. The
+    result is read unbuffered to its end: no row longer than the byte cap allows is held, and the
+    statement completes on the server (``_mysql_wire.write_rows``)."""
+    with conn.cursor(pymysql.cursors.SSCursor) as cur:
         affected = cur.execute(sql)
         fields = _fields(cur)
-        rows = cur.fetchmany(limits.max_rows + 1) if cur.description else ()
-        result = collect_rows(rows, limits, _renderer(fields))
-        result.columns = _columns(cur, fields)
         if not cur.description:
-            result.affected = affected
+            result = ResultSet(affected=affected, status=f"OK {affected}")
+            return result, affected
+        seen: list[int] = []
+        rows = write_rows(conn, cur, row_limit(limits.max_bytes, len(fields)), seen)
+        result = collect_rows(rows, limits, _renderer(fields))
+        for _ in rows:  # the rest is read and dropped: the statement must complete to be committed
+            pass
+        affected, skipped = seen
+        if skipped:
+            result.truncated, result.truncated_by = True, "max_bytes"
+        result.columns = _columns(cur, fields)
         result.status = f"OK {affected}"
     return result, affected
 

@@ -30,6 +30,7 @@ from broker.problems import BrokerError, CommandFailed, Conflict, TimedOut, Unav
 from broker.secrets import SecretValue
 from broker.targets import _impact_pg
 from broker.targets import _pg_wire as pg_wire
+from broker.targets import _pg_write as pg_write
 from broker.targets._cells import split_markers
 from broker.targets._rows import collect_rows, parse_credential
 from broker.targets.base import Column, Command, ExecutionLimits, Impact, ImpactBound, ResultSet
@@ -248,12 +249,12 @@ class PostgresEngine:
                 finally:
                     stream.close()  # cancels the rest of a capped read
             else:
-                # A write runs to completion; only its returned rows are capped. Pipeline mode makes
-                # psycopg use the extended protocol even without parameters: one statement, no more.
-                with conn.pipeline():
-                    cur.execute(sql)
-                result = collect_rows(iter(cur.fetchmany(limits.max_rows + 1)) if cur.description else iter(()),
-                                      limits)
+                # A write runs once, to completion; its returned rows are capped, and bounded at the
+                # wire as a read's are (``_pg_write``).
+                result, _, written = pg_write.run(conn, cur, sql, limits)
+                if written is not None:  # the status is the statement's own count (``UPDATE 5``)
+                    result.columns = [Column(c.name, _type_name(conn, c.type_oid)) for c in written.columns]
+                    return result
             if read_only and bounded is not None:  # the agent's own columns, not the wrapper's
                 result.columns = [Column(c.name, _type_name(conn, c.type_oid)) for c in bounded.columns]
             elif cur.description:
