@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from devhost.faults.evidence import Result, assess, chains
+from devhost.faults.evidence import Result, assess, chains, seal
 from devhost.faults.load import Agents, Call, Writes, execute, read_sql, statement_runs
 from devhost.faults.proxy import CuttableProxy
 from devhost.stack import DevStack, Ports
@@ -173,6 +173,10 @@ class FaultStack:
         calls += self.recovery(result, healed, calls)
         time.sleep(0.5)  # the immutable copies trail the rows by milliseconds
         runs = writes.runs() if writes else {}
+        t = time.monotonic()
+        if self.dead_chains:  # as the journal_seal timer would, sooner: lost copies get recorded
+            seal(self.stack)
+        result.phases["seal"] = time.monotonic() - t
         t = time.monotonic()
         assess(self.stack, result, calls + (writes.calls if writes else []), statement_runs(self.stack), runs,
                self.allowed_open, dead_chains=frozenset(self.dead_chains), verify_cli=knobs.verify_cli)
