@@ -19,7 +19,10 @@ pytestmark = pytest.mark.e2e
 
 # What a refusal during a fault may say: a dependency is down, retry later. Never a 500, never a
 # 4xx that blames the caller's command for the broker's or the target's failure.
-FAIL_CLOSED = {"503 journal_unavailable", "503 target_unavailable", "503 target_busy", "503 secrets_unavailable"}
+# classification_unavailable: the stored column classification (Table storage) could not be read,
+# so lineage cannot know which columns are sensitive: refused, as with the journal.
+FAIL_CLOSED = {"503 journal_unavailable", "503 target_unavailable", "503 target_busy", "503 secrets_unavailable",
+               "503 classification_unavailable"}
 
 
 def held(result: Result) -> None:
