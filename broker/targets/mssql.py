@@ -25,9 +25,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from broker.catalog import ManagedIdentityCredential, Target
-from broker.guard import Classification
+from broker.guard import Classification, Risk
 from broker.guard.languages import SQL
-from broker.guard.sql import classify_sql
+from broker.guard.sql import classify_sql, escalate
+from broker.guard.sql_tsql_resolve import ModuleResolver
 from broker.lineage.schema import Schema, read_mssql
 from broker.problems import BrokerError, CommandFailed, TimedOut, Unavailable
 from broker.secrets import SecretValue
@@ -158,19 +159,41 @@ class AzureSqlEngine:
     language = SQL.name
     dialect = "tsql"
 
-    def __init__(self, *, pool_max_size: int = 4, connect_timeout: int = 5,
+    def __init__(self, *, pool_max_size: int = 4, connect_timeout: int = 5, catalog_ttl: float = 60.0,
                  connect: Callable[..., Any] | None = None, drivers: Callable[[], list[str]] | None = None) -> None:
         self._pool = IdlePool(pool_max_size)  # keyed by target, credential and read-only intent
         self._connect_timeout = connect_timeout
         self._connect = connect
         self._drivers = drivers
+        self._modules = ModuleResolver(ttl=catalog_ttl)
 
     def classify(self, command: Command) -> Classification:
         return classify_sql(command.sql, self.dialect)
 
     def resolve(self, target: Target, command: Command, classification: Classification,
                 secret: Callable[[], SecretValue]) -> Classification:
-        return classification  # the static classification is all there is for this engine
+        """A statement the classifier calls a read stays one only if every view, function, synonym,
+        computed column and security predicate it reaches is a read by its own definition
+        (``sql_tsql_resolve``, reading the catalog on a read-intent connection)."""
+        if classification.risk is not Risk.READ:
+            return classification  # nothing to prove: it is not run as a read anyway
+        credential = secret()
+        limits = ExecutionLimits()
+        conn = self._acquire(target, credential, True, limits)
+        try:
+            conn.timeout = query_timeout_seconds(limits)
+            cursor = conn.cursor()
+
+            def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+                return [tuple(row) for row in cursor.execute(sql, *params).fetchall()]
+
+            findings = self._modules.findings(target.name, command.sql, query)
+        except Exception as exc:  # pyodbc.Error: the catalog is unreadable, so nothing is known
+            close_quietly(conn)
+            raise Unavailable(f"The catalog of {target.name} could not be read to classify the command.",
+                              code="target_unavailable") from exc
+        self._release(target, credential, True, conn)
+        return escalate(classification, findings, "catalog")
 
     # --- connections ---
     def _pyodbc(self) -> Any:
