@@ -59,7 +59,9 @@ EXPRESSIONS_SQL = (
     "JOIN sys.objects AS o ON o.object_id = sp.target_object_id JOIN sys.schemas AS s ON s.schema_id = o.schema_id "
     "WHERE p.is_enabled = 1")
 """What reading a table evaluates besides its stored columns: computed columns, RLS predicates."""
-CONTEXT_SQL = "SELECT DB_NAME() AS database_name, SCHEMA_NAME() AS default_schema"
+CONTEXT_SQL = ("SELECT DB_NAME() AS database_name, SCHEMA_NAME() AS default_schema, "
+               "HAS_PERMS_BY_NAME(NULL, 'DATABASE', 'VIEW DEFINITION') AS view_definition")
+"""Without ``VIEW DEFINITION`` SQL Server shows no definitions and hides security predicates."""
 MAX_DEPTH = 32  # SQL Server's own nesting limit for views and functions
 
 _SYSTEM_SCHEMAS = frozenset({"sys", "information_schema"})
@@ -88,6 +90,7 @@ class CatalogObject:
 class Catalog:
     database: str
     default_schema: str
+    view_definition: bool = False
     objects: dict[Name, list[CatalogObject]] = field(default_factory=dict)
     expressions: dict[Name, list[str | None]] = field(default_factory=dict)
 
@@ -101,8 +104,8 @@ class Catalog:
 def read_catalog(query: Query) -> Catalog:
     """The catalog as the broker's role sees it (three queries; ``query`` runs them)."""
     context = query(CONTEXT_SQL, ())
-    database, default_schema = (context[0] if context else ("", "dbo"))
-    catalog = Catalog(str(database or "").lower(), str(default_schema or "dbo").lower())
+    database, default_schema, view_definition = (context[0] if context else ("", "dbo", 0))
+    catalog = Catalog(str(database or "").lower(), str(default_schema or "dbo").lower(), view_definition == 1)
     for schema, name, kind, definition, base in query(OBJECTS_SQL, ()):
         obj = CatalogObject(str(schema), str(name), str(kind).strip().upper(),
                             str(definition) if definition is not None else None,
@@ -266,6 +269,10 @@ class _Walk:
         return list(analysis.references)
 
     def _expressions(self, obj: CatalogObject, step: str) -> list[Reference]:
+        if not self.catalog.view_definition:
+            self._add(Risk.UNKNOWN, f"{step}the broker's role lacks VIEW DEFINITION on the database, so the "
+                                    "security predicates and computed columns that reading it runs are not visible")
+            return []
         refs: list[Reference] = []
         for expression in self.catalog.expressions.get((obj.schema.lower(), obj.name.lower()), []):
             if expression is None:
@@ -277,6 +284,7 @@ class _Walk:
 
     def _synonym(self, obj: CatalogObject, step: str) -> list[Reference]:
         if not obj.base:
-            self._add(Risk.UNKNOWN, f"{step}its base object is not visible to the broker's role")
+            self._add(Risk.UNKNOWN, f"{step}its base object is not visible to the broker's role "
+                                    "(it needs VIEW DEFINITION)")
             return []
         return [Reference(split_name(obj.base))]
