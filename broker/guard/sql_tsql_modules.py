@@ -100,6 +100,9 @@ def references(tree: exp.Expression) -> list[Reference]:
             found.append(Reference((table.catalog, table.db, name)))
         else:
             found.append(Reference((table.db, name) if table.db else (name,)))
+    for func in tree.find_all(exp.Func):  # a built-in table-valued function sqlglot models (GENERATE_SERIES):
+        if not isinstance(func, exp.Anonymous) and isinstance(func.parent, (exp.Table, exp.Lateral)):
+            found.append(Reference((func.sql_name(),), call=True))  # below compat level 160 a user TVF wins
     for call in tree.find_all(exp.Anonymous):
         parent = call.parent
         if isinstance(parent, exp.Table) and parent.this is call:

@@ -344,3 +344,16 @@ def test_an_unreadable_catalog_is_unavailable_and_its_connection_discarded() -> 
     with pytest.raises(Unavailable) as caught:
         _classify(engine, "SELECT * FROM Paid")
     assert caught.value.code == "target_unavailable" and conn.closed
+
+
+@pytest.mark.parametrize("sql", ["SELECT * FROM generate_series(1, 3)", "SELECT value FROM STRING_SPLIT('a,b', ',')",
+                                 "SELECT * FROM dbo.Orders CROSS APPLY string_split(N'a', N',') AS s"])
+def test_a_user_function_that_shadows_a_built_in_tvf_is_resolved(sql: str) -> None:
+    # Below compatibility level 160 (130 for STRING_SPLIT) these names are not built-ins, and an
+    # unqualified table-valued function resolves to the user's own.
+    catalog = _catalog()
+    body = ("CREATE FUNCTION dbo.{}(@a nvarchar(max), @b nvarchar(10) = NULL) RETURNS TABLE AS RETURN "
+            "SELECT r AS value FROM dbo.calls_shell")
+    catalog.objects += [Obj("dbo", "generate_series", "IF", body.format("generate_series")),
+                        Obj("dbo", "String_Split", "IF", body.format("String_Split"))]
+    assert any(r is Risk.EXEC for r, _ in _resolve(sql, catalog))
