@@ -177,6 +177,8 @@ class AzureSqlEngine:
         (``sql_tsql_resolve``, reading the catalog on a read-intent connection)."""
         if classification.risk is not Risk.READ:
             return classification  # nothing to prove: it is not run as a read anyway
+        if self.unavailable_reason() is not None:
+            return classification  # no driver here: the run refuses it (engine_unavailable), journaled
         credential = secret()
         limits = ExecutionLimits()
         conn = self._acquire(target, credential, True, limits)

@@ -357,3 +357,9 @@ def test_a_user_function_that_shadows_a_built_in_tvf_is_resolved(sql: str) -> No
     catalog.objects += [Obj("dbo", "generate_series", "IF", body.format("generate_series")),
                         Obj("dbo", "String_Split", "IF", body.format("String_Split"))]
     assert any(r is Risk.EXEC for r, _ in _resolve(sql, catalog))
+
+
+def test_without_a_driver_resolution_is_left_to_the_run_which_refuses_it() -> None:
+    record: list[str] = []
+    engine = AzureSqlEngine(connect=lambda *a, **k: record.append("connect"), drivers=lambda: [])
+    assert _classify(engine, "SELECT * FROM calls_shell").risk is Risk.READ and record == []
