@@ -47,6 +47,7 @@ _NOT_CALLS = words("""
 return if while values in exists and or not on as over within table key into when then else apply from select
 where by case top end begin declare set insert update delete output option with inserted deleted
 """)
+_TABLE_ARGUMENT = frozenset({"containstable", "freetexttable"})
 _LOCK_HINTS = frozenset({"UPDLOCK", "XLOCK", "TABLOCK", "TABLOCKX", "HOLDLOCK", "SERIALIZABLE", "REPEATABLEREAD",
                          "PAGLOCK", "ROWLOCK"})
 
@@ -77,9 +78,8 @@ def _unknown(reason: str) -> Analysis:
 
 
 def references(tree: exp.Expression) -> list[Reference]:
-    """Every relation and function call in a parsed statement (CTE names, temp tables and table
-    variables excluded: none of them can be a view or a function)."""
-    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    """Every relation and function call in a parsed statement (CTE names where their CTE is in
+    scope, temp tables and table variables excluded: none of them can be a view or a function)."""
     found: list[Reference] = []
     for table in tree.find_all(exp.Table):
         if isinstance(table.this, exp.Anonymous):  # FROM dbo.f(1): a table-valued function
@@ -94,7 +94,7 @@ def references(tree: exp.Expression) -> list[Reference]:
         if not isinstance(ident, exp.Identifier) or ident.args.get("temporary") or ident.args.get("global_"):
             continue  # @table variable, #temp or ##global temp table
         name = table.name
-        if not name or (not table.db and not table.catalog and name.lower() in ctes):
+        if not name or (not table.db and not table.catalog and _cte_in_scope(table, name)):
             continue
         if table.catalog:
             found.append(Reference((table.catalog, table.db, name)))
@@ -105,6 +105,10 @@ def references(tree: exp.Expression) -> list[Reference]:
             found.append(Reference((func.sql_name(),), call=True))  # below compat level 160 a user TVF wins
     for call in tree.find_all(exp.Anonymous):
         parent = call.parent
+        if call.name.lower() in _TABLE_ARGUMENT and call.expressions:  # CONTAINSTABLE(view, ...) reads it
+            first = call.expressions[0]
+            if isinstance(first, exp.Column):
+                found.append(Reference(tuple(p.name for p in first.parts)))
         if isinstance(parent, exp.Table) and parent.this is call:
             continue  # counted above
         if isinstance(parent, exp.Dot) and parent.expression is call:
@@ -116,6 +120,18 @@ def references(tree: exp.Expression) -> list[Reference]:
     return found
 
 
+def _cte_in_scope(table: exp.Table, name: str) -> bool:
+    """Whether a CTE of this name is attached to a statement that encloses ``table``."""
+    lower = name.lower()
+    node: exp.Expression | None = table
+    while node is not None:
+        with_ = node.args.get("with_") or node.args.get("with")  # sqlglot's key (renamed across versions)
+        if isinstance(with_, exp.With) and any(c.alias_or_name.lower() == lower for c in with_.expressions):
+            return True
+        node = node.parent
+    return False
+
+
 def analyse_select(text: str) -> Analysis:
     """A SELECT (a view's body, an inline function's, an expression wrapped in one): its static
     findings and what it names. A call the static rules refuse only for not being a built-in is
@@ -125,7 +141,7 @@ def analyse_select(text: str) -> Analysis:
         return Analysis((refused,))
     name, findings = walk_sqlglot(text, "tsql")
     static: list[SqlFinding] = []
-    unresolved: dict[str, SqlFinding] = {}
+    unresolved: dict[str, SqlFinding] = {}  # by function name: the tree gives each call's schema
     for finding in findings:
         if finding.risk is Risk.READ:
             continue
@@ -140,12 +156,14 @@ def analyse_select(text: str) -> Analysis:
     except (SqlglotError, RecursionError):
         return Analysis((*static, SqlFinding(Risk.UNKNOWN, "the definition could not be parsed")))
     refs: list[Reference] = []
+    matched: set[str] = set()
     for ref in references(tree):
         if ref.call:
-            ref = Reference(ref.parts, call=True, otherwise=unresolved.pop(ref.parts[-1].lower(), None))
+            name = ref.parts[-1].lower()
+            matched.add(name)
+            ref = Reference(ref.parts, call=True, otherwise=unresolved.get(name))
         refs.append(ref)
-    for finding in unresolved.values():  # a call the tree walk above did not see as one: keep its reason
-        static.append(finding)
+    static += [f for name, f in unresolved.items() if name not in matched]  # not seen as a call: keep it
     return Analysis(tuple(static), tuple(refs))
 
 

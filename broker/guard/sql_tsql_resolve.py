@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,14 @@ from broker.guard.sql_tsql_modules import Analysis, Reference, analyse_expressio
 Query = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 """(SQL with ? placeholders, parameters) -> rows; run by the engine on the target."""
 
-Name = tuple[str, str]  # (schema, name), lower-cased: SQL Server's default collation ignores case
+Name = tuple[str, str]  # (schema, name) as ``key`` folds them
+
+
+def key(name: str) -> str:
+    """A name folded as SQL Server's default collation compares it, or more loosely: without regard
+    to case or width (``_CI_AS`` is width-insensitive), nor trailing spaces."""
+    return unicodedata.normalize("NFKC", name).casefold().rstrip(" ")
+
 
 OBJECTS_SQL = (
     "SELECT s.name AS schema_name, o.name AS object_name, o.type AS object_type, "
@@ -88,7 +96,7 @@ class CatalogObject:
 
 @dataclass
 class Catalog:
-    database: str
+    database: str  # lower-cased only: a name that differs otherwise is another database (unknown)
     default_schema: str
     view_definition: bool = False
     objects: dict[Name, list[CatalogObject]] = field(default_factory=dict)
@@ -105,14 +113,14 @@ def read_catalog(query: Query) -> Catalog:
     """The catalog as the broker's role sees it (three queries; ``query`` runs them)."""
     context = query(CONTEXT_SQL, ())
     database, default_schema, view_definition = (context[0] if context else ("", "dbo", 0))
-    catalog = Catalog(str(database or "").lower(), str(default_schema or "dbo").lower(), view_definition == 1)
+    catalog = Catalog(str(database or "").lower(), key(str(default_schema or "dbo")), view_definition == 1)
     for schema, name, kind, definition, base in query(OBJECTS_SQL, ()):
         obj = CatalogObject(str(schema), str(name), str(kind).strip().upper(),
                             str(definition) if definition is not None else None,
                             str(base) if base is not None else None)
-        catalog.objects.setdefault((obj.schema.lower(), obj.name.lower()), []).append(obj)
+        catalog.objects.setdefault((key(obj.schema), key(obj.name)), []).append(obj)
     for schema, name, definition in query(EXPRESSIONS_SQL, ()):
-        catalog.expressions.setdefault((str(schema).lower(), str(name).lower()), []).append(
+        catalog.expressions.setdefault((key(str(schema)), key(str(name))), []).append(
             str(definition) if definition is not None else None)
     return catalog
 
@@ -192,37 +200,39 @@ class _Walk:
         while pending:
             ref, context, depth, via = pending.pop()
             for obj in self._resolve(ref, context, via):
-                key = (obj.schema.lower(), obj.name.lower(), obj.kind)
-                if key in self.seen:
+                identity = (key(obj.schema), key(obj.name), obj.kind)
+                if identity in self.seen:
                     continue
-                self.seen.add(key)
+                self.seen.add(identity)
                 if depth >= MAX_DEPTH:
                     self._add(Risk.UNKNOWN, f"{obj.label} nests views or functions more than {MAX_DEPTH} deep", via)
                     continue
                 step = f"{via}{_KINDS.get(obj.kind, 'object')} {obj.label}: "
                 for inner in self._judge(obj, step):
-                    pending.append((inner, obj.schema.lower(), depth + 1, step))
+                    pending.append((inner, key(obj.schema), depth + 1, step))
         return self.out
 
     def _add(self, risk: Risk, reason: str, via: str = "") -> None:
         self.out.append(SqlFinding(risk, f"{via}{reason}"))
 
     def _resolve(self, ref: Reference, context: str, via: str) -> list[CatalogObject]:
-        parts = [p.lower() for p in ref.parts]
+        parts = [key(p) for p in ref.parts]
         written = ".".join(ref.parts)
         if len(parts) >= 4:
             self._add(Risk.EXEC, f"{written} names an object on a linked server, outside the broker's view", via)
             return []
         name = parts[-1]
         schema = parts[-2] if len(parts) >= 2 else ""
-        if len(parts) == 3 and parts[0] and parts[0] != self.catalog.database:
+        # Deciding to skip compares strictly (ASCII case only); finding what to judge, loosely (``key``).
+        system = len(parts) >= 2 and ref.parts[-2].isascii() and ref.parts[-2].lower() in _SYSTEM_SCHEMAS
+        if len(parts) == 3 and ref.parts[0] and ref.parts[0].lower() != self.catalog.database:
             if ref.maybe and self.catalog.lookup([parts[0]], parts[1]):  # schema.table.column
                 return self.catalog.lookup([parts[0]], parts[1])
-            if schema not in _SYSTEM_SCHEMAS:
+            if not system:
                 self._add(Risk.UNKNOWN, f"{written} is in database {ref.parts[0]}, whose catalog the broker "
                                         "does not read", via)
             return []
-        if schema in _SYSTEM_SCHEMAS:
+        if system:
             return []  # system views and functions: judged by the static rules, never user code
         schemas = [schema] if schema else [context or self.catalog.default_schema, self.catalog.default_schema, "dbo"]
         found = self.catalog.lookup(schemas, name)
@@ -274,7 +284,7 @@ class _Walk:
                                     "security predicates and computed columns that reading it runs are not visible")
             return []
         refs: list[Reference] = []
-        for expression in self.catalog.expressions.get((obj.schema.lower(), obj.name.lower()), []):
+        for expression in self.catalog.expressions.get((key(obj.schema), key(obj.name)), []):
             if expression is None:
                 self._add(Risk.UNKNOWN, f"{step}a computed column or security predicate is not visible to the "
                                         "broker's role (it needs VIEW DEFINITION)")

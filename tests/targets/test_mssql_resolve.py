@@ -102,7 +102,7 @@ def _objects() -> list[Obj]:
         Obj("sales", "local_shell", "V", view("sales.local_shell", "SELECT dbo.Shell('x') AS r FROM Regions")),
         Obj("dbo", "Guarded", "U", predicates=["([dbo].[rows_of]([id]))"]),
         Obj("dbo", "shell_column", "U", computed=["([dbo].[Shell](N'whoami'))"]),
-        Obj("dbo", "rls_ok", "U", predicates=["([dbo].[harmless_rows]([id]))"]),
+        Obj("dbo", "rls_ok", "U", predicates=["[dbo].[harmless_rows]([id])"]),
         Obj("dbo", "checked", "V", "CREATE VIEW dbo.checked AS SELECT id FROM dbo.Orders WHERE id > 0 "
                                    "WITH CHECK OPTION"),
         Obj("dbo", "commented", "V", "/* audit */ CREATE   OR ALTER VIEW [dbo].[commented] (n) WITH SCHEMABINDING AS "
@@ -363,3 +363,32 @@ def test_without_a_driver_resolution_is_left_to_the_run_which_refuses_it() -> No
     record: list[str] = []
     engine = AzureSqlEngine(connect=lambda *a, **k: record.append("connect"), drivers=lambda: [])
     assert _classify(engine, "SELECT * FROM calls_shell").risk is Risk.READ and record == []
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM [calls_shell ]",  # trailing spaces do not count in SQL Server's comparisons
+    "SELECT * FROM [ｃａｌｌｓ＿ｓｈｅｌｌ]",  # _CI_AS is width-insensitive: full-width letters match
+    "SELECT * FROM [ＤＢＯ].[calls_shell]",
+    "SELECT * FROM [ｓｙｓ].[objects]",  # not the system schema: resolved (nothing there: unknown)
+    "SELECT * FROM [ｓｈｏｐ].[dbo].[Paid]",  # not exactly this database's name: another database
+    "SELECT * FROM CONTAINSTABLE(calls_shell, r, 'x') AS k",
+    "SELECT * FROM FREETEXTTABLE(dbo.calls_shell, *, 'x')",
+    "SELECT * FROM (SELECT 1 AS r) AS x WHERE EXISTS (SELECT 1 FROM calls_shell)",
+])
+def test_names_are_matched_loosely_and_skipped_strictly(sql: str) -> None:
+    findings = _resolve(sql)
+    assert findings and all(r is not Risk.READ for r, _ in findings), findings
+
+
+def test_a_cte_hides_a_view_only_where_it_is_in_scope() -> None:
+    assert _resolve("WITH calls_shell AS (SELECT 1 AS r) SELECT r FROM calls_shell UNION "
+                    "SELECT r FROM calls_shell") == []
+    assert _resolve("WITH calls_shell AS (SELECT 1 AS r) SELECT r FROM dbo.calls_shell")
+
+
+def test_two_functions_of_one_name_in_two_schemas_are_each_resolved() -> None:
+    catalog = _catalog()
+    catalog.objects += [Obj("dbo", "twice", "V", "CREATE VIEW dbo.twice AS SELECT dbo.add_one(1) AS a, "
+                                                  "other.add_one(2) AS b")]
+    findings = _resolve("SELECT * FROM twice", catalog)
+    assert any(r is Risk.UNKNOWN and "other.add_one()" in reason for r, reason in findings), findings
