@@ -296,6 +296,8 @@ class AzureSqlEngine:
                 self._release(target, secret, read_only, conn)
             else:
                 close_quietly(conn)  # a write, a cut-off read or a failure: never back in the pool
+            if not read_only:  # a write may have changed a view or function: resolve from a fresh catalog
+                self._modules.forget(target.name)
 
     @staticmethod
     def _collect(cursor: Any, limits: ExecutionLimits) -> ResultSet:

@@ -26,7 +26,7 @@ from broker.guard.sql_tsql_resolve import (
 )
 from broker.problems import Unavailable
 from broker.secrets import SecretValue
-from broker.targets.base import Command
+from broker.targets.base import Command, ExecutionLimits
 from broker.targets.mssql import AzureSqlEngine
 from tests.targets.mssql_catalog import CatalogConnection, Obj, Role, SqlServerCatalog
 
@@ -392,3 +392,27 @@ def test_two_functions_of_one_name_in_two_schemas_are_each_resolved() -> None:
                                                   "other.add_one(2) AS b")]
     findings = _resolve("SELECT * FROM twice", catalog)
     assert any(r is Risk.UNKNOWN and "other.add_one()" in reason for r, reason in findings), findings
+
+
+class _AnyStatement(CatalogConnection):
+    """Answers the catalog queries from the stand-in and every other statement with no rows."""
+
+    description = None
+    rowcount = 1
+
+    def execute(self, sql: str, *params: Any) -> CatalogConnection:
+        catalog_query = sql in (CONTEXT_SQL, OBJECTS_SQL, EXPRESSIONS_SQL)
+        self._rows = self.catalog.query(sql, params) if catalog_query else []
+        return self
+
+
+def test_a_write_through_the_engine_drops_the_cached_catalog() -> None:
+    catalog = _catalog()
+    engine = AzureSqlEngine(connect=lambda *a, **k: _AnyStatement(catalog), drivers=lambda: [DRIVER])
+    assert _classify(engine, "SELECT * FROM Paid").risk is Risk.READ
+    catalog.objects = [o for o in catalog.objects if o.name != "Paid"] + [
+        Obj("dbo", "Paid", "V", "CREATE VIEW dbo.Paid AS SELECT dbo.Shell('x') AS id")]
+    assert _classify(engine, "SELECT * FROM Paid").risk is Risk.READ  # cached
+    engine.execute(TARGET, Command("sql", sql="ALTER VIEW dbo.Paid AS SELECT dbo.Shell('x') AS id"),
+                   SecretValue("tok", "exp-1"), ExecutionLimits(), read_only=False)
+    assert _classify(engine, "SELECT * FROM Paid").risk is Risk.EXEC
