@@ -12,11 +12,13 @@ everything it reaches is one by the same static rules (``sql_tsql_modules``).
 
 Unknown is never a read: an object the broker's role cannot see, a definition it may not read
 (``sys.sql_modules.definition`` is NULL without ``VIEW DEFINITION``, and for ``WITH ENCRYPTION``
-modules), an object in another database or on a linked server, CLR code (never read: it is .NET),
-or nesting deeper than SQL Server's own limit. Names match as SQL Server's default collation does,
+modules), any table when the role lacks ``VIEW DEFINITION`` (SQL Server then hides security
+predicates altogether), an object in another database or on a linked server, CLR code (never
+read: it is .NET), or nesting deeper than SQL Server's own limit. Names match as SQL Server's default collation does,
 without regard to case, and an unqualified name is looked up in every schema it could resolve to
 (the referring module's, the login's default schema, ``dbo``): over-approximation, never a miss.
-The catalog is read once per target per ``ttl`` seconds.
+The catalog is read once per target per ``ttl`` seconds (and again after a write through the
+engine, which may have changed a definition).
 """
 
 from __future__ import annotations
