@@ -47,6 +47,7 @@ _NOT_CALLS = words("""
 return if while values in exists and or not on as over within table key into when then else apply from select
 where by case top end begin declare set insert update delete output option with inserted deleted
 """)
+_SYSTEM_TYPES = frozenset({"hierarchyid", "geometry", "geography", "sysname", "sql_variant", "xml"})
 _TABLE_ARGUMENT = frozenset({"containstable", "freetexttable"})
 _LOCK_HINTS = frozenset({"UPDLOCK", "XLOCK", "TABLOCK", "TABLOCKX", "HOLDLOCK", "SERIALIZABLE", "REPEATABLEREAD",
                          "PAGLOCK", "ROWLOCK"})
@@ -64,6 +65,8 @@ class Reference:
     built-in, looked up only in case a user function of the same name shadows it)."""
     maybe: bool = False
     """Found by the token scan: may be a column or an alias, so nothing by this name is no finding."""
+    cast: bool = False
+    """A cast to a user-defined type: a CLR type's ``Parse`` is .NET code (types are not resolved)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,11 @@ def references(tree: exp.Expression) -> list[Reference]:
             found.append(Reference((table.catalog, table.db, name)))
         else:
             found.append(Reference((table.db, name) if table.db else (name,)))
+    for datatype in tree.find_all(exp.DataType):
+        if datatype.this is exp.DataType.Type.USERDEFINED:
+            name = str(datatype.args.get("kind") or datatype.sql(dialect="tsql"))
+            if name.strip("[]").lower() not in _SYSTEM_TYPES:
+                found.append(Reference((name,), cast=True))
     for func in tree.find_all(exp.Func):  # a built-in table-valued function sqlglot models (GENERATE_SERIES):
         if not isinstance(func, exp.Anonymous) and isinstance(func.parent, (exp.Table, exp.Lateral)):
             found.append(Reference((func.sql_name(),), call=True))  # below compat level 160 a user TVF wins

@@ -220,6 +220,10 @@ class _Walk:
     def _resolve(self, ref: Reference, context: str, via: str) -> list[CatalogObject]:
         parts = [key(p) for p in ref.parts]
         written = ".".join(ref.parts)
+        if ref.cast:
+            self._add(Risk.UNKNOWN, f"a cast to the user-defined type {written}, whose conversion may be CLR code "
+                                    "the broker does not resolve", via)
+            return []
         if len(parts) >= 4:
             self._add(Risk.EXEC, f"{written} names an object on a linked server, outside the broker's view", via)
             return []

@@ -416,3 +416,15 @@ def test_a_write_through_the_engine_drops_the_cached_catalog() -> None:
     engine.execute(TARGET, Command("sql", sql="ALTER VIEW dbo.Paid AS SELECT dbo.Shell('x') AS id"),
                    SecretValue("tok", "exp-1"), ExecutionLimits(), read_only=False)
     assert _classify(engine, "SELECT * FROM Paid").risk is Risk.EXEC
+
+
+@pytest.mark.parametrize("sql", ["SELECT CAST(id AS dbo.Money2) FROM dbo.Orders", "SELECT CONVERT(Money2, 1)",
+                                 "SELECT TRY_CAST(N'1' AS [dbo].[Money2])"])
+def test_a_cast_to_a_user_defined_type_is_not_a_read(sql: str) -> None:
+    findings = _resolve(sql)
+    assert findings and all(r is Risk.UNKNOWN and "user-defined type" in reason for r, reason in findings)
+
+
+def test_casts_to_built_in_types_stay_reads() -> None:
+    assert _resolve("SELECT CAST(id AS bigint), CONVERT(nvarchar(10), id), CAST(NULL AS geography), "
+                    "CAST(NULL AS hierarchyid), CAST(N'x' AS sysname) FROM dbo.Orders") == []
