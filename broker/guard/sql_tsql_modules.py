@@ -106,8 +106,8 @@ def references(tree: exp.Expression) -> list[Reference]:
     for datatype in tree.find_all(exp.DataType):
         if datatype.this is exp.DataType.Type.USERDEFINED:
             name = str(datatype.args.get("kind") or datatype.sql(dialect="tsql"))
-            if name.strip("[]").lower() not in _SYSTEM_TYPES:
-                found.append(Reference((name,), cast=True))
+            if name.strip("[]").lower() not in _SYSTEM_TYPES:  # "dbo.Point2" (a dot in [a.b]: not found)
+                found.append(Reference(tuple(p.strip("[]") for p in name.split(".")), cast=True))
     for func in tree.find_all(exp.Func):  # a built-in table-valued function sqlglot models (GENERATE_SERIES):
         if not isinstance(func, exp.Anonymous) and isinstance(func.parent, (exp.Table, exp.Lateral)):
             found.append(Reference((func.sql_name(),), call=True))  # below compat level 160 a user TVF wins

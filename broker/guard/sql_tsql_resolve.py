@@ -56,9 +56,15 @@ OBJECTS_SQL = (
     "FROM sys.objects AS o JOIN sys.schemas AS s ON s.schema_id = o.schema_id "
     "LEFT JOIN sys.sql_modules AS m ON m.object_id = o.object_id "
     "LEFT JOIN sys.synonyms AS sn ON sn.object_id = o.object_id "
-    "WHERE o.parent_object_id = 0")
+    "WHERE o.parent_object_id = 0 "
+    "UNION ALL "
+    "SELECT s.name, t.name, CASE WHEN t.is_assembly_type = 1 THEN 'UT' ELSE 'AT' END, NULL, NULL "
+    "FROM sys.types AS t JOIN sys.schemas AS s ON s.schema_id = t.schema_id "
+    "WHERE t.is_user_defined = 1 AND t.is_table_type = 0")
 """Every top-level object the role can see; a definition only for views and T-SQL functions (CLR
-functions and extended procedures have none to read), a base name only for synonyms."""
+functions and extended procedures have none to read), a base name only for synonyms. Then the
+user-defined types (not objects): ``UT`` a CLR type (its conversions and methods are .NET code),
+``AT`` an alias of a system type."""
 EXPRESSIONS_SQL = (
     "SELECT s.name AS schema_name, o.name AS object_name, cc.definition AS definition "
     "FROM sys.computed_columns AS cc JOIN sys.objects AS o ON o.object_id = cc.object_id "
@@ -77,8 +83,9 @@ MAX_DEPTH = 32  # SQL Server's own nesting limit for views and functions
 _SYSTEM_SCHEMAS = frozenset({"sys", "information_schema"})
 _KINDS = {"V": "view", "FN": "function", "IF": "function", "TF": "function", "SN": "synonym", "U": "table",
           "FS": "CLR function", "FT": "CLR function", "AF": "CLR aggregate", "PC": "CLR procedure",
-          "X": "extended procedure", "P": "procedure", "ET": "external table"}
-_CLR = {"FS", "FT", "AF", "PC", "X"}
+          "X": "extended procedure", "P": "procedure", "ET": "external table", "UT": "CLR type",
+          "AT": "alias type"}
+_CLR = {"FS", "FT", "AF", "PC", "X", "UT"}
 _PROCEDURES = {"P", "RF"}
 _TABLES = {"U", "S", "IT", "TT", "SQ"}
 
@@ -221,14 +228,14 @@ class _Walk:
         parts = [key(p) for p in ref.parts]
         written = ".".join(ref.parts)
         if ref.cast:
-            self._add(Risk.UNKNOWN, f"a cast to the user-defined type {written}, whose conversion may be CLR code "
-                                    "the broker does not resolve", via)
-            return []
+            types = [o for o in self._lookup_name(parts, context) if o.kind in ("UT", "AT")]
+            if not types:
+                self._add(Risk.UNKNOWN, f"a cast to {written}, which is not a type the broker's role can see in "
+                                        "the target's catalog", via)
+            return types
         if len(parts) >= 4:
             self._add(Risk.EXEC, f"{written} names an object on a linked server, outside the broker's view", via)
             return []
-        name = parts[-1]
-        schema = parts[-2] if len(parts) >= 2 else ""
         # Deciding to skip compares strictly (ASCII case only); finding what to judge, loosely (``key``).
         system = len(parts) >= 2 and ref.parts[-2].isascii() and ref.parts[-2].lower() in _SYSTEM_SCHEMAS
         if len(parts) == 3 and ref.parts[0] and ref.parts[0].lower() != self.catalog.database:
@@ -240,8 +247,7 @@ class _Walk:
             return []
         if system:
             return []  # system views and functions: judged by the static rules, never user code
-        schemas = [schema] if schema else [context or self.catalog.default_schema, self.catalog.default_schema, "dbo"]
-        found = self.catalog.lookup(schemas, name)
+        found = self._lookup_name(parts, context)
         if found or ref.maybe:
             return found
         if ref.call:
@@ -253,6 +259,13 @@ class _Walk:
                                 "target's catalog", via)
         return []
 
+    def _lookup_name(self, parts: list[str], context: str) -> list[CatalogObject]:
+        """The objects a (folded) name can mean: qualified, or in every schema it may resolve to."""
+        if len(parts) >= 2 and parts[-2]:
+            return self.catalog.lookup([parts[-2]], parts[-1])
+        return self.catalog.lookup([context or self.catalog.default_schema, self.catalog.default_schema, "dbo"],
+                                   parts[-1])
+
     def _judge(self, obj: CatalogObject, step: str) -> list[Reference]:
         """The findings of one object (added to ``out``) and the references to resolve after it."""
         kind = obj.kind
@@ -261,6 +274,8 @@ class _Walk:
                 self._add(Risk.EXEC, f"{step}an external table reads another data source, outside the broker's view")
                 return []
             return self._expressions(obj, step)
+        if kind == "AT":
+            return []  # an alias of a system type: nothing runs
         if kind in _CLR:
             self._add(Risk.EXEC, f"{step}CLR or extended code runs outside the SQL the broker can inspect")
             return []

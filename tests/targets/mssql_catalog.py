@@ -23,7 +23,7 @@ from broker.guard.sql_tsql_resolve import CONTEXT_SQL, EXPRESSIONS_SQL, OBJECTS_
 class Obj:
     schema: str
     name: str
-    type: str  # sys.objects.type without padding: V, U, FN, IF, TF, FS, FT, SN, ET
+    type: str  # sys.objects.type without padding: V, U, FN, IF, TF, FS, FT, SN, ET; types: UT (CLR), AT (alias)
     definition: str | None = None
     base: str | None = None  # synonyms
     encrypted: bool = False
@@ -53,6 +53,8 @@ class SqlServerCatalog:
         role = self.role
         if role.view_definition:
             return True
+        if obj.type in ("UT", "AT"):
+            return False  # stricter than SQL Server where unsure: a type needs VIEW DEFINITION here
         if obj.type in ("U", "V", "IF", "TF", "FT", "SN", "ET") and role.datareader:
             return True
         return obj.type in ("FN", "FS") and role.execute and not role.deny_execute
@@ -71,7 +73,7 @@ class SqlServerCatalog:
                     definition = None
                 base = obj.base if obj.type == "SN" and self.role.view_definition else None
                 rows.append((obj.schema, obj.name, obj.type.ljust(2), definition, base))
-            return rows
+            return sorted(rows, key=lambda row: row[2] in ("UT", "AT"))  # UNION ALL: objects, then types
         if sql == EXPRESSIONS_SQL:
             rows = []
             for obj in self.objects:

@@ -93,6 +93,12 @@ def _objects() -> list[Obj]:
         Obj("dbo", "reads_missing", "V", view("dbo.reads_missing", "SELECT * FROM dbo.no_such_table")),
         Obj("dbo", "other_db", "V", view("dbo.other_db", "SELECT * FROM Archive.dbo.orders")),
         Obj("dbo", "ext", "ET"),
+        Obj("dbo", "Point2", "UT"),
+        Obj("dbo", "Money2", "AT"),
+        Obj("dbo", "clr_cast", "V", view("dbo.clr_cast", "SELECT CAST(N'1,2' AS dbo.Point2) AS p")),
+        Obj("dbo", "clr_var", "FN", "CREATE FUNCTION dbo.clr_var() RETURNS int AS BEGIN DECLARE @p dbo.Point2 "
+                                    "RETURN 1 END"),
+        Obj("dbo", "via_clr_var", "V", view("dbo.via_clr_var", "SELECT dbo.clr_var() AS v")),
         Obj("dbo", "via_ext", "V", view("dbo.via_ext", "SELECT * FROM dbo.ext")),
         Obj("dbo", "shell_syn", "SN", base="[dbo].[calls_shell]"),
         Obj("dbo", "paid_syn", "SN", base="[Shop].[dbo].[Paid]"),
@@ -284,12 +290,21 @@ def test_the_catalog_queries_parse_as_tsql_and_select_what_the_resolver_reads() 
         first = tree.left if isinstance(tree, exp.Union) else tree
         assert isinstance(first, exp.Select)
         assert first.named_selects == columns
-        assert {f"{t.db}.{t.name}" for t in tree.find_all(exp.Table)} == tables
+        if isinstance(tree, exp.Union):
+            assert len(tree.right.selects) == len(columns)
+        assert {f"{t.db}.{t.name}" for t in tree.find_all(exp.Table)} - {"sys.types"} == tables
     objects = sqlglot.parse_one(OBJECTS_SQL, dialect="tsql")
+    assert isinstance(objects, exp.Union) and not objects.args.get("distinct")
+    types = objects.right
+    assert {f"{t.db}.{t.name}" for t in types.find_all(exp.Table)} == {"sys.types", "sys.schemas"}
+    assert "t.is_user_defined = 1" in types.sql(dialect="tsql")
+    objects = objects.left
     definition = objects.selects[3].this
     assert isinstance(definition, exp.Case)  # a definition only for V, FN, IF, TF: CLR code is never read
     assert {lit.name for lit in definition.find_all(exp.Literal)} == {"V", "FN", "IF", "TF"}
     assert "o.parent_object_id = 0" in objects.sql(dialect="tsql")
+    assert not (tables := {f"{t.db}.{t.name}" for t in objects.find_all(exp.Table)}) - {
+        "sys.objects", "sys.schemas", "sys.sql_modules", "sys.synonyms"}, tables
     union = sqlglot.parse_one(EXPRESSIONS_SQL, dialect="tsql")
     assert isinstance(union, exp.Union) and not union.args.get("distinct")  # UNION ALL
     assert "p.is_enabled = 1" in union.expression.sql(dialect="tsql")
@@ -418,13 +433,22 @@ def test_a_write_through_the_engine_drops_the_cached_catalog() -> None:
     assert _classify(engine, "SELECT * FROM Paid").risk is Risk.EXEC
 
 
-@pytest.mark.parametrize("sql", ["SELECT CAST(id AS dbo.Money2) FROM dbo.Orders", "SELECT CONVERT(Money2, 1)",
-                                 "SELECT TRY_CAST(N'1' AS [dbo].[Money2])"])
-def test_a_cast_to_a_user_defined_type_is_not_a_read(sql: str) -> None:
+@pytest.mark.parametrize(("sql", "risk"), [
+    ("SELECT CAST(N'1,2' AS dbo.Point2)", Risk.EXEC),  # a CLR type's Parse() is .NET code
+    ("SELECT TRY_CAST(N'1,2' AS [DBO].[point2])", Risk.EXEC),
+    ("SELECT CONVERT(Point2, N'1,2')", Risk.EXEC),
+    ("SELECT * FROM clr_cast", Risk.EXEC),
+    ("SELECT * FROM via_clr_var", Risk.EXEC),
+    ("SELECT CAST(1 AS dbo.NoSuchType)", Risk.UNKNOWN),
+])
+def test_a_cast_to_a_clr_or_unknown_type_is_not_a_read(sql: str, risk: Risk) -> None:
     findings = _resolve(sql)
-    assert findings and all(r is Risk.UNKNOWN and "user-defined type" in reason for r, reason in findings)
+    assert any(r is risk for r, _ in findings) and all(r is not Risk.READ for r, _ in findings), findings
 
 
-def test_casts_to_built_in_types_stay_reads() -> None:
+def test_casts_to_built_in_and_alias_types_stay_reads() -> None:
     assert _resolve("SELECT CAST(id AS bigint), CONVERT(nvarchar(10), id), CAST(NULL AS geography), "
-                    "CAST(NULL AS hierarchyid), CAST(N'x' AS sysname) FROM dbo.Orders") == []
+                    "CAST(NULL AS hierarchyid), CAST(N'x' AS sysname), CAST(id AS dbo.Money2), "
+                    "TRY_CAST(id AS Money2) FROM dbo.Orders") == []
+    blind = _catalog(Role(view_definition=False))
+    assert _resolve("SELECT CAST(1 AS dbo.Money2)", blind)  # a type the role cannot see: unknown
