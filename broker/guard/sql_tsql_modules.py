@@ -66,7 +66,7 @@ class Reference:
     maybe: bool = False
     """Found by the token scan: may be a column or an alias, so nothing by this name is no finding."""
     cast: bool = False
-    """A cast to a user-defined type: a CLR type's ``Parse`` is .NET code (types are not resolved)."""
+    """A cast to a user-defined type: a CLR type's ``Parse`` is .NET code (looked up in ``sys.types``)."""
 
 
 @dataclass(frozen=True)

@@ -179,22 +179,28 @@ class AzureSqlEngine:
             return classification  # nothing to prove: it is not run as a read anyway
         if self.unavailable_reason() is not None:
             return classification  # no driver here: the run refuses it (engine_unavailable), journaled
-        credential = secret()
         limits = ExecutionLimits()
-        conn = self._acquire(target, credential, True, limits)
+        opened: list[tuple[SecretValue, Any]] = []  # the connection, taken only when the catalog is not cached
+
+        def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+            if not opened:
+                credential = secret()
+                conn = self._acquire(target, credential, True, limits)
+                conn.timeout = query_timeout_seconds(limits)
+                opened.append((credential, conn))
+            return [tuple(row) for row in opened[0][1].cursor().execute(sql, *params).fetchall()]
+
         try:
-            conn.timeout = query_timeout_seconds(limits)
-            cursor = conn.cursor()
-
-            def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-                return [tuple(row) for row in cursor.execute(sql, *params).fetchall()]
-
             findings = self._modules.findings(target.name, command.sql, query)
+        except BrokerError:
+            raise
         except Exception as exc:  # pyodbc.Error: the catalog is unreadable, so nothing is known
-            close_quietly(conn)
+            if opened:
+                close_quietly(opened[0][1])
             raise Unavailable(f"The catalog of {target.name} could not be read to classify the command.",
                               code="target_unavailable") from exc
-        self._release(target, credential, True, conn)
+        if opened:
+            self._release(target, opened[0][0], True, opened[0][1])
         return escalate(classification, findings, "catalog")
 
     # --- connections ---

@@ -452,3 +452,18 @@ def test_casts_to_built_in_and_alias_types_stay_reads() -> None:
                     "TRY_CAST(id AS Money2) FROM dbo.Orders") == []
     blind = _catalog(Role(view_definition=False))
     assert _resolve("SELECT CAST(1 AS dbo.Money2)", blind)  # a type the role cannot see: unknown
+
+
+def test_a_cached_catalog_costs_no_connection_and_no_credential() -> None:
+    record: list[str] = []
+    engine = _engine(_catalog(), record)
+    secrets: list[int] = []
+
+    def secret() -> SecretValue:
+        secrets.append(1)
+        return SecretValue("tok", "exp-1")
+
+    for sql in ["SELECT * FROM Paid", "SELECT * FROM calls_shell", "SELECT 1"]:
+        command = Command("sql", sql=sql)
+        engine.resolve(TARGET, command, engine.classify(command), secret)
+    assert secrets == [1] and len(record) == 1
