@@ -28,6 +28,9 @@ class SqlFinding:
     the caller gets a 400 that says how to fix it, whatever the policy says about ``unknown``."""
     position: int | None = None
     """Where the parser stopped (0-based character offset), when it says."""
+    function: tuple[str, str] | None = None
+    """(schema or "", name) when the reason is only that the function is not a known built-in: a
+    resolver that can read the function's definition (``sql_tsql_resolve``) judges that instead."""
 
 
 def words(text: str) -> frozenset[str]:
@@ -197,7 +200,7 @@ try_parse type_id type_name typeproperty unicode upper user_id user_name var var
 cume_dist edit_distance edit_distance_similarity jaro_winkler_distance jaro_winkler_similarity
 regexp_like regexp_replace regexp_substr regexp_instr regexp_count regexp_matches regexp_split_to_table
 fn_listextendedproperty fn_builtin_permissions fn_my_permissions fn_varbintohexstr has_permissions
-openjson openxml contains containstable freetexttable freetext
+openjson openxml contains containstable freetexttable freetext applock_mode applock_test
 """)
 
 # T-SQL procedures by name; anything else an EXEC calls is ``exec`` (a procedure can do anything).
@@ -212,6 +215,10 @@ TSQL_PROCEDURES: dict[str, SqlFinding] = {
              "sp_droplogin sp_adduser sp_dropuser sp_grantdbaccess sp_revokedbaccess sp_change_users_login "
              "sp_password sp_setapprole sp_grantlogin sp_denylogin sp_revokelogin"),
     **_table(Risk.SCHEMA, "{} renames an object", "sp_rename"),
+    **_table(Risk.EXEC, "{} takes or releases an application lock, which outlives a read",
+             "sp_getapplock sp_releaseapplock"),
+    **_table(Risk.EXEC, "{} advances a sequence", "sp_sequence_get_range"),
+    **_table(Risk.SESSION, "{} changes session state", "sp_set_session_context"),
 }
 
 
@@ -278,7 +285,7 @@ def procedure_finding(dialect: str, name: str) -> SqlFinding:
 def _user_function(name: str, schema: str | None) -> SqlFinding:
     full = f"{schema}.{name}" if schema else name
     return SqlFinding(Risk.EXEC, f"{full}() is not a built-in the broker knows to be read-only "
-                              "(a user-defined function can change data)")
+                              "(a user-defined function can change data)", function=(schema or "", name))
 
 
 _SYSTEM_SCHEMAS = {"postgres": {"pg_catalog"}, "mysql": set(), "tsql": {"sys"}}

@@ -289,6 +289,13 @@ def _identifier(node: exp.Identifier, dialect: str) -> SqlFinding | None:
                                  "(quote it if it is one); servers may read a second statement here")
 
 
+def _table(node: exp.Table, dialect: str) -> SqlFinding | None:
+    if dialect == "tsql" and isinstance(node.this, exp.Dot):  # server.database.schema.object
+        return SqlFinding(Risk.EXEC, "a four-part name queries another server through a linked server, "
+                                     "outside the broker's view")
+    return None
+
+
 def _fixed(finding: SqlFinding) -> Callable[[exp.Expression, str], SqlFinding]:
     return lambda node, dialect: finding
 
@@ -307,6 +314,7 @@ _RULES: dict[type[exp.Expression], Callable[[Any, str], SqlFinding | None]] = {
     exp.Command: _nested_command,
     exp.Func: _func,
     exp.Identifier: _identifier,
+    exp.Table: _table,
 }
 
 

@@ -25,9 +25,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from broker.catalog import ManagedIdentityCredential, Target
-from broker.guard import Classification
+from broker.guard import Classification, Risk
 from broker.guard.languages import SQL
-from broker.guard.sql import classify_sql
+from broker.guard.sql import classify_sql, escalate
+from broker.guard.sql_tsql_resolve import ModuleResolver
 from broker.lineage.schema import Schema, read_mssql
 from broker.problems import BrokerError, CommandFailed, TimedOut, Unavailable
 from broker.secrets import SecretValue
@@ -158,19 +159,49 @@ class AzureSqlEngine:
     language = SQL.name
     dialect = "tsql"
 
-    def __init__(self, *, pool_max_size: int = 4, connect_timeout: int = 5,
+    def __init__(self, *, pool_max_size: int = 4, connect_timeout: int = 5, catalog_ttl: float = 60.0,
                  connect: Callable[..., Any] | None = None, drivers: Callable[[], list[str]] | None = None) -> None:
         self._pool = IdlePool(pool_max_size)  # keyed by target, credential and read-only intent
         self._connect_timeout = connect_timeout
         self._connect = connect
         self._drivers = drivers
+        self._modules = ModuleResolver(ttl=catalog_ttl)
 
     def classify(self, command: Command) -> Classification:
         return classify_sql(command.sql, self.dialect)
 
     def resolve(self, target: Target, command: Command, classification: Classification,
                 secret: Callable[[], SecretValue]) -> Classification:
-        return classification  # the static classification is all there is for this engine
+        """A statement the classifier calls a read stays one only if every view, function, synonym,
+        computed column and security predicate it reaches is a read by its own definition
+        (``sql_tsql_resolve``, reading the catalog on a read-intent connection)."""
+        if classification.risk is not Risk.READ:
+            return classification  # nothing to prove: it is not run as a read anyway
+        if self.unavailable_reason() is not None:
+            return classification  # no driver here: the run refuses it (engine_unavailable), journaled
+        limits = ExecutionLimits()
+        opened: list[tuple[SecretValue, Any]] = []  # the connection, taken only when the catalog is not cached
+
+        def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+            if not opened:
+                credential = secret()
+                conn = self._acquire(target, credential, True, limits)
+                conn.timeout = query_timeout_seconds(limits)
+                opened.append((credential, conn))
+            return [tuple(row) for row in opened[0][1].cursor().execute(sql, *params).fetchall()]
+
+        try:
+            findings = self._modules.findings(target.name, command.sql, query)
+        except BrokerError:
+            raise
+        except Exception as exc:  # pyodbc.Error: the catalog is unreadable, so nothing is known
+            if opened:
+                close_quietly(opened[0][1])
+            raise Unavailable(f"The catalog of {target.name} could not be read to classify the command.",
+                              code="target_unavailable") from exc
+        if opened:
+            self._release(target, opened[0][0], True, opened[0][1])
+        return escalate(classification, findings, "catalog")
 
     # --- connections ---
     def _pyodbc(self) -> Any:
@@ -271,6 +302,8 @@ class AzureSqlEngine:
                 self._release(target, secret, read_only, conn)
             else:
                 close_quietly(conn)  # a write, a cut-off read or a failure: never back in the pool
+            if not read_only:  # a write may have changed a view or function: resolve from a fresh catalog
+                self._modules.forget(target.name)
 
     @staticmethod
     def _collect(cursor: Any, limits: ExecutionLimits) -> ResultSet:
