@@ -209,6 +209,12 @@ class CatalogResolver:
                 cache = self._caches[target] = _Cache(time.monotonic())
             return cache
 
+    def forget(self, target: str) -> None:
+        """Drop a target's cached verdicts: a write may have replaced a function or a view, and
+        the next read must be judged by the new definition, not by the cache's 60 s old one."""
+        with self._lock:
+            self._caches.pop(target, None)
+
     def findings(self, target: str, sql: str, query: Query) -> list[SqlFinding]:
         """Every reason the statement is not a read, as the target resolves it (empty: a read).
 

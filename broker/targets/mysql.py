@@ -256,6 +256,8 @@ class MySQLEngine:
                     self._release(target, secret, conn)
                 else:
                     close_quietly(conn)
+            if not read_only:  # a write may have replaced a view: judge reads by the new definition
+                self._views.forget(target.name)
 
     def _read(self, conn: BoundedConnection, sql: str, limits: ExecutionLimits) -> tuple[ResultSet, bool]:
         # Unbuffered: a capped read stops at the cap instead of pulling every row; a row longer on
@@ -306,6 +308,7 @@ class MySQLEngine:
         finally:
             if conn is not None:
                 close_quietly(conn)
+            self._views.forget(target.name)  # a write may have replaced a view
 
     def measure_impact(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
                        *, sample_rows: int) -> Impact:

@@ -188,6 +188,9 @@ class PostgresEngine:
             raise _command_failed(exc) from exc
         except psycopg.Error as exc:
             raise _command_failed(exc) from exc
+        finally:
+            if not read_only:  # a write may have replaced a view or function: judge reads anew
+                self._resolver.forget(target.name)
 
     def _execute(self, pool: ConnectionPool, sql: str, limits: ExecutionLimits, read_only: bool) -> ResultSet:
         """Three round trips: open the transaction with its limits; the statement; close it and
@@ -328,6 +331,7 @@ class PostgresEngine:
             if not reusable:
                 conn.close()
             pool.putconn(conn)
+            self._resolver.forget(target.name)  # it may have replaced a view or function
 
     def close(self) -> None:
         self._finisher.shutdown(wait=True)  # every handed-over read is reset and back in its pool

@@ -121,3 +121,20 @@ def test_an_unreachable_catalog_is_unavailable(engine, views) -> None:
     command = Command("sql", sql="SELECT 1")
     with pytest.raises(Unavailable):
         engine.resolve(gone, command, engine.classify(command), lambda: views.reader)
+
+
+def test_a_write_that_replaces_a_view_is_judged_by_the_new_definition_at_once(engine, views) -> None:
+    """Definitions are cached for a minute; an (approved) write through the engine that replaces a
+    view drops them, so the next read of the view is resolved by what it now does."""
+    from broker.targets import ExecutionLimits
+
+    limits = ExecutionLimits(max_rows=10, max_bytes=10_000, timeout_ms=3000)
+    run = lambda sql: engine.execute(views.target, Command("sql", sql=sql), views.writer, limits,  # noqa: E731
+                                     read_only=False)
+    run("CREATE OR REPLACE VIEW demo.turncoat AS SELECT 1 AS id")
+    try:
+        assert classify(engine, views, "SELECT * FROM turncoat").risk is Risk.READ
+        run("CREATE OR REPLACE VIEW demo.turncoat AS SELECT GET_LOCK('turncoat', 0) AS id")
+        assert classify(engine, views, "SELECT * FROM turncoat").risk is not Risk.READ
+    finally:
+        run("DROP VIEW IF EXISTS demo.turncoat")

@@ -112,3 +112,28 @@ def test_verdicts_are_cached_per_target(pg, target) -> None:
     assert len(calls) == first, "a repeated statement must not query the catalog again"
     resolver.findings("other-target", statement, query)
     assert len(calls) == 2 * first, "another target has its own catalog"
+
+
+def test_a_write_that_replaces_a_view_is_judged_by_the_new_definition_at_once(pg, target) -> None:
+    """Verdicts are cached for a minute; an (approved) write through the engine that replaces a
+    view must not leave the old verdict behind: the next read of the view is resolved anew."""
+    from broker.targets import ExecutionLimits
+
+    with pg.server.admin("resolve") as db:
+        db.execute("GRANT CREATE ON SCHEMA public TO writer")
+    engine = create_engine("postgres")
+    limits = ExecutionLimits(max_rows=10, max_bytes=10_000, timeout_ms=3000)
+    try:
+        engine.execute(target, Command("sql", sql="CREATE VIEW turncoat AS SELECT true AS id"), pg.writer, limits,
+                       read_only=False)
+        assert _resolved(engine, target, pg.writer, "SELECT * FROM turncoat").risk is Risk.READ
+        replace = "CREATE OR REPLACE VIEW turncoat AS SELECT lockit(1) AS id"
+        engine.execute(target, Command("sql", sql=replace), pg.writer, limits, read_only=False)
+        got = _resolved(engine, target, pg.writer, "SELECT * FROM turncoat")
+        assert got.risk is Risk.EXEC and "lockit" in got.reason
+    finally:
+        engine.execute(target, Command("sql", sql="DROP VIEW IF EXISTS turncoat"), pg.writer, limits,
+                       read_only=False)
+        engine.close()
+        with pg.server.admin("resolve") as db:
+            db.execute("REVOKE CREATE ON SCHEMA public FROM writer")
