@@ -78,14 +78,27 @@ def _name(table: exp.Table) -> str:
     return ".".join(part.sql(dialect="postgres") for part in table.parts if part.name)
 
 
+def _written(stmt: exp.Expression) -> list[tuple[exp.Table, bool]]:
+    """Every table the statement writes, with whether that write can draw a sequence value: the
+    statement's own target and those of its data-modifying CTEs (``WITH i AS (INSERT …) UPDATE …``
+    inserts too, and its ``nextval`` defaults are drawn in the trial as in the run)."""
+    out = []
+    for node in [stmt, *stmt.find_all(*_ROW_CHANGES)]:
+        table = write_target(node)
+        if table is not None and _name(table) and all(table is not t for t, _ in out):
+            out.append((table, isinstance(node, exp.Insert | exp.Merge)))
+    return out
+
+
 def refusal(conn: psycopg.Connection, sql: str, stmt: exp.Expression) -> str:
     """Why the trial must not run (an effect outside the transaction), or ''."""
-    target = write_target(stmt)
     names = [name for t in stmt.find_all(exp.Table) if (name := _name(t))]
-    draws = isinstance(stmt, exp.Insert | exp.Merge) or re.search(r"\bdefault\b", sql, re.IGNORECASE) is not None
-    target_oid = None
-    if target is not None and _name(target):
-        target_oid = conn.execute("SELECT to_regclass(%s)::text", (_name(target),)).fetchone()[0]
+    defaults = re.search(r"\bdefault\b", sql, re.IGNORECASE) is not None
+    written: dict[str, bool] = {}
+    for table, inserts in _written(stmt):
+        oid = conn.execute("SELECT to_regclass(%s)::text", (_name(table),)).fetchone()[0]
+        if oid is not None:
+            written[oid] = written.get(oid, False) or inserts or defaults
     for name, relkind, triggers, rules, sequence in conn.execute(_EFFECTS, (names,)).fetchall():
         if triggers:
             return f"a trigger on {name} runs code the broker cannot inspect (it could reach outside the transaction)"
@@ -93,9 +106,9 @@ def refusal(conn: psycopg.Connection, sql: str, stmt: exp.Expression) -> str:
             return f"a rule on {name} rewrites the statement"
         if relkind == "f":
             return f"{name} is a foreign table: the change would reach another server"
-        if name == target_oid and relkind not in ("r", "p"):
+        if name in written and relkind not in ("r", "p"):
             return f"{name} is not a table (a write through a view or other relation is not measured)"
-        if sequence and draws and name == target_oid:
+        if sequence and written.get(name):
             return f"{name} draws values from a sequence, and a rollback does not return them"
     return ""
 
