@@ -37,6 +37,9 @@ class Part:
         for f in findings(self.text):
             if f.kind == "invisible":
                 out.append(f"{self.title}: character {f.codepoint} {f.name} at position {f.start}")
+            elif f.kind == "confusable":
+                out.append(f"{self.title}: {''.join(escaped(c) for c in f.text)} is written in {f.name} "
+                           "(it reads as a Latin word and is not one)")
             else:
                 out.append(f"{self.title}: identifier {''.join(escaped(c) if is_hidden(c) else c for c in f.text)!r} "
                            f"mixes scripts ({f.name})")
