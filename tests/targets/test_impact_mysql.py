@@ -133,3 +133,15 @@ def test_the_bound_run_commits_within_and_rolls_back_past_it(tables, engine):
                                   ImpactBound(rows=10, tables={"demo.imp_items": 10}))
     assert done.affected == 10
     assert str(value(engine, tables, "SELECT SUM(price) FROM imp_items WHERE grp = 'a'")) == "65"
+
+
+def test_a_trial_waits_no_longer_than_its_lock_timeout(tables, engine):
+    with tables.server.admin() as other, other.cursor() as cur:
+        cur.execute("START TRANSACTION")
+        cur.execute("SELECT * FROM demo.imp_items WHERE id = 40 FOR UPDATE")
+        held = Command("sql", sql="UPDATE imp_items SET price = 0 WHERE id = 40")
+        impact = engine.measure_impact(tables.target, held, tables.writer, ExecutionLimits(timeout_ms=1000),
+                                       sample_rows=1)
+        cur.execute("ROLLBACK")
+    assert not impact.measured and impact.error and impact.rows is None, impact
+    assert str(value(engine, tables, "SELECT price FROM imp_items WHERE id = 40")) == "40"

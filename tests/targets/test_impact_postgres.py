@@ -149,3 +149,24 @@ def test_the_bound_run_commits_within_and_rolls_back_past_it(tables, engine):
                                   ImpactBound(rows=10, tables={"imp_items": 10}, max_rows_changed=10))
     assert done.affected == 10
     assert count(engine, tables, "SELECT sum(price) FROM imp_items WHERE grp = 'a'") == 65
+
+
+def test_a_trigger_added_after_the_trial_cannot_write_another_table_unseen(tables, engine):
+    """The trial saw no trigger; one created before the approved run writes an audit table. The bound
+    counts per table what the run's transaction changed, so the run rolls back."""
+    sql = "UPDATE imp_items SET price = price WHERE id = 5"
+    impact = measure(engine, tables, sql)
+    assert impact.measured and [t.table for t in impact.tables] == ["imp_items"]
+    bound = ImpactBound(rows=impact.rows, tables={t.table: t.changed for t in impact.tables})
+    with tables.server.admin("demo") as db:
+        db.execute("CREATE FUNCTION imp_late_log() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$BEGIN INSERT INTO imp_audit_log VALUES (NEW.price); RETURN NEW; END$$")
+        db.execute("CREATE TRIGGER imp_late AFTER UPDATE ON imp_items FOR EACH ROW EXECUTE FUNCTION imp_late_log()")
+    try:
+        with pytest.raises(Conflict) as err:
+            engine.execute_bounded(tables.target, Command("sql", sql=sql), tables.writer, LIMITS, bound)
+        assert err.value.code == "impact_exceeded" and "imp_audit_log" in err.value.detail
+    finally:
+        with tables.server.admin("demo") as db:
+            db.execute("DROP FUNCTION imp_late_log() CASCADE")
+    assert count(engine, tables, "SELECT count(*) FROM imp_audit_log") == 0
