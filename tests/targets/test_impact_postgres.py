@@ -32,6 +32,25 @@ def tables(pg):
             "$$BEGIN INSERT INTO imp_audit_log VALUES (NEW.v); RETURN NEW; END$$",
             "CREATE TRIGGER imp_audit AFTER UPDATE ON imp_audited FOR EACH ROW EXECUTE FUNCTION imp_log()",
             "CREATE VIEW imp_view AS SELECT * FROM imp_items",
+            # user code a write runs without a trigger: in a check, an index expression, a policy, a default
+            "DROP TABLE IF EXISTS imp_checked, imp_indexed, imp_policed, imp_defaulted, imp_stamped CASCADE",
+            "DROP FUNCTION IF EXISTS imp_side(int), imp_side_default() CASCADE",
+            "DROP SEQUENCE IF EXISTS imp_side_seq",
+            "CREATE SEQUENCE imp_side_seq",
+            "CREATE FUNCTION imp_side(v int) RETURNS bool LANGUAGE plpgsql IMMUTABLE AS "
+            "$$BEGIN PERFORM nextval('imp_side_seq'); RETURN v IS NOT NULL; END$$",
+            "CREATE FUNCTION imp_side_default() RETURNS int LANGUAGE sql AS $$SELECT nextval('imp_side_seq')::int$$",
+            "CREATE TABLE imp_checked (id int PRIMARY KEY, v int CHECK (imp_side(v)))",
+            "CREATE TABLE imp_indexed (id int PRIMARY KEY, v int)",
+            "CREATE INDEX imp_indexed_side ON imp_indexed ((imp_side(v)))",
+            "CREATE TABLE imp_policed (id int PRIMARY KEY, v int)",
+            "ALTER TABLE imp_policed ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY imp_policed_side ON imp_policed USING (imp_side(v))",
+            "CREATE TABLE imp_defaulted (id int, v int DEFAULT imp_side_default())",
+            "CREATE TABLE imp_stamped (id int, at timestamptz DEFAULT now(), u uuid DEFAULT gen_random_uuid())",
+            "INSERT INTO imp_checked VALUES (1, 1)", "INSERT INTO imp_indexed VALUES (1, 1)",
+            "INSERT INTO imp_policed VALUES (1, 1)", "INSERT INTO imp_defaulted VALUES (1, 1)",
+            "GRANT USAGE ON SEQUENCE imp_side_seq TO writer",
             "GRANT ALL ON ALL TABLES IN SCHEMA public TO writer",
             "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO writer",
         ]:
@@ -170,3 +189,23 @@ def test_a_trigger_added_after_the_trial_cannot_write_another_table_unseen(table
         with tables.server.admin("demo") as db:
             db.execute("DROP FUNCTION imp_late_log() CASCADE")
     assert count(engine, tables, "SELECT count(*) FROM imp_audit_log") == 0
+
+
+@pytest.mark.parametrize(("sql", "why"), [
+    ("UPDATE imp_checked SET v = 2 WHERE id = 1", "check constraint"),
+    ("INSERT INTO imp_checked VALUES (2, 2)", "check constraint"),
+    ("UPDATE imp_indexed SET v = 2 WHERE id = 1", "index expression"),
+    ("UPDATE imp_policed SET v = 2 WHERE id = 1", "row-level security"),
+    ("INSERT INTO imp_defaulted (id) VALUES (2)", "column default"),
+    ("UPDATE imp_defaulted SET v = DEFAULT WHERE id = 1", "column default"),
+])
+def test_user_code_a_write_runs_without_a_trigger_refuses_the_trial(tables, engine, sql, why):
+    before = count(engine, tables, "SELECT last_value FROM imp_side_seq")
+    impact = measure(engine, tables, sql)
+    assert not impact.measured and why in impact.reason, impact
+    assert count(engine, tables, "SELECT last_value FROM imp_side_seq") == before
+
+
+def test_built_in_defaults_and_a_write_that_does_not_use_them_are_measured(tables, engine):
+    assert measure(engine, tables, "INSERT INTO imp_stamped (id) VALUES (1)").measured
+    assert measure(engine, tables, "UPDATE imp_defaulted SET v = 5 WHERE id = 1").measured
