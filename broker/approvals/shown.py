@@ -85,11 +85,18 @@ class MeasuredImpact:
     of: int
 
 
+def text(value: Any) -> str:
+    """Any other text approvers read (the agent's reason, names, sampled values, table names) with its
+    hidden characters escaped: only the command's are highlighted and warned about, but none renders."""
+    return "".join(shown for _, shown, _ in segments(str(value or "")))
+
+
 def impact(preview: dict[str, Any] | None) -> MeasuredImpact | None:
     found = (preview or {}).get("impact")
     if not isinstance(found, dict):
         return None
     sample = found.get("sample") or {}
-    return MeasuredImpact(bool(found.get("measured")), summary(found), list(sample.get("columns", [])),
-                          [["NULL" if v is None else str(v) for v in row] for row in sample.get("rows", [])],
+    return MeasuredImpact(bool(found.get("measured")), [text(line) for line in summary(found)],
+                          [text(c) for c in sample.get("columns", [])],
+                          [["NULL" if v is None else text(v) for v in row] for row in sample.get("rows", [])],
                           int(sample.get("of") or 0))

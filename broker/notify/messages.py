@@ -38,10 +38,11 @@ def summary(ask: ApprovalAsk) -> dict[str, object]:
     what = (f"{r.grant.get('level', '?')} access to {r.target} for {r.grant.get('duration', '')}"
             if r.kind == "grant" else f"{r.classification.get('statement') or 'a command'} on {r.target}")
     return {
-        "approver": ask.approver.name, "requester": r.requester.get("display_name") or r.requester_key,
+        "approver": ask.approver.name, "requester": shown.text(r.requester.get("display_name") or r.requester_key),
         "requester_id": r.requester_key, "requester_kind": r.requester.get("kind", ""), "target": r.target,
         "kind": r.kind, "what": what, "risk": r.classification.get("risk", ""),
-        "risk_reason": r.classification.get("reason", ""), "reason": r.reason, "ticket": r.ticket,
+        "risk_reason": r.classification.get("reason", ""), "reason": shown.text(r.reason),
+        "ticket": shown.text(r.ticket),
         "command": command, "command_truncated": more > 0, "more_chars": more,
         "warnings": shown.warnings(blocks), "impact": (found.lines if (found := shown.impact(r.preview)) else []),
         "quorum": r.quorum, "expires_at": r.expires_at.strftime("%Y-%m-%d %H:%M UTC"), "minutes_left": minutes,
