@@ -123,7 +123,7 @@ def refusal(conn: psycopg.Connection, sql: str, stmt: exp.Expression) -> str:
         if sequence and written.get(name):
             return (f"{name} draws values from a sequence or runs a function in a column default, and a rollback "
                     "does not undo either")
-        if hooks and name in written:
+        if hooks:  # on any relation it reaches: a cascade updates the child, a policy runs on reads too
             return (f"a check constraint, row-level security policy or index expression of {name} runs a function "
                     "the broker cannot inspect")
     return ""

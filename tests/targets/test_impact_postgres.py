@@ -196,6 +196,7 @@ def test_a_trigger_added_after_the_trial_cannot_write_another_table_unseen(table
     ("INSERT INTO imp_checked VALUES (2, 2)", "check constraint"),
     ("UPDATE imp_indexed SET v = 2 WHERE id = 1", "index expression"),
     ("UPDATE imp_policed SET v = 2 WHERE id = 1", "row-level security"),
+    ("UPDATE imp_items SET price = 0 WHERE id IN (SELECT id FROM imp_policed)", "row-level security"),
     ("INSERT INTO imp_defaulted (id) VALUES (2)", "column default"),
     ("UPDATE imp_defaulted SET v = DEFAULT WHERE id = 1", "column default"),
 ])
