@@ -189,12 +189,17 @@ def test_the_approver_reads_the_measured_rows_and_a_change_that_grew_is_rolled_b
     with flow.stack.postgres.admin("demo") as db:
         db.execute("DELETE FROM customers WHERE name = 'e2e-grow'")
         for cid in (9101, 9102, 9103):
-            db.execute("INSERT INTO customers (id, name, notes, created_at) VALUES (%s, 'e2e-grow', 'before', now())",
-                       (cid,))
+            db.execute("INSERT INTO customers (id, name, email, card_number, notes, created_at) VALUES "
+                       "(%s, 'e2e-grow', %s, '4111111111111111', 'before', now())", (cid, f"grow{cid}@example.com"))
     rid = flow.pending(GROW)["request_id"]
     browser.get(newest_link(flow, rid, "ada@dev.example"))
     lines = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#impact li")]
     assert any(line.startswith("changes 3 of") and "customers" in line and "3 updated" in line for line in lines), lines
+    # the changed rows, as they would be, masked: approvers never read the personal data they change
+    sample = browser.find_element(By.ID, "impact-sample")
+    cells = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")] for tr in sample.find_elements(By.TAG_NAME, "tr")]
+    assert len([row for row in cells if row]) == 3 and all("e2e-grown" in row for row in cells if row), cells
+    assert "grow9101@example.com" not in sample.text and "4111111111111111" not in sample.text, sample.text
     assert browser.find_elements(By.ID, "impact-warning") == []
     assert flow.rows("SELECT count(*) FROM customers WHERE notes = 'e2e-grown'") == [(0,)]  # the trial rolled back
 
