@@ -124,6 +124,11 @@ def test_an_insert_select_is_counted_and_a_statement_with_its_own_returning_keep
     ("UPDATE public.IMP_AUDITED SET v = 2 WHERE id = 1", "trigger on imp_audited"),
     ("UPDATE imp_view SET price = 0 WHERE id = 1", "not a table"),
     ("SELECT 1", "does not change rows"),
+    # never tried: they cannot run in a transaction, or are not row changes
+    ("VACUUM imp_items", "does not change rows"),
+    ("CREATE INDEX CONCURRENTLY imp_price ON imp_items (price)", "does not change rows"),
+    ("UPDATE imp_items SET price = 0 WHERE id = 1; UPDATE imp_items SET price = 0 WHERE id = 2",
+     "does not change rows"),
 ])
 def test_a_trial_that_a_rollback_cannot_undo_is_refused(tables, engine, sql, why):
     before = count(engine, tables, "SELECT last_value FROM imp_serial_id_seq")
