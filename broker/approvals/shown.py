@@ -69,8 +69,16 @@ def _documents(manifest: Any) -> list[Any]:
     return list(manifest) if isinstance(manifest, list) else [manifest]
 
 
+WARNINGS_LISTED = 50
+"""Hidden characters named one by one in the warning; past that it says how many more (each one is
+still shown escaped where it stands): 100,000 zero-width spaces must not make a 10 MB mail."""
+
+
 def warnings(blocks: list[Part]) -> list[str]:
-    return [w for block in blocks for w in block.warnings()]
+    found = [w for block in blocks for w in block.warnings()]
+    if len(found) <= WARNINGS_LISTED:
+        return found
+    return [*found[:WARNINGS_LISTED], f"… and {len(found) - WARNINGS_LISTED} more, each shown escaped in place"]
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,15 @@ def test_hidden_characters_outside_the_command_are_escaped_too():
     assert "⟨U+2066 LEFT-TO-RIGHT ISOLATE⟩" in html  # the sample's column (the mail has no sample)
 
 
+def test_thousands_of_hidden_characters_are_counted_not_listed():
+    from broker.approvals import shown
+
+    blocks = shown.parts({"language": "sql", "sql": "UPDATE t SET a = 1 WHERE id = 3 /*" + "\u200b" * 5000 + "*/"})
+    listed = shown.warnings(blocks)
+    assert len(listed) == shown.WARNINGS_LISTED + 1 and listed[-1].startswith("… and 4950 more")
+    assert blocks[0].plain().count("⟨U+200B ZERO WIDTH SPACE⟩") == 5000
+
+
 def test_strict_content_security_policy():
     html, headers = page.page(view(), "/a", "t")
     csp = headers["Content-Security-Policy"]
