@@ -36,6 +36,7 @@ from typing import Any, Literal
 from broker.guard import Classification, Risk
 
 _ALLOWED_CONTROLS = frozenset("\t\n\r")
+_ASCII_HIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _FLAGGED_CATEGORIES = frozenset({"Cf", "Cc", "Zl", "Zp", "Co", "Cn", "Cs"})
 _WORD = re.compile(r"[^\W\u115f\u1160\u3164\uffa0]+", re.UNICODE)  # Hangul fillers are blanks, not letters
 Kind = Literal["invisible", "mixed-script", "confusable"]
@@ -112,6 +113,9 @@ def _scripts(word: str) -> list[str]:
 def findings(text: str) -> list[HiddenText]:
     """Every hidden character and mixed-script identifier in ``text``, in order of position."""
     found: list[HiddenText] = []
+    if text.isascii():  # the usual command: only control characters can hide in it
+        return [HiddenText("invisible", m.start(), m.end(), m.group(), f"U+{ord(m.group()):04X}",
+                           char_name(m.group())) for m in _ASCII_HIDDEN.finditer(text)]
     for i, ch in enumerate(text):
         if ch in _EMOJI_STYLE and i and unicodedata.category(text[i - 1]) == "So":
             continue  # ❤️: U+FE0F asks for the emoji form of the symbol before it

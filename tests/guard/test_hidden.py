@@ -109,3 +109,12 @@ def test_policy_knows_the_class():
     from broker.policy.model import RiskName
 
     assert list(get_args(RiskName)) == [r.value for r in Risk]
+
+
+def test_the_ascii_fast_path_flags_exactly_the_controls():
+    from broker.guard.hidden import is_hidden
+
+    for ch in map(chr, range(128)):
+        found = [f.codepoint for f in findings(f"SELECT '{ch}'")]
+        assert found == ([f"U+{ord(ch):04X}"] if is_hidden(ch) else []), repr(ch)
+    assert [f.start for f in findings("a\x00b\x1bc\x7f")] == [1, 3, 5]
