@@ -4,9 +4,10 @@ Before approvers are asked, the held statement runs once inside a transaction th
 back (the engine's ``ImpactTrial``), under the policy's statement timeout and a lock timeout; what it
 would change (rows per statement and per table, each table's size, a few changed rows, masked) is
 journaled (``execute.preview``: an intent before the trial, the outcome after) and kept with the
-request. When the approved command runs, it runs in one transaction that commits only if it changes
-no more than was measured, nor more than the policy's ``max_rows_changed``; else it rolls back and
-the request fails ``impact_exceeded``.
+request. A measured change already past the policy's ``max_rows_changed`` fails the request before
+anyone is asked (``impact_exceeded``). When the approved command runs, it runs in one transaction that
+commits only if it changes no more than was measured, nor more than the policy's ``max_rows_changed``;
+else it rolls back and the request fails ``impact_exceeded``.
 
 The trial never runs when it could have effects a rollback does not undo: a function the guard
 found with side effects (sequences, notifications, advisory locks, other connections, code it cannot
@@ -86,6 +87,12 @@ class ImpactMeasurer:
         impact = engine.measure_impact(target, command, self._credentials.resolve(target.credential), limits,
                                        sample_rows=SAMPLE_ROWS)
         shown, counts, response = self._shown(engine, masker, impact, target, command, classification)
+        maximum = decision.limits.max_rows_changed
+        if maximum is not None:
+            shown["max_rows_changed"] = maximum
+            if impact.measured:  # approvers are not asked about a change the run would refuse anyway
+                per_table = {t.table: t.changed for t in impact.tables}
+                shown["exceeds"] = ImpactBound(max_rows_changed=maximum).excess(impact.rows, per_table) or ""
         self._journal.write(journaled.execute_preview(subject, {
             "status": "ok" if impact.measured else ("error" if impact.error else "not_measured"),
             "impact": {k: v for k, v in shown.items() if k != "sample"}, "masked": counts}, response=response))
@@ -151,9 +158,11 @@ class ImpactMeasurer:
 def summary(impact: dict[str, Any]) -> list[str]:
     """The lines approvers read: "changes 240 of 240 rows in customers", or why it was not measured."""
     if not impact.get("measured"):
+        bound = ([f"the policy lets it change at most {impact['max_rows_changed']} row(s)"]
+                 if impact.get("max_rows_changed") is not None else [])
         if impact.get("error"):
-            return [f"impact not measured: {impact['error']}"]
-        return [f"impact not measured: {impact.get('reason') or 'no trial was made'}"]
+            return [f"impact not measured: {impact['error']}", *bound]
+        return [f"impact not measured: {impact.get('reason') or 'no trial was made'}", *bound]
     lines = []
     for t in impact.get("tables", []):
         total = "?" if t.get("total") is None else f"{'' if t.get('total_exact') else '~'}{t['total']}"
@@ -164,4 +173,6 @@ def summary(impact: dict[str, Any]) -> list[str]:
         lines.append(f"changes {impact.get('statement_rows') or 0} rows")
     elif impact.get("statement_rows") is not None and len(lines) > 1:
         lines.append(f"the statement itself reports {impact['statement_rows']} row(s)")
+    if impact.get("max_rows_changed") is not None:
+        lines.append(f"the policy lets it change at most {impact['max_rows_changed']} row(s)")
     return lines + list(impact.get("notes", []))

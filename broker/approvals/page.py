@@ -59,7 +59,9 @@ def render(template: str, **values: Any) -> tuple[str, dict[str, str]]:
 def page(view: PageView, action: str, token: str) -> tuple[str, dict[str, str]]:
     r = view.request
     return render("page.html.j2", view=view, r=r, action=action, token=token, approver=view.claims.approver_name,
-                  requester=r.requester.get("display_name") or r.requester_key, requester_id=r.requester_key,
+                  requester=shown.text(r.requester.get("display_name") or r.requester_key),
+                  requester_id=r.requester_key,
+                  reason=shown.text(r.reason), ticket=shown.text(r.ticket),
                   requester_kind=r.requester.get("kind", ""), parts=(blocks := shown.parts(r.command, r.preview)),
                   warnings=shown.warnings(blocks), impact=shown.impact(r.preview),
                   time_left=_left(view.seconds_left), expires=r.expires_at.strftime("%Y-%m-%d %H:%M:%S UTC"))

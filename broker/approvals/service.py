@@ -213,6 +213,8 @@ class ApprovalService:
             request = self.preview(request, execute)
             if request.preview.get("error"):
                 return {"sent": 0, "status": "failed", "error": "preview_failed", "approvers": []}
+            if (request.preview.get("impact") or {}).get("exceeds"):  # the run would refuse it: ask nobody
+                return {"sent": 0, "status": "failed", "error": "impact_exceeded", "approvers": []}
         requirement = ApprovalRequirement(**request.requirement)
         asks = []
         for approver in self.directory.eligible(requirement, request.requester_key):

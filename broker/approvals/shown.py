@@ -37,6 +37,9 @@ class Part:
         for f in findings(self.text):
             if f.kind == "invisible":
                 out.append(f"{self.title}: character {f.codepoint} {f.name} at position {f.start}")
+            elif f.kind == "confusable":
+                out.append(f"{self.title}: {''.join(escaped(c) for c in f.text)} is written in {f.name} "
+                           "(it reads as a Latin word and is not one)")
             else:
                 out.append(f"{self.title}: identifier {''.join(escaped(c) if is_hidden(c) else c for c in f.text)!r} "
                            f"mixes scripts ({f.name})")
@@ -66,8 +69,16 @@ def _documents(manifest: Any) -> list[Any]:
     return list(manifest) if isinstance(manifest, list) else [manifest]
 
 
+WARNINGS_LISTED = 50
+"""Hidden characters named one by one in the warning; past that it says how many more (each one is
+still shown escaped where it stands): 100,000 zero-width spaces must not make a 10 MB mail."""
+
+
 def warnings(blocks: list[Part]) -> list[str]:
-    return [w for block in blocks for w in block.warnings()]
+    found = [w for block in blocks for w in block.warnings()]
+    if len(found) <= WARNINGS_LISTED:
+        return found
+    return [*found[:WARNINGS_LISTED], f"… and {len(found) - WARNINGS_LISTED} more, each shown escaped in place"]
 
 
 @dataclass(frozen=True)
@@ -82,11 +93,18 @@ class MeasuredImpact:
     of: int
 
 
+def text(value: Any) -> str:
+    """Any other text approvers read (the agent's reason, names, sampled values, table names) with its
+    hidden characters escaped: only the command's are highlighted and warned about, but none renders."""
+    return "".join(shown for _, shown, _ in segments(str(value or "")))
+
+
 def impact(preview: dict[str, Any] | None) -> MeasuredImpact | None:
     found = (preview or {}).get("impact")
     if not isinstance(found, dict):
         return None
     sample = found.get("sample") or {}
-    return MeasuredImpact(bool(found.get("measured")), summary(found), list(sample.get("columns", [])),
-                          [["NULL" if v is None else str(v) for v in row] for row in sample.get("rows", [])],
+    return MeasuredImpact(bool(found.get("measured")), [text(line) for line in summary(found)],
+                          [text(c) for c in sample.get("columns", [])],
+                          [["NULL" if v is None else text(v) for v in row] for row in sample.get("rows", [])],
                           int(sample.get("of") or 0))

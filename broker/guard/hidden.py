@@ -11,7 +11,13 @@ Flagged:
 - control characters other than tab, line feed and carriage return (Cc), line/paragraph
   separators (Zl, Zp), private-use and unassigned code points (Co, Cn), and spaces other than
   U+0020 (Zs: no-break space, ideographic space...);
-- identifiers whose letters come from more than one script (``pаyments`` with a Cyrillic ``а``).
+- characters that render as nothing although Unicode files them as marks, letters or symbols:
+  the combining grapheme joiner, variation selectors, Hangul fillers, the blank Braille pattern;
+- combining marks that do not sit on a letter (``=`` + U+0338 renders as ``≠``), enclosing marks,
+  and stacks of more than two marks on one letter (they paint over neighbouring text);
+- identifiers whose letters come from more than one script (``pаyments`` with a Cyrillic ``а``);
+- words written wholly in letters of another script that look like Latin ones (``сор`` in
+  Cyrillic reads ``cop``): ``confusable``.
 
     >>> [f.codepoint for f in findings("SELECT 1 /* \\u202e */")]
     ['U+202E']
@@ -30,9 +36,22 @@ from typing import Any, Literal
 from broker.guard import Classification, Risk
 
 _ALLOWED_CONTROLS = frozenset("\t\n\r")
+_ASCII_HIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _FLAGGED_CATEGORIES = frozenset({"Cf", "Cc", "Zl", "Zp", "Co", "Cn", "Cs"})
-_WORD = re.compile(r"\w+", re.UNICODE)
-Kind = Literal["invisible", "mixed-script"]
+_WORD = re.compile(r"[^\W\u115f\u1160\u3164\uffa0]+", re.UNICODE)  # Hangul fillers are blanks, not letters
+Kind = Literal["invisible", "mixed-script", "confusable"]
+_BLANK = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0") | frozenset(
+    chr(c) for r in ((0xFE00, 0xFE10), (0xE0100, 0xE01F0), (0x1D173, 0x1D17B)) for c in range(*r))
+_EMOJI_STYLE = frozenset("\ufe0e\ufe0f")
+_MARKS_ON_A_LETTER = 2
+_LOOKS_LATIN = frozenset(
+    # Cyrillic а е о р с у х ѕ і ј һ ԁ ԛ ԝ ӏ and А В Е К М Н О Р С Т Х Ѕ І Ј Ӏ
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0455\u0456\u0458\u04bb\u0501\u051b\u051d\u04cf"
+    "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u0405\u0406\u0408\u04c0"
+    # Greek ο ι ν ρ α and Α Β Ε Ζ Η Ι Κ Μ Ν Ο Ρ Τ Υ Χ; Armenian օ ս
+    "\u03bf\u03b9\u03bd\u03c1\u03b1\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7"
+    "\u0585\u057d")
+
 
 
 @dataclass(frozen=True)
@@ -48,7 +67,7 @@ class HiddenText:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "at": self.start, "codepoint": self.codepoint, "name": self.name,
-                **({"text": self.text} if self.kind == "mixed-script" else {})}
+                **({"text": self.text} if self.kind != "invisible" else {})}
 
 
 def is_hidden(ch: str) -> bool:
@@ -56,7 +75,18 @@ def is_hidden(ch: str) -> bool:
     if ch in _ALLOWED_CONTROLS:
         return False
     category = unicodedata.category(ch)
-    return category in _FLAGGED_CATEGORIES or (category == "Zs" and ch != " ")
+    return category in _FLAGGED_CATEGORIES or (category == "Zs" and ch != " ") or ch in _BLANK or category == "Me"
+
+
+def _loose_mark(text: str, i: int) -> bool:
+    """A combining mark that does not simply accent a letter: on a non-letter (``=`` + U+0338 reads
+    ``≠``), at the start, or the third and later mark on one letter (stacks paint over other lines)."""
+    if unicodedata.category(text[i]) not in ("Mn", "Mc"):
+        return False
+    base = i
+    while base > 0 and unicodedata.category(text[base - 1]) in ("Mn", "Mc", "Me"):
+        base -= 1
+    return base == 0 or not text[base - 1].isalpha() or i - base >= _MARKS_ON_A_LETTER
 
 
 def char_name(ch: str) -> str:
@@ -83,8 +113,13 @@ def _scripts(word: str) -> list[str]:
 def findings(text: str) -> list[HiddenText]:
     """Every hidden character and mixed-script identifier in ``text``, in order of position."""
     found: list[HiddenText] = []
+    if text.isascii():  # the usual command: only control characters can hide in it
+        return [HiddenText("invisible", m.start(), m.end(), m.group(), f"U+{ord(m.group()):04X}",
+                           char_name(m.group())) for m in _ASCII_HIDDEN.finditer(text)]
     for i, ch in enumerate(text):
-        if is_hidden(ch):
+        if ch in _EMOJI_STYLE and i and unicodedata.category(text[i - 1]) == "So":
+            continue  # ❤️: U+FE0F asks for the emoji form of the symbol before it
+        if is_hidden(ch) or _loose_mark(text, i):
             found.append(HiddenText("invisible", i, i + 1, ch, f"U+{ord(ch):04X}", char_name(ch)))
     for match in _WORD.finditer(text):
         word = match.group()
@@ -93,6 +128,9 @@ def findings(text: str) -> list[HiddenText]:
         scripts = _scripts(word)
         if len(scripts) > 1:
             found.append(HiddenText("mixed-script", match.start(), match.end(), word, "", "+".join(scripts)))
+        elif scripts and scripts != ["LATIN"] and all(c in _LOOKS_LATIN for c in word if c.isalpha()):
+            found.append(HiddenText("confusable", match.start(), match.end(), word, "", f"{scripts[0]} letters "
+                                    "that look like Latin ones"))
     return sorted(found, key=lambda f: (f.start, f.kind))
 
 
@@ -116,6 +154,8 @@ def segments(text: str) -> Iterator[tuple[str, str, str]]:
             plain = []
         if finding.kind == "invisible":
             yield "invisible", escaped(finding.text), f"{finding.codepoint} {finding.name}"
+        elif finding.kind == "confusable":
+            yield "confusable", "".join(escaped(ch) for ch in finding.text), f"identifier in {finding.name}"
         else:
             yield "mixed-script", _spell_mixed(finding.text), f"identifier mixes scripts: {finding.name}"
         i = finding.end
@@ -173,7 +213,8 @@ def with_hidden_text(classification: Classification, command: dict[str, Any]) ->
         return Classification(classification.risk, classification.reason, classification.language,
                               classification.statement, details)
     what = " and ".join({"invisible": "invisible or bidi characters",
-                         "mixed-script": "mixed-script identifiers"}[k] for k in kinds)
+                         "mixed-script": "mixed-script identifiers",
+                         "confusable": "words in letters that look like Latin ones"}[k] for k in kinds)
     reason = f"the command holds {what} ({len(found)}); as written it is {classification.risk.value}: " \
              f"{classification.reason}"
     return Classification(Risk.HIDDEN_TEXT, reason, classification.language, classification.statement,

@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import httpx
 
+from broker.approvals import shown
 from broker.notify.base import ApprovalAsk
-from broker.notify.messages import summary
+from broker.notify.messages import summary, whole_command
 from broker.problems import Unavailable
 
 
@@ -21,9 +22,14 @@ class LogicAppNotifier:
         self._timeout = timeout
 
     def payload(self, asks: list[ApprovalAsk]) -> dict[str, object]:
+        """What the Logic App shows its approvers: the whole command (escaped, never cut: its approvers
+        have no page to read the rest on), the hidden-character warnings and the measured impact."""
         first = summary(asks[0])
         first.pop("link")
         first.pop("approver")
+        r = asks[0].request
+        first["command"] = whole_command(shown.parts(r.command, r.preview) if r.kind == "command" else [])
+        first["command_truncated"], first["more_chars"] = False, 0
         return {**first, "decision_url": asks[0].decision_url,
                 "approvers": [{"tenant_id": a.approver.tenant_id, "object_id": a.approver.object_id,
                                "name": a.approver.name, "email": a.approver.email} for a in asks]}

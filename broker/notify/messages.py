@@ -32,21 +32,27 @@ def one_line(text: str, limit: int) -> str:
 def summary(ask: ApprovalAsk) -> dict[str, object]:
     r = ask.request
     blocks = shown.parts(r.command, r.preview) if r.kind == "command" else []
-    command, more = _bounded("\n\n".join(f"[{b.title}]\n{b.plain()}" for b in blocks), EMAIL_COMMAND_CHARS)
+    command, more = _bounded(whole_command(blocks), EMAIL_COMMAND_CHARS)
     now = datetime.now(UTC)
     minutes = max(0, int((r.expires_at - now).total_seconds() // 60))
     what = (f"{r.grant.get('level', '?')} access to {r.target} for {r.grant.get('duration', '')}"
             if r.kind == "grant" else f"{r.classification.get('statement') or 'a command'} on {r.target}")
     return {
-        "approver": ask.approver.name, "requester": r.requester.get("display_name") or r.requester_key,
+        "approver": ask.approver.name, "requester": shown.text(r.requester.get("display_name") or r.requester_key),
         "requester_id": r.requester_key, "requester_kind": r.requester.get("kind", ""), "target": r.target,
         "kind": r.kind, "what": what, "risk": r.classification.get("risk", ""),
-        "risk_reason": r.classification.get("reason", ""), "reason": r.reason, "ticket": r.ticket,
+        "risk_reason": r.classification.get("reason", ""), "reason": shown.text(r.reason),
+        "ticket": shown.text(r.ticket),
         "command": command, "command_truncated": more > 0, "more_chars": more,
         "warnings": shown.warnings(blocks), "impact": (found.lines if (found := shown.impact(r.preview)) else []),
         "quorum": r.quorum, "expires_at": r.expires_at.strftime("%Y-%m-%d %H:%M UTC"), "minutes_left": minutes,
         "link": ask.link, "request_id": r.request_id,
     }
+
+
+def whole_command(blocks: list[shown.Part]) -> str:
+    """Every block approvers read, hidden characters escaped, uncut (the Logic App gets all of it)."""
+    return "\n\n".join(f"[{b.title}]\n{b.plain()}" for b in blocks)
 
 
 def _bounded(text: str, limit: int) -> tuple[str, int]:

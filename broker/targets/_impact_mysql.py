@@ -3,14 +3,17 @@ back, counted by the server (``ROW_COUNT()``, PyMySQL's ``rowcount``), and the b
 
 What a rollback cannot undo refuses the trial: a trigger (code the broker cannot inspect), a table
 that is not transactional (MyISAM, Aria, FEDERATED, CONNECT: the change would stay or reach another
-server), a write through a view, and an INSERT into a table with an ``AUTO_INCREMENT`` column (InnoDB
-does not give the values back). Per-table counts exist only for a single-table statement (the server
+server), a write through a view, an INSERT into a table with an ``AUTO_INCREMENT`` column (InnoDB
+does not give the values back), and a write that can use a column default drawing a MariaDB sequence.
+DDL commits implicitly here, so only single UPDATE, DELETE and INSERT statements are ever tried.
+Per-table counts exist only for a single-table statement (the server
 has no per-transaction table statistics); rows a foreign key cascades into are not counted, and
 approvers are told which tables they are. No sample of rows: UPDATE has no ``RETURNING`` here.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,7 +59,20 @@ def _query(cur: pymysql.cursors.Cursor, sql: str, args: Sequence[Any]) -> list[t
     return list(cur.fetchall())
 
 
-def refusal(cur: pymysql.cursors.Cursor, stmt: exp.Expression, database: str) -> tuple[str, list[str]]:
+def _sequence_default(cur: pymysql.cursors.Cursor, stmt: exp.Expression, tables: list[tuple[str, str]],
+                      sql: str) -> str:
+    """The written table whose column default draws a MariaDB sequence (``DEFAULT NEXTVAL(s)``), when
+    the statement can use that default (an INSERT, or ``SET c = DEFAULT``); else ''."""
+    if not (isinstance(stmt, exp.Insert) or re.search(r"\bdefault\b", sql, re.IGNORECASE)):
+        return ""
+    for schema, name in tables:
+        if _query(cur, "SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+                       "AND LOWER(COLUMN_DEFAULT) LIKE %s LIMIT 1", (schema, name, "%nextval(%")):
+            return f"{schema}.{name}"
+    return ""
+
+
+def refusal(cur: pymysql.cursors.Cursor, stmt: exp.Expression, database: str, sql: str) -> tuple[str, list[str]]:
     """Why the trial must not run, or '' and notes for approvers (cascades not counted)."""
     named = {(t.db or database, t.name) for t in stmt.find_all(exp.Table) if t.name}
     written = _target(stmt, database)
@@ -84,6 +100,10 @@ def refusal(cur: pymysql.cursors.Cursor, stmt: exp.Expression, database: str) ->
                      "AND EXTRA LIKE %s LIMIT 1", (*written, "%auto_increment%")):
             return (f"{written[0]}.{written[1]} draws AUTO_INCREMENT values, which a rollback does not return",
                     notes)
+    drawn = _sequence_default(cur, stmt, [written] if written is not None else sorted(named), sql)
+    if drawn:
+        return f"{drawn} draws values from a sequence (a column default), and a rollback does not return them", notes
+    if written is not None:
         children = _query(cur, "SELECT DISTINCT CONSTRAINT_SCHEMA, TABLE_NAME FROM "
                                "information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = %s "
                                "AND REFERENCED_TABLE_NAME = %s AND (DELETE_RULE <> 'RESTRICT' AND DELETE_RULE "
@@ -113,7 +133,7 @@ def measure(conn: BoundedConnection, sql: str, database: str) -> Impact:
         return Impact(measured=False, reason="the statement does not change rows (only UPDATE, DELETE and "
                                              "INSERT are measured)")
     with conn.cursor() as cur:
-        why, notes = refusal(cur, stmt, database)
+        why, notes = refusal(cur, stmt, database, sql)
         if why:
             return Impact(measured=False, reason=why)
         rows = run_counted(conn, sql)  # a RETURNING result is read off the wire, kept nowhere

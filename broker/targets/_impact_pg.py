@@ -6,8 +6,10 @@ did so far (cascades and trigger writes included), read before and after the sta
 of changed rows is the statement's own ``RETURNING``, or ``RETURNING *`` appended inside a savepoint
 (a statement that refuses it runs again without). Before the trial runs, the catalog is asked what the
 statement would set off beyond its rows: user triggers and rules (code the broker cannot inspect, which
-could reach another connection), foreign tables, writes through views, and sequences drawn by an
-INSERT (``nextval`` is not rolled back). Any of those and the trial is refused: approvers read why.
+could reach another connection), foreign tables, writes through views, sequences drawn by an
+INSERT (``nextval`` is not rolled back), and user-defined functions that the write runs through a
+column default, a check constraint, a row-level security policy or an index expression. Any of those
+and the trial is refused: approvers read why.
 """
 
 from __future__ import annotations
@@ -51,6 +53,16 @@ SELECT r.oid::regclass::text, c.relkind,
           AND a.attidentity <> '')
   OR EXISTS (SELECT 1 FROM pg_attrdef d WHERE d.adrelid = r.oid
              AND pg_get_expr(d.adbin, d.adrelid) ~* 'nextval\\s*\\(')
+  OR EXISTS (SELECT 1 FROM pg_attrdef d WHERE d.adrelid = r.oid AND EXISTS (SELECT 1 FROM pg_depend x
+             WHERE x.classid = 'pg_attrdef'::regclass AND x.objid = d.oid AND x.refclassid = 'pg_proc'::regclass
+             AND x.refobjid NOT IN (SELECT oid FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace))),
+  EXISTS (SELECT 1 FROM pg_depend x WHERE x.refclassid = 'pg_proc'::regclass
+          AND x.refobjid NOT IN (SELECT oid FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace)
+          AND ((x.classid = 'pg_constraint'::regclass
+                AND x.objid IN (SELECT oid FROM pg_constraint WHERE conrelid = r.oid))
+            OR (x.classid = 'pg_policy'::regclass AND x.objid IN (SELECT oid FROM pg_policy WHERE polrelid = r.oid))
+            OR (x.classid = 'pg_class'::regclass
+                AND x.objid IN (SELECT indexrelid FROM pg_index WHERE indrelid = r.oid))))
 FROM rel r JOIN pg_class c ON c.oid = r.oid
 """
 
@@ -78,25 +90,42 @@ def _name(table: exp.Table) -> str:
     return ".".join(part.sql(dialect="postgres") for part in table.parts if part.name)
 
 
+def _written(stmt: exp.Expression) -> list[tuple[exp.Table, bool]]:
+    """Every table the statement writes, with whether that write can draw a sequence value: the
+    statement's own target and those of its data-modifying CTEs (``WITH i AS (INSERT …) UPDATE …``
+    inserts too, and its ``nextval`` defaults are drawn in the trial as in the run)."""
+    out = []
+    for node in [stmt, *stmt.find_all(*_ROW_CHANGES)]:
+        table = write_target(node)
+        if table is not None and _name(table) and all(table is not t for t, _ in out):
+            out.append((table, isinstance(node, exp.Insert | exp.Merge)))
+    return out
+
+
 def refusal(conn: psycopg.Connection, sql: str, stmt: exp.Expression) -> str:
     """Why the trial must not run (an effect outside the transaction), or ''."""
-    target = write_target(stmt)
     names = [name for t in stmt.find_all(exp.Table) if (name := _name(t))]
-    draws = isinstance(stmt, exp.Insert | exp.Merge) or re.search(r"\bdefault\b", sql, re.IGNORECASE) is not None
-    target_oid = None
-    if target is not None and _name(target):
-        target_oid = conn.execute("SELECT to_regclass(%s)::text", (_name(target),)).fetchone()[0]
-    for name, relkind, triggers, rules, sequence in conn.execute(_EFFECTS, (names,)).fetchall():
+    defaults = re.search(r"\bdefault\b", sql, re.IGNORECASE) is not None
+    written: dict[str, bool] = {}
+    for table, inserts in _written(stmt):
+        oid = conn.execute("SELECT to_regclass(%s)::text", (_name(table),)).fetchone()[0]
+        if oid is not None:
+            written[oid] = written.get(oid, False) or inserts or defaults
+    for name, relkind, triggers, rules, sequence, hooks in conn.execute(_EFFECTS, (names,)).fetchall():
         if triggers:
             return f"a trigger on {name} runs code the broker cannot inspect (it could reach outside the transaction)"
         if rules:
             return f"a rule on {name} rewrites the statement"
         if relkind == "f":
             return f"{name} is a foreign table: the change would reach another server"
-        if name == target_oid and relkind not in ("r", "p"):
+        if name in written and relkind not in ("r", "p"):
             return f"{name} is not a table (a write through a view or other relation is not measured)"
-        if sequence and draws and name == target_oid:
-            return f"{name} draws values from a sequence, and a rollback does not return them"
+        if sequence and written.get(name):
+            return (f"{name} draws values from a sequence or runs a function in a column default, and a rollback "
+                    "does not undo either")
+        if hooks:  # on any relation it reaches: a cascade updates the child, a policy runs on reads too
+            return (f"a check constraint, row-level security policy or index expression of {name} runs a function "
+                    "the broker cannot inspect")
     return ""
 
 

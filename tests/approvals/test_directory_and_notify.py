@@ -110,6 +110,16 @@ def test_logic_app_gets_one_post_listing_the_approvers_without_their_links():
                                   "email": ADA.email}]
 
 
+def test_the_logic_app_gets_the_whole_command_escaped_with_its_warnings():
+    """Its approvers read the command in the Logic App's own message and have no page with the
+    rest: nothing is cut for them (a mail cuts at 8,000 characters and links to the page)."""
+    long = LogicAppNotifier(lambda: "").payload([ask(20000)])
+    assert long["command"].count("x") == 20000 and long["command_truncated"] is False and long["more_chars"] == 0
+    hidden = LogicAppNotifier(lambda: "").payload([ask(sql="UPDATE t SET a = 1 WHERE id = 3 /* \u2066x\u2069 */")])
+    assert "\u2066" not in hidden["command"] and "⟨U+2066 LEFT-TO-RIGHT ISOLATE⟩" in hidden["command"]
+    assert any("U+2069 POP DIRECTIONAL ISOLATE" in w for w in hidden["warnings"])
+
+
 def test_logic_app_failure_is_unavailable():
     with pytest.raises(Unavailable):
         LogicAppNotifier(lambda: "http://127.0.0.1:9/nothing", timeout=1).ask([ask()])

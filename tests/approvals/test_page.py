@@ -48,6 +48,40 @@ def test_everything_shown_is_escaped():
         assert shown in html
 
 
+def test_hidden_characters_outside_the_command_are_escaped_too():
+    """The agent's reason and ticket, its display name, sampled values and table names are text from
+    others as well: none of their bidi or invisible characters renders (mail and Logic App alike)."""
+    from broker.notify.base import ApprovalAsk
+    from broker.notify.messages import approval_email
+    from tests.approvals.test_directory_and_notify import ADA
+
+    sample = {"measured": True, "statement_rows": 1, "changed": 1, "notes": [], "reason": "",
+              "tables": [{"table": "public.cust\u200bomers", "inserted": 0, "updated": 1, "deleted": 0,
+                          "changed": 1, "total": 9, "total_exact": True}],
+              "sample": {"columns": ["na\u2066me"], "rows": [["Ada \u202e gnp.exe"]], "of": 1}}
+    r = request(command={"language": "sql", "sql": "UPDATE customers SET notes = 'x' WHERE id = 3"},
+                reason="routine \u202e0 < di RO", ticket="INC\u00ad-1",
+                requester={"tenant_id": "t", "object_id": "o", "display_name": "Dev\u200bin", "kind": "app"},
+                preview={"impact": sample})
+    html, _ = page.page(view(r=r), "/api/approvals/x", "tok")
+    email = approval_email(ApprovalAsk(ADA, r, "http://127.0.0.1/l", "http://127.0.0.1/d"))
+    for body in (html, email.text, email.html):
+        for ch in ("\u202e", "\u200b", "\u2066", "\u00ad"):
+            assert ch not in body
+        assert "⟨U+202E RIGHT-TO-LEFT OVERRIDE⟩" in body and "⟨U+200B ZERO WIDTH SPACE⟩" in body
+        assert "⟨U+00AD SOFT HYPHEN⟩" in body
+    assert "⟨U+2066 LEFT-TO-RIGHT ISOLATE⟩" in html  # the sample's column (the mail has no sample)
+
+
+def test_thousands_of_hidden_characters_are_counted_not_listed():
+    from broker.approvals import shown
+
+    blocks = shown.parts({"language": "sql", "sql": "UPDATE t SET a = 1 WHERE id = 3 /*" + "\u200b" * 5000 + "*/"})
+    listed = shown.warnings(blocks)
+    assert len(listed) == shown.WARNINGS_LISTED + 1 and listed[-1].startswith("… and 4950 more")
+    assert blocks[0].plain().count("⟨U+200B ZERO WIDTH SPACE⟩") == 5000
+
+
 def test_strict_content_security_policy():
     html, headers = page.page(view(), "/a", "t")
     csp = headers["Content-Security-Policy"]

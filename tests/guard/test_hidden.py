@@ -16,6 +16,13 @@ FLAGGED = [
     ("\ufeff", "ZERO WIDTH NO-BREAK SPACE"), ("\u00ad", "SOFT HYPHEN"), ("\U000e0041", "TAG LATIN CAPITAL LETTER A"),
     ("\u00a0", "NO-BREAK SPACE"), ("\u3000", "IDEOGRAPHIC SPACE"), ("\u2028", "LINE SEPARATOR"),
     ("\x1b", ""), ("\x7f", ""), ("\ue000", ""),
+    ("\u2068", "FIRST STRONG ISOLATE"), ("\U000e0001", "LANGUAGE TAG"), ("\U000e007f", "CANCEL TAG"),
+    # blank although Unicode files them as marks, letters or symbols
+    ("\u034f", "COMBINING GRAPHEME JOINER"), ("\ufe0f", "VARIATION SELECTOR-16"),
+    ("\U000e0100", "VARIATION SELECTOR-17"), ("\u3164", "HANGUL FILLER"), ("\uffa0", "HALFWIDTH HANGUL FILLER"),
+    ("\u115f", "HANGUL CHOSEONG FILLER"), ("\u2800", "BRAILLE PATTERN BLANK"), ("\u17b4", "KHMER VOWEL INHERENT AQ"),
+    # a combining mark on no letter: ``= \u0338`` renders as ``≠``; enclosing marks circle their neighbours
+    ("\u0338", "COMBINING LONG SOLIDUS OVERLAY"), ("\u20dd", "COMBINING ENCLOSING CIRCLE"),
 ]
 
 
@@ -43,9 +50,28 @@ def test_mixed_script_identifiers_are_found_and_their_foreign_letters_escaped(wo
     assert "LATIN" not in marked[0][1]  # the majority script stays as it is
 
 
+@pytest.mark.parametrize("word", ["\u0441\u043e\u0440", "\u041e\u0420\u0415\u0425", "\u0455\u0441\u043e\u0440\u0435",
+                                  "\u03bf\u03b9", "\u0391\u0392\u0395"])
+def test_a_word_wholly_in_latin_lookalike_letters_of_another_script_is_found(word):
+    text = f"UPDATE t SET x = 1 WHERE {word} = 3"
+    (found,) = findings(text)
+    assert found.kind == "confusable" and found.text == word
+    marked = [shown for kind, shown, _ in segments(text) if kind == "confusable"]
+    assert marked and all(ch not in marked[0] for ch in word) and marked[0].count("⟨U+") == len(word)
+
+
+def test_marks_stacked_on_a_letter_past_two_are_found():
+    assert findings("SELECT 'a\u0301\u0302'") == []  # Vietnamese stacks two
+    (found,) = findings("SELECT 'a\u0301\u0302\u0303' -- x")
+    assert found.codepoint == "U+0303"
+    assert [f.codepoint for f in findings("\u0301SELECT 1")] == ["U+0301"]
+
+
 @pytest.mark.parametrize("text", [
     "SELECT name FROM customers WHERE id = 3", "SELECT 'café', 'naïve' FROM t", "SELECT * FROM таблица",
     "SELECT '日本語' AS x", "SELECT '🙂'", "SELECT 1\n\tFROM t\r\n", "SELECT 'Straße'",
+    "SELECT 'cafe\u0301', 'Vie\u0323\u0302t'", "SELECT '\u2764\ufe0f', '👍🏽'", "SELECT * FROM t WHERE city = 'Москва'",
+    "SELECT 'все', 'ά'", "SELECT 'Αθήνα'",
 ])
 def test_ordinary_text_is_left_alone(text):
     assert findings(text) == []
@@ -83,3 +109,12 @@ def test_policy_knows_the_class():
     from broker.policy.model import RiskName
 
     assert list(get_args(RiskName)) == [r.value for r in Risk]
+
+
+def test_the_ascii_fast_path_flags_exactly_the_controls():
+    from broker.guard.hidden import is_hidden
+
+    for ch in map(chr, range(128)):
+        found = [f.codepoint for f in findings(f"SELECT '{ch}'")]
+        assert found == ([f"U+{ord(ch):04X}"] if is_hidden(ch) else []), repr(ch)
+    assert [f.start for f in findings("a\x00b\x1bc\x7f")] == [1, 3, 5]

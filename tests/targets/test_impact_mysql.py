@@ -34,6 +34,11 @@ def tables(maria):
             "INSERT INTO demo.imp_audited VALUES (1, 1)",
             "CREATE TRIGGER demo.imp_audit BEFORE UPDATE ON demo.imp_audited FOR EACH ROW SET NEW.v = NEW.v + 1",
             "CREATE VIEW demo.imp_view AS SELECT * FROM demo.imp_items",
+            "DROP TABLE IF EXISTS demo.imp_seqd",
+            "DROP SEQUENCE IF EXISTS demo.imp_seq",
+            "CREATE SEQUENCE demo.imp_seq NOCACHE",
+            "CREATE TABLE demo.imp_seqd (id INT DEFAULT NEXTVAL(demo.imp_seq), v INT) ENGINE=InnoDB",
+            "INSERT INTO demo.imp_seqd (id, v) VALUES (0, 1)",
         ]:
             cur.execute(sql)
     return maria
@@ -88,9 +93,23 @@ def test_an_insert_select_is_counted(tables, engine):
     ("UPDATE `imp_audited` SET v = 5 WHERE id = 1", "trigger"),
     ("UPDATE imp_view SET price = 0 WHERE id = 1", "not a table"),
     ("SELECT 1", "does not change rows"),
+    # a sequence default (MariaDB 10.3+) is drawn like AUTO_INCREMENT and not given back
+    ("INSERT INTO imp_seqd (v) VALUES (2)", "sequence"),
+    ("INSERT INTO imp_seqd (v) SELECT price FROM imp_items", "sequence"),
+    ("UPDATE imp_seqd SET id = DEFAULT WHERE v = 1", "sequence"),
+    # DDL commits implicitly on MySQL/MariaDB: it is never tried
+    ("ALTER TABLE imp_items ADD COLUMN z INT", "does not change rows"),
+    ("CREATE TABLE imp_new AS SELECT * FROM imp_items", "does not change rows"),
+    ("TRUNCATE TABLE imp_archive", "does not change rows"),
+    ("INSERT INTO imp_archive VALUES (1, 'a', 1); DROP TABLE imp_archive", "does not change rows"),
 ])
 def test_a_trial_that_a_rollback_cannot_undo_is_refused(tables, engine, sql, why):
+    drawn = "SELECT next_not_cached_value FROM imp_seq"
+    before = value(engine, tables, drawn)
     impact = measure(engine, tables, sql)
+    assert value(engine, tables, drawn) == before
+    assert value(engine, tables, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'demo' "
+                                 "AND TABLE_NAME = 'imp_items' AND COLUMN_NAME = 'z'") == 0
     assert not impact.measured and why in impact.reason
     assert value(engine, tables, "SELECT v FROM imp_myisam WHERE id = 1") == 1
     assert value(engine, tables, "SELECT v FROM imp_audited WHERE id = 1") == 1
@@ -114,3 +133,15 @@ def test_the_bound_run_commits_within_and_rolls_back_past_it(tables, engine):
                                   ImpactBound(rows=10, tables={"demo.imp_items": 10}))
     assert done.affected == 10
     assert str(value(engine, tables, "SELECT SUM(price) FROM imp_items WHERE grp = 'a'")) == "65"
+
+
+def test_a_trial_waits_no_longer_than_its_lock_timeout(tables, engine):
+    with tables.server.admin() as other, other.cursor() as cur:
+        cur.execute("START TRANSACTION")
+        cur.execute("SELECT * FROM demo.imp_items WHERE id = 40 FOR UPDATE")
+        held = Command("sql", sql="UPDATE imp_items SET price = 0 WHERE id = 40")
+        impact = engine.measure_impact(tables.target, held, tables.writer, ExecutionLimits(timeout_ms=1000),
+                                       sample_rows=1)
+        cur.execute("ROLLBACK")
+    assert not impact.measured and impact.error and impact.rows is None, impact
+    assert str(value(engine, tables, "SELECT price FROM imp_items WHERE id = 40")) == "40"

@@ -32,6 +32,25 @@ def tables(pg):
             "$$BEGIN INSERT INTO imp_audit_log VALUES (NEW.v); RETURN NEW; END$$",
             "CREATE TRIGGER imp_audit AFTER UPDATE ON imp_audited FOR EACH ROW EXECUTE FUNCTION imp_log()",
             "CREATE VIEW imp_view AS SELECT * FROM imp_items",
+            # user code a write runs without a trigger: in a check, an index expression, a policy, a default
+            "DROP TABLE IF EXISTS imp_checked, imp_indexed, imp_policed, imp_defaulted, imp_stamped CASCADE",
+            "DROP FUNCTION IF EXISTS imp_side(int), imp_side_default() CASCADE",
+            "DROP SEQUENCE IF EXISTS imp_side_seq",
+            "CREATE SEQUENCE imp_side_seq",
+            "CREATE FUNCTION imp_side(v int) RETURNS bool LANGUAGE plpgsql IMMUTABLE AS "
+            "$$BEGIN PERFORM nextval('imp_side_seq'); RETURN v IS NOT NULL; END$$",
+            "CREATE FUNCTION imp_side_default() RETURNS int LANGUAGE sql AS $$SELECT nextval('imp_side_seq')::int$$",
+            "CREATE TABLE imp_checked (id int PRIMARY KEY, v int CHECK (imp_side(v)))",
+            "CREATE TABLE imp_indexed (id int PRIMARY KEY, v int)",
+            "CREATE INDEX imp_indexed_side ON imp_indexed ((imp_side(v)))",
+            "CREATE TABLE imp_policed (id int PRIMARY KEY, v int)",
+            "ALTER TABLE imp_policed ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY imp_policed_side ON imp_policed USING (imp_side(v))",
+            "CREATE TABLE imp_defaulted (id int, v int DEFAULT imp_side_default())",
+            "CREATE TABLE imp_stamped (id int, at timestamptz DEFAULT now(), u uuid DEFAULT gen_random_uuid())",
+            "INSERT INTO imp_checked VALUES (1, 1)", "INSERT INTO imp_indexed VALUES (1, 1)",
+            "INSERT INTO imp_policed VALUES (1, 1)", "INSERT INTO imp_defaulted VALUES (1, 1)",
+            "GRANT USAGE ON SEQUENCE imp_side_seq TO writer",
             "GRANT ALL ON ALL TABLES IN SCHEMA public TO writer",
             "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO writer",
         ]:
@@ -91,11 +110,25 @@ def test_an_insert_select_is_counted_and_a_statement_with_its_own_returning_keep
     ("INSERT INTO imp_serial (v) VALUES (1)", "sequence"),
     ("INSERT INTO imp_serial (v) SELECT price FROM imp_items", "sequence"),
     ("UPDATE imp_serial SET id = DEFAULT WHERE v = 1", "sequence"),
+    # a data-modifying CTE writes a table of its own: its sequence is drawn as well
+    ("WITH i AS (INSERT INTO imp_serial (v) VALUES (1) RETURNING id) UPDATE imp_items SET price = 0 WHERE id = 1",
+     "sequence"),
+    ("WITH i AS (INSERT INTO imp_serial (v) VALUES (1) RETURNING id) DELETE FROM imp_items WHERE id = 1",
+     "sequence"),
+    ("WITH u AS (UPDATE imp_audited SET v = 3 WHERE id = 1 RETURNING id) DELETE FROM imp_items WHERE id = 1",
+     "trigger on imp_audited"),
+    ("WITH u AS (UPDATE imp_view SET price = 0 WHERE id = 1 RETURNING id) DELETE FROM imp_items WHERE id = 1",
+     "not a table"),
     ("UPDATE imp_audited SET v = 2 WHERE id = 1", "trigger on imp_audited"),
     ('UPDATE "imp_audited" SET v = 2 WHERE id = 1', "trigger on imp_audited"),
     ("UPDATE public.IMP_AUDITED SET v = 2 WHERE id = 1", "trigger on imp_audited"),
     ("UPDATE imp_view SET price = 0 WHERE id = 1", "not a table"),
     ("SELECT 1", "does not change rows"),
+    # never tried: they cannot run in a transaction, or are not row changes
+    ("VACUUM imp_items", "does not change rows"),
+    ("CREATE INDEX CONCURRENTLY imp_price ON imp_items (price)", "does not change rows"),
+    ("UPDATE imp_items SET price = 0 WHERE id = 1; UPDATE imp_items SET price = 0 WHERE id = 2",
+     "does not change rows"),
 ])
 def test_a_trial_that_a_rollback_cannot_undo_is_refused(tables, engine, sql, why):
     before = count(engine, tables, "SELECT last_value FROM imp_serial_id_seq")
@@ -140,3 +173,45 @@ def test_the_bound_run_commits_within_and_rolls_back_past_it(tables, engine):
                                   ImpactBound(rows=10, tables={"imp_items": 10}, max_rows_changed=10))
     assert done.affected == 10
     assert count(engine, tables, "SELECT sum(price) FROM imp_items WHERE grp = 'a'") == 65
+
+
+def test_a_trigger_added_after_the_trial_cannot_write_another_table_unseen(tables, engine):
+    """The trial saw no trigger; one created before the approved run writes an audit table. The bound
+    counts per table what the run's transaction changed, so the run rolls back."""
+    sql = "UPDATE imp_items SET price = price WHERE id = 5"
+    impact = measure(engine, tables, sql)
+    assert impact.measured and [t.table for t in impact.tables] == ["imp_items"]
+    bound = ImpactBound(rows=impact.rows, tables={t.table: t.changed for t in impact.tables})
+    with tables.server.admin("demo") as db:
+        db.execute("CREATE FUNCTION imp_late_log() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$BEGIN INSERT INTO imp_audit_log VALUES (NEW.price); RETURN NEW; END$$")
+        db.execute("CREATE TRIGGER imp_late AFTER UPDATE ON imp_items FOR EACH ROW EXECUTE FUNCTION imp_late_log()")
+    try:
+        with pytest.raises(Conflict) as err:
+            engine.execute_bounded(tables.target, Command("sql", sql=sql), tables.writer, LIMITS, bound)
+        assert err.value.code == "impact_exceeded" and "imp_audit_log" in err.value.detail
+    finally:
+        with tables.server.admin("demo") as db:
+            db.execute("DROP FUNCTION imp_late_log() CASCADE")
+    assert count(engine, tables, "SELECT count(*) FROM imp_audit_log") == 0
+
+
+@pytest.mark.parametrize(("sql", "why"), [
+    ("UPDATE imp_checked SET v = 2 WHERE id = 1", "check constraint"),
+    ("INSERT INTO imp_checked VALUES (2, 2)", "check constraint"),
+    ("UPDATE imp_indexed SET v = 2 WHERE id = 1", "index expression"),
+    ("UPDATE imp_policed SET v = 2 WHERE id = 1", "row-level security"),
+    ("UPDATE imp_items SET price = 0 WHERE id IN (SELECT id FROM imp_policed)", "row-level security"),
+    ("INSERT INTO imp_defaulted (id) VALUES (2)", "column default"),
+    ("UPDATE imp_defaulted SET v = DEFAULT WHERE id = 1", "column default"),
+])
+def test_user_code_a_write_runs_without_a_trigger_refuses_the_trial(tables, engine, sql, why):
+    before = count(engine, tables, "SELECT last_value FROM imp_side_seq")
+    impact = measure(engine, tables, sql)
+    assert not impact.measured and why in impact.reason, impact
+    assert count(engine, tables, "SELECT last_value FROM imp_side_seq") == before
+
+
+def test_built_in_defaults_and_a_write_that_does_not_use_them_are_measured(tables, engine):
+    assert measure(engine, tables, "INSERT INTO imp_stamped (id) VALUES (1)").measured
+    assert measure(engine, tables, "UPDATE imp_defaulted SET v = 5 WHERE id = 1").measured

@@ -23,6 +23,7 @@ from devhost.smtp import read_message
 from devhost.stack import REPO_ROOT, DevStack, Ports
 
 TWO_PERSON_GROUP = "two-person-rule"
+BOUNDED_GROUP = "bounded-writes"  # callers whose approved writes may change at most 2 rows
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/api/approvals/[0-9a-f-]{36}\?t=[\w.-]+")
 
 
@@ -41,6 +42,11 @@ def _policy(path: Path) -> Path:
         "id": "hidden-text-needs-a-dba", "description": "commands with hidden characters go to a DBA, never run freely",
         "when": {"targets": ["demo-postgres"], "risk": ["hidden-text"]},
         "effect": "approve", "approval": {"groups": ["dba-approvers"], "quorum": 1, "timeout_seconds": 900}})
+    policy["rules"].insert(0, {
+        "id": "bounded-writes", "description": "these callers' writes may change at most two rows",
+        "when": {"groups": [BOUNDED_GROUP], "targets": ["demo-postgres"], "risk": ["write"]},
+        "effect": "approve", "approval": {"groups": ["dba-approvers"], "quorum": 1, "timeout_seconds": 900},
+        "limits": {"max_rows_changed": 2}})
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path
 

@@ -15,7 +15,7 @@ from broker.approvals import ApprovalTokens
 from broker.approvals import signature as hmac_signature
 from broker.secrets import SecretValue
 from devhost.identities import DEV_TENANT, IDENTITIES
-from tests.approvals.e2e.conftest import TWO_PERSON_GROUP, Flow, touch
+from tests.approvals.e2e.conftest import BOUNDED_GROUP, TWO_PERSON_GROUP, Flow, touch
 
 pytestmark = pytest.mark.e2e
 ADA, BO = "ada@dev.example", "bo@dev.example"
@@ -260,3 +260,35 @@ def test_an_agent_holding_approver_roles_cannot_reach_a_quorum_alone(flow):
     assert sorted((d.outcome["via"], d.outcome["signed_in"]) for d in decided) == [("entra", True),
                                                                                    ("entra-app", False)]
     assert flow.refusals(rid).count("caller_cannot_approve") == 4
+
+
+def test_a_change_measured_past_max_rows_changed_fails_before_anyone_is_asked(flow):
+    """The policy lets these callers change at most two rows: a trial that changes three fails the
+    request at once (no approver spends time on a change that could never run); one that changes
+    two is shown with the bound, approved, and runs."""
+    with flow.stack.postgres.admin("demo") as db:  # type: ignore[union-attr]
+        db.execute("DELETE FROM customers WHERE name = 'e2e-bound'")
+        for cid in (9201, 9202, 9203):
+            db.execute("INSERT INTO customers (id, name, notes, created_at) VALUES (%s, 'e2e-bound', 'b', now())",
+                       (cid,))
+    token = flow.token("devin", groups=("agents", BOUNDED_GROUP))
+    three = flow.execute("UPDATE customers SET notes = 'e2e-bound-3' WHERE name = 'e2e-bound'", token=token)
+    assert three.status_code == 202, three.text
+    rid = three.json()["request_id"]
+    flow.idle()
+    ended = flow.status(rid)
+    assert ended["status"] == "failed" and ended["error"]["code"] == "impact_exceeded", ended
+    assert "approval.notified" not in flow.events(rid) and "execute.preview" in flow.events(rid)
+    previews = [s.record for s in flow.reader.by_request(rid) if s.record.event == "execute.preview"]
+    measured = [p.outcome["impact"] for p in previews if p.outcome.get("status") == "ok"]
+    assert measured and measured[0]["max_rows_changed"] == 2 and "max_rows_changed (2)" in measured[0]["exceeds"]
+    assert flow.rows("SELECT count(*) FROM customers WHERE notes = 'e2e-bound-3'") == [(0,)]
+
+    two = flow.execute("UPDATE customers SET notes = 'e2e-bound-2' WHERE id IN (9201, 9202)", token=token)
+    rid = two.json()["request_id"]
+    link = flow.links(rid)[ADA]
+    page = flow.open(link).text
+    assert "changes 2 of" in page and "the policy lets it change at most 2 row(s)" in page
+    assert flow.decide(link).status_code == 200
+    assert flow.wait_status(rid, "done", "failed")["status"] == "done"
+    assert flow.rows("SELECT count(*) FROM customers WHERE notes = 'e2e-bound-2'") == [(2,)]

@@ -110,6 +110,42 @@ def test_a_bidi_override_is_shown_escaped_with_a_warning(flow, browser):
     assert flow.wait_status(rid, "denied")["status"] == "denied"
 
 
+PAD = "".join(f"step {i:05d} checked; " for i in range(4000))  # 88,000 characters: past the mail's 8,000
+DISGUISED = ("UPDATE customers SET notes = 'e2e-disguised' WHERE id = 214 /* " + PAD
+             + "\u2066INC-8\u2069 del\u00adete \U000e0041\U000e007f =\u0338 */ AND name <> '\u0441\u043e\u0440'")
+
+
+def test_every_disguise_is_shown_escaped_even_at_the_end_of_a_long_command(flow, browser):
+    """Isolates, a soft hyphen, tag characters, a combining overlay and a Cyrillic word that reads as
+    Latin, after 88,000 characters: the page shows the command whole with each one marked; the mail
+    cuts, says how much more there is, and still warns about every one."""
+    from selenium.webdriver.common.by import By
+
+    rid = flow.pending(DISGUISED)["request_id"]
+    assert flow.status(rid)["risk"] == "hidden-text"
+    browser.get(newest_link(flow, rid, "ada@dev.example"))
+    command = browser.find_element(By.ID, "command")
+    text = command.get_attribute("textContent")
+    assert PAD in text and text.endswith("AND name <> '⟨U+0441 CYRILLIC SMALL LETTER ES⟩⟨U+043E CYRILLIC SMALL "
+                                         "LETTER O⟩⟨U+0440 CYRILLIC SMALL LETTER ER⟩'"), text[-300:]
+    marks = [m.get_attribute("textContent") for m in command.find_elements(By.CSS_SELECTOR, "mark")]
+    assert marks == ["⟨U+2066 LEFT-TO-RIGHT ISOLATE⟩", "⟨U+2069 POP DIRECTIONAL ISOLATE⟩", "⟨U+00AD SOFT HYPHEN⟩",
+                     "⟨U+E0041 TAG LATIN CAPITAL LETTER A⟩", "⟨U+E007F CANCEL TAG⟩",
+                     "⟨U+0338 COMBINING LONG SOLIDUS OVERLAY⟩", marks[-1]], marks
+    assert command.find_elements(By.CSS_SELECTOR, "mark.confusable")
+    for hidden in ("\u2066", "\u2069", "\u00ad", "\U000e0041", "\u0338", "\u0441"):
+        assert hidden not in text
+    warning = browser.find_element(By.ID, "hidden-warning").text
+    assert "U+00AD SOFT HYPHEN" in warning and "CYRILLIC letters that look like Latin ones" in warning
+    mail = next(read_message(p) for p in sorted((flow.stack.state_dir / "mail").glob("*.eml"), reverse=True)
+                if rid in read_message(p).get_body(("plain",)).get_content())
+    body = mail.get_body(("plain",)).get_content()
+    assert "more characters not shown in this mail" in body and "U+0338 COMBINING LONG SOLIDUS OVERLAY" in body
+    assert "\u2066" not in body and "\u0338" not in body
+    browser.find_element(By.ID, "deny").click()
+    assert flow.wait_status(rid, "denied")["status"] == "denied"
+
+
 def test_kubectl_apply_shows_the_whole_manifest_and_its_dry_run_diff(flow, browser):
     """The issue's attack: "bump nginx patch" was a privileged hostPID deployment of a foreign image.
     The approver now reads the whole manifest and the server-side dry run's diff."""
@@ -153,12 +189,17 @@ def test_the_approver_reads_the_measured_rows_and_a_change_that_grew_is_rolled_b
     with flow.stack.postgres.admin("demo") as db:
         db.execute("DELETE FROM customers WHERE name = 'e2e-grow'")
         for cid in (9101, 9102, 9103):
-            db.execute("INSERT INTO customers (id, name, notes, created_at) VALUES (%s, 'e2e-grow', 'before', now())",
-                       (cid,))
+            db.execute("INSERT INTO customers (id, name, email, card_number, notes, created_at) VALUES "
+                       "(%s, 'e2e-grow', %s, '4111111111111111', 'before', now())", (cid, f"grow{cid}@example.com"))
     rid = flow.pending(GROW)["request_id"]
     browser.get(newest_link(flow, rid, "ada@dev.example"))
     lines = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#impact li")]
     assert any(line.startswith("changes 3 of") and "customers" in line and "3 updated" in line for line in lines), lines
+    # the changed rows, as they would be, masked: approvers never read the personal data they change
+    sample = browser.find_element(By.ID, "impact-sample")
+    cells = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")] for tr in sample.find_elements(By.TAG_NAME, "tr")]
+    assert len([row for row in cells if row]) == 3 and all("e2e-grown" in row for row in cells if row), cells
+    assert "grow9101@example.com" not in sample.text and "4111111111111111" not in sample.text, sample.text
     assert browser.find_elements(By.ID, "impact-warning") == []
     assert flow.rows("SELECT count(*) FROM customers WHERE notes = 'e2e-grown'") == [(0,)]  # the trial rolled back
 
