@@ -13,9 +13,13 @@ depends on its value (``WHERE email LIKE 'a%'``, ``ORDER BY``, ``CASE``, a windo
 function argument, a join condition, ``pg_sleep`` under a ``CASE``), which lets an agent read it bit
 by bit. Every such use is reported; the execute path turns it into the ``sensitive-predicate`` risk.
 Plain uses that reveal no more than the placeholder do not count: the bare column as an output,
-``GROUP BY``/``PARTITION BY`` the bare column, ``count(col)``, ``count(DISTINCT col)``, ``col IS [NOT]
-NULL``, and a lookup by a value the agent already knows (``col = 'literal'``, ``col <> 'literal'``,
-``col IN ('a', 'b')``) in ``WHERE``/``HAVING``/``ON``.
+``GROUP BY`` the bare column, ``count(col)``, ``count(DISTINCT col)``, ``col IS [NOT] NULL``, and a
+lookup by a value the agent already knows (``col = 'literal'``, ``col <> 'literal'``, ``col IN ('a',
+'b')``) in ``WHERE``/``HAVING``/``ON``. A column is bare only while it holds the stored values alone:
+unioned with literals or a clean column, it holds values of the agent's choosing, and grouping or
+removing duplicates over it (``GROUP BY``, ``DISTINCT``, ``UNION``) sorts them against the stored
+ones (the rows' order, and what a ``LIMIT`` keeps, then read the value bit by bit): a predicate.
+``PARTITION BY`` always is one (the window sorts the rows by the column).
 
 Unresolvable lineage fails closed: every output masked whole (``Lineage.outputs`` is None), and a
 predicate when the text names a sensitive column at all.
@@ -41,7 +45,8 @@ UNRESOLVED = "unresolved"
 
 ALLOWED = ("count(*)", "count(col)", "count(DISTINCT col)", "col IS NULL", "col IS NOT NULL",
            "count(...) OVER (PARTITION BY col)")
-"""Projections whose value reveals no more than the placeholder would: they pass through clean."""
+"""Projections whose value reveals no more than the placeholder would: their values pass through clean
+(``PARTITION BY`` a sensitive column still makes the statement a predicate: see the module docstring)."""
 
 _CLAUSES = {"where": "WHERE", "having": "HAVING", "joins": "JOIN ... ON", "group": "GROUP BY",
             "order": "ORDER BY", "qualify": "QUALIFY", "distinct": "DISTINCT ON", "limit": "LIMIT",
@@ -182,7 +187,12 @@ class _Walker:
             left, right = self.query(node.left, inner), self.query(node.right, inner)
             if len(left) != len(right):
                 raise _Unresolvable("the branches of a set operation differ in width")
-            merged = [(name, lt | rt, lb and rb) for (name, lt, lb), (_, rt, rb) in zip(left, right, strict=True)]
+            # Bare only when both branches are bare sensitive columns (or both clean): a sensitive column
+            # unioned with literals or a clean column holds values of the agent's choosing beside it.
+            merged = [(name, lt | rt, lb and rb and bool(lt) == bool(rt))
+                      for (name, lt, lb), (_, rt, rb) in zip(left, right, strict=True)]
+            if node.args.get("distinct"):
+                self._deduplicated(merged, "UNION/INTERSECT/EXCEPT (duplicates removed)")
             self._clauses(node, inner, merged)
             return merged
         if isinstance(node, exp.Values):
@@ -231,8 +241,19 @@ class _Walker:
         for projection in node.expressions:
             taint, bare = self._projection(projection, env, aliases)
             aliases.append((projection.alias_or_name, taint, bare))
+        distinct = node.args.get("distinct")
+        if isinstance(distinct, exp.Distinct) and not distinct.args.get("on"):
+            self._deduplicated(aliases, "DISTINCT")
         self._clauses(node, env, aliases)
         return aliases
+
+    def _deduplicated(self, columns: list[tuple[str, Taint, bool]], clause: str) -> None:
+        """Removing duplicates sorts or hashes rows by their values: the order (and what a LIMIT
+        keeps) then follows a mixed sensitive column's order against the values beside it."""
+        for _, taint, bare in columns:
+            if taint and not bare:
+                sources = sorted({s for kind, s in taint if kind != UNRESOLVED}) or ["a column of unknown lineage"]
+                self.predicates.append(f"{', '.join(sources)} shapes the answer in {clause}")
 
     def _source(self, node: exp.Expression, env: _Env) -> None:
         alias = node.alias_or_name.lower() if node.alias_or_name else ""
@@ -256,9 +277,13 @@ class _Walker:
             for name, taint, bare in self.query(inner, env):
                 source.columns[name.lower()] = (taint, bare)
         else:  # a table function (generate_series, unnest, jsonb_to_recordset...): its arguments' taint
-            function = inner.this if isinstance(inner, exp.Table) else inner
-            taint = self.taint(function, env, [])
-            self._uses(function, env, [], "from_")
+            functions = ([inner.this] if inner.this is not None else list(inner.args.get("rows_from") or ())) \
+                if isinstance(inner, exp.Table) else [inner]  # ROWS FROM (f(...), g(...)): every function
+            if not functions or not all(isinstance(f, exp.Expression) for f in functions):
+                raise _Unresolvable(f"a {inner.key} in FROM the broker cannot follow")
+            taint = frozenset().union(*(self.taint(f, env, []) for f in functions))
+            for function in functions:
+                self._uses(function, env, [], "from_")
             source.default = (taint, False)
         if names and source.columns:
             values = list(source.columns.values())
@@ -410,11 +435,10 @@ def _plain(column: exp.Column | exp.TableColumn, top: exp.Expression, clause: st
                                                           and rest[0].this is count))
         if isinstance(first, exp.Is) and isinstance(first.expression, exp.Null):
             return all(isinstance(n, exp.Not) for n in inner[1:])
-        if isinstance(first, exp.Window) and column.arg_key == "partition_by":
-            return len(inner) == 1
-        return False
-    if clause == "group":
-        return column.parent is top or (isinstance(column.parent, exp.Group))
+        return False  # PARTITION BY too: the window sorts the rows by it, so their order follows it
+    if clause == "group":  # a bare column: its groups come out in its sort or hash order among stored values only
+        bare = resolved is not None and resolved[1]
+        return bare and (column.parent is top or isinstance(column.parent, exp.Group))
     if clause in ("where", "having", "joins", "qualify"):
         if not chain:
             return False
@@ -499,6 +523,8 @@ def analyse(sql: str, dialect: str, schema: Schema, sensitivity: Sensitivity) ->
         return _unknown(str(exc), named)
     except RecursionError:
         return _unknown("the statement nests too deeply", named)
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:  # a tree shape not foreseen
+        return _unknown(f"lineage could not be followed ({type(exc).__name__})", named)
     outputs = tuple(_output(name, taint, bare) for name, taint, bare in columns)
     touches = walker.touches or any(o.kind or o.content_only for o in outputs)
     return Lineage(outputs, tuple(dict.fromkeys(walker.predicates)), touches)

@@ -26,7 +26,8 @@ CASES = [
     ("SELECT substr(email, 1, 1), count(*) FROM customers GROUP BY 1", ["email", None], True),
     ("WITH c AS (SELECT email AS e FROM customers) SELECT e FROM c", ["email"], False),
     ("SELECT x.e FROM (SELECT email AS e FROM customers) x", ["email"], False),
-    ("SELECT id FROM orders UNION SELECT card_number FROM customers", ["card"], False),
+    ("SELECT id FROM orders UNION ALL SELECT card_number FROM customers", ["card"], False),
+    ("SELECT id FROM orders UNION SELECT card_number FROM customers", ["card"], True),  # sorted against ids
     ("SELECT (SELECT email FROM customers LIMIT 1)", ["email"], False),
     ("SELECT c FROM customers c", ["sensitive"], False),
     ("SELECT row_to_json(c) FROM customers c", ["sensitive"], True),
@@ -38,10 +39,27 @@ CASES = [
     ("SELECT o.id, o.amount FROM orders o JOIN customers c ON c.id = o.customer_id", [None, None], False),
     ("SELECT o.id FROM orders o JOIN customers c ON c.email = o.status", [None], True),
     ("SELECT row_number() OVER (ORDER BY email) FROM customers", ["email"], True),
-    ("SELECT count(*) OVER (PARTITION BY email) FROM customers", [None], False),
+    ("SELECT count(*) OVER (PARTITION BY email) FROM customers", [None], True),  # rows come out in email order
+    ("SELECT id, count(*) OVER (PARTITION BY x) FROM (SELECT id, email x FROM customers "
+     "UNION ALL SELECT -1, 'm') s", [None, None], True),
+    # A guess unioned into a sensitive column, then grouped or deduplicated: sorted against the stored value.
+    ("SELECT x, count(*) FROM (SELECT email x FROM customers UNION ALL SELECT 'm') s GROUP BY x",
+     ["email", None], True),
+    ("SELECT x FROM (SELECT email x FROM customers UNION ALL SELECT name FROM customers) s GROUP BY x",
+     ["email"], True),
+    ("SELECT DISTINCT x, t FROM (SELECT email x, 1 t FROM customers UNION ALL SELECT 'm', 2) s",
+     ["email", None], True),
+    ("SELECT email, 1 FROM customers UNION SELECT 'm', 2", ["email", None], True),
+    ("SELECT email FROM customers UNION SELECT card_number FROM customers", ["sensitive"], False),
+    ("SELECT DISTINCT email FROM customers", ["email"], False),
+    ("SELECT e, count(*) FROM (SELECT email e FROM customers UNION ALL SELECT email FROM customers) s "
+     "GROUP BY e", ["email", None], False),
     ("SELECT id, email IS NULL FROM customers", [None, None], False),
     ("SELECT status, sum(amount) FROM orders GROUP BY status ORDER BY 2 DESC", [None, None], False),
     ("EXPLAIN ANALYZE SELECT id FROM customers WHERE email LIKE 'a%'", [], True),
+    ("SELECT i, e FROM ROWS FROM (unnest(ARRAY[1]), unnest(ARRAY(SELECT email FROM customers))) AS r(i, e)",
+     ["email", "email"], False),  # a function's columns all carry every argument's taint
+    ("SELECT i FROM ROWS FROM (generate_series(1, 3)) AS r(i)", [None], False),
 ]
 
 
