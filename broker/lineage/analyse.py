@@ -13,13 +13,13 @@ depends on its value (``WHERE email LIKE 'a%'``, ``ORDER BY``, ``CASE``, a windo
 function argument, a join condition, ``pg_sleep`` under a ``CASE``), which lets an agent read it bit
 by bit. Every such use is reported; the execute path turns it into the ``sensitive-predicate`` risk.
 Plain uses that reveal no more than the placeholder do not count: the bare column as an output,
-``GROUP BY`` the bare column, ``count(col)``, ``count(DISTINCT col)``, ``col IS [NOT] NULL``, and a
-lookup by a value the agent already knows (``col = 'literal'``, ``col <> 'literal'``, ``col IN ('a',
-'b')``) in ``WHERE``/``HAVING``/``ON``. A column is bare only while it holds the stored values alone:
-unioned with literals or a clean column, it holds values of the agent's choosing, and grouping or
-removing duplicates over it (``GROUP BY``, ``DISTINCT``, ``UNION``) sorts them against the stored
-ones (the rows' order, and what a ``LIMIT`` keeps, then read the value bit by bit): a predicate.
-``PARTITION BY`` always is one (the window sorts the rows by the column).
+``count(col)``, ``count(DISTINCT col)``, ``col IS [NOT] NULL``, and a lookup by a value the agent
+already knows (``col = 'literal'``, ``col <> 'literal'``, ``col IN ('a', 'b')``) in
+``WHERE``/``HAVING``/``ON``. ``GROUP BY``, ``DISTINCT``, ``UNION``/``INTERSECT``/``EXCEPT`` (without
+``ALL``) and ``PARTITION BY`` over a sensitive column are predicates: the engine may sort the rows by
+it (a large table, a key that cannot be hashed, a window), so their order and what a ``LIMIT`` keeps
+follow the column as ``ORDER BY`` would; with a guess unioned in beside the stored value, that reads
+it bit by bit.
 
 Unresolvable lineage fails closed: every output masked whole (``Lineage.outputs`` is None), and a
 predicate when the text names a sensitive column at all.
@@ -187,10 +187,7 @@ class _Walker:
             left, right = self.query(node.left, inner), self.query(node.right, inner)
             if len(left) != len(right):
                 raise _Unresolvable("the branches of a set operation differ in width")
-            # Bare only when both branches are bare sensitive columns (or both clean): a sensitive column
-            # unioned with literals or a clean column holds values of the agent's choosing beside it.
-            merged = [(name, lt | rt, lb and rb and bool(lt) == bool(rt))
-                      for (name, lt, lb), (_, rt, rb) in zip(left, right, strict=True)]
+            merged = [(name, lt | rt, lb and rb) for (name, lt, lb), (_, rt, rb) in zip(left, right, strict=True)]
             if node.args.get("distinct"):
                 self._deduplicated(merged, "UNION/INTERSECT/EXCEPT (duplicates removed)")
             self._clauses(node, inner, merged)
@@ -248,10 +245,10 @@ class _Walker:
         return aliases
 
     def _deduplicated(self, columns: list[tuple[str, Taint, bool]], clause: str) -> None:
-        """Removing duplicates sorts or hashes rows by their values: the order (and what a LIMIT
-        keeps) then follows a mixed sensitive column's order against the values beside it."""
-        for _, taint, bare in columns:
-            if taint and not bare:
+        """Removing duplicates may sort the rows by their values (the engine's choice): their order,
+        and what a ``LIMIT`` keeps, then follow a sensitive column's order, as ``ORDER BY`` would."""
+        for _, taint, _ in columns:
+            if taint:
                 sources = sorted({s for kind, s in taint if kind != UNRESOLVED}) or ["a column of unknown lineage"]
                 self.predicates.append(f"{', '.join(sources)} shapes the answer in {clause}")
 
@@ -436,9 +433,6 @@ def _plain(column: exp.Column | exp.TableColumn, top: exp.Expression, clause: st
         if isinstance(first, exp.Is) and isinstance(first.expression, exp.Null):
             return all(isinstance(n, exp.Not) for n in inner[1:])
         return False  # PARTITION BY too: the window sorts the rows by it, so their order follows it
-    if clause == "group":  # a bare column: its groups come out in its sort or hash order among stored values only
-        bare = resolved is not None and resolved[1]
-        return bare and (column.parent is top or isinstance(column.parent, exp.Group))
     if clause in ("where", "having", "joins", "qualify"):
         if not chain:
             return False
