@@ -55,7 +55,8 @@ _CLAUSES = {"where": "WHERE", "having": "HAVING", "joins": "JOIN ... ON", "group
             "match": "MATCH_RECOGNIZE", "sample": "TABLESAMPLE", "settings": "SETTINGS", "cluster": "CLUSTER BY",
             "distribute": "DISTRIBUTE BY", "sort": "SORT BY", "locks": "FOR UPDATE"}
 _BOOLEAN = (exp.And, exp.Or, exp.Not, exp.Paren)
-_LITERAL = (exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Parameter)
+_NUMERIC = re.compile(r"(?:(?:tiny|small|medium|big)?int|integer|numeric|decimal|dec|float|double|real|"
+                      r"(?:small)?money|bit|year|oid)\b|int[248]\b|float[48]\b", re.IGNORECASE)
 
 Taint = frozenset[tuple[str, str]]  # (placeholder type, source "schema.table.column")
 _CLEAN: Taint = frozenset()
@@ -385,11 +386,38 @@ class _Walker:
                     continue
                 if any(kind != UNRESOLVED for kind, _ in taint):
                     self.touches = True
-                if not _plain(current, node if root is None else root, clause, resolved):
+                if not _plain(current, node if root is None else root, clause, resolved, self._numeric(taint)):
                     sources = sorted({s for kind, s in taint if kind != UNRESOLVED}) or ["a column of unknown lineage"]
                     self.predicates.append(f"{', '.join(sources)} shapes the answer in {_CLAUSES.get(clause, clause)}")
                 continue
             stack.extend(current.iter_expressions())
+
+
+    def _numeric(self, taint: Taint) -> bool:
+        """Whether every sensitive source is a numeric column (a number compared with it is a lookup)."""
+        for kind, source in taint:
+            schema_name, _, rest = source.partition(".")
+            table, _, column = rest.rpartition(".")
+            key = (schema_name, table)
+            columns, types = self.schema.tables.get(key, ()), self.schema.types.get(key, ())
+            if kind == UNRESOLVED or column not in columns or len(types) != len(columns):
+                return False
+            if not _NUMERIC.match(types[columns.index(column)]):
+                return False
+        return True
+
+
+def _known(other: exp.Expression, numeric: bool) -> bool:
+    """A value the agent wrote itself, compared as it is. A number (or a boolean, MySQL's 1/0) against a
+    text column is not one: MySQL and SQL Server convert the text's numeric prefix (``'4111 1111 ...' =
+    4111`` is true), which reads the start of the value."""
+    if isinstance(other, (exp.Null, exp.Placeholder, exp.Parameter)):
+        return True
+    if isinstance(other, exp.Literal):
+        return bool(other.is_string) or numeric
+    if isinstance(other, exp.Neg) and isinstance(other.this, exp.Literal) and not other.this.is_string:
+        return numeric
+    return isinstance(other, exp.Boolean) and numeric
 
 
 def _allowed(node: exp.Expression) -> bool:
@@ -412,7 +440,7 @@ def _count_plain(node: exp.Count) -> bool:
 
 
 def _plain(column: exp.Column | exp.TableColumn, top: exp.Expression, clause: str,
-           resolved: tuple[Taint, bool] | None) -> bool:
+           resolved: tuple[Taint, bool] | None, numeric: bool = False) -> bool:
     """Whether this use of a sensitive column reveals no more than its placeholder."""
     chain: list[exp.Expression] = []
     current: exp.Expression = column
@@ -439,10 +467,10 @@ def _plain(column: exp.Column | exp.TableColumn, top: exp.Expression, clause: st
         first = chain[0]
         if isinstance(first, (exp.EQ, exp.NEQ, exp.NullSafeEQ)):
             other = first.expression if first.this is column else first.this
-            ok = isinstance(other, _LITERAL) or (isinstance(other, exp.Neg) and isinstance(other.this, exp.Literal))
+            ok = _known(other, numeric)
         elif isinstance(first, exp.In):
             ok = first.this is column and not first.args.get("query") and all(
-                isinstance(e, _LITERAL) for e in first.expressions)
+                _known(e, numeric) for e in first.expressions)
         elif isinstance(first, exp.Is):
             ok = isinstance(first.expression, exp.Null)
         else:
