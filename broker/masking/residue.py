@@ -35,24 +35,28 @@ def views(text: str) -> Iterator[str]:
     flat = [squeezed, squeezed[::-1], "".join(line[::-1] for line in lines), text[::-1]]
     yield from flat
     yield from _dump(lines)
-    for view in flat[:2]:
-        yield from _decoded(view, DEPTH)
+    # every decoded run in one string (no value holds a NUL): one search instead of one per run
+    yield "\0".join(piece for view in flat[:2] for piece in _decoded(view, DEPTH))
 
 
 def _decoded(text: str, depth: int) -> Iterator[str]:
     """Base64 and hex runs of ``text`` decoded, and those decoded again (``depth`` levels)."""
     if depth <= 0:
         return
-    for run in _B64_RUN.findall(text):
-        data = _b64(run)
-        if data:
-            plain = data.decode("utf-8", "replace")
-            yield plain
-            yield from _decoded("".join(plain.split()), depth - 1)
-    for run in _HEX_RUN.findall(text):
-        plain = bytes.fromhex(run).decode("utf-8", "replace")
+    for data in [*map(_b64, _B64_RUN.findall(text)), *map(bytes.fromhex, _HEX_RUN.findall(text))]:
+        if not data:
+            continue
+        plain = data.decode("utf-8", "replace")
         yield plain
-        yield from _decoded("".join(plain.split()), depth - 1)
+        if depth > 1 and _textual(data):  # decoded again only where it decoded to text (not noise)
+            yield from _decoded("".join(plain.split()), depth - 1)
+
+
+_PRINTABLE = bytes([9, 10, 13, *range(32, 127)])
+
+
+def _textual(data: bytes) -> bool:
+    return len(data.translate(None, _PRINTABLE)) <= 0.05 * len(data)
 
 
 def _b64(run: str) -> bytes:
