@@ -187,6 +187,9 @@ ORDINARY = [
      "GROUP BY o.status ORDER BY 1", True),
     ("SELECT count(*) FROM (SELECT DISTINCT status FROM orders) s", True),
     ("SELECT id, name FROM customers WHERE email IN ('nobody@example.com', 'x@example.com') OR id = 7", True),
+    # Top customers with their (masked) email: aggregate by id, then join the sensitive column as it is.
+    ("SELECT c.id, c.email, t.total FROM customers c JOIN (SELECT customer_id, sum(amount) total FROM orders "
+     "GROUP BY customer_id) t ON t.customer_id = c.id ORDER BY t.total DESC, c.id LIMIT 5", True),
 ]
 
 _SECRET_SHAPES = [re.compile(p) for p in (r"sk_live_\w{8,}", r"ghp_\w{20,}", r"AKIA[A-Z2-7]{16}",
