@@ -34,9 +34,9 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
-from sqlglot.optimizer.qualify import qualify
-from sqlglot.schema import MappingSchema
 
+from broker.lineage.plain import NUMERIC, allowed, plain_use
+from broker.lineage.qualify import qualified_tree
 from broker.lineage.schema import Schema, TableKey
 from broker.lineage.sensitivity import FREE_TEXT, Sensitivity
 
@@ -54,9 +54,6 @@ _CLAUSES = {"where": "WHERE", "having": "HAVING", "joins": "JOIN ... ON", "group
             "windows": "WINDOW", "connect": "CONNECT BY", "prewhere": "PREWHERE", "laterals": "LATERAL",
             "match": "MATCH_RECOGNIZE", "sample": "TABLESAMPLE", "settings": "SETTINGS", "cluster": "CLUSTER BY",
             "distribute": "DISTRIBUTE BY", "sort": "SORT BY", "locks": "FOR UPDATE"}
-_BOOLEAN = (exp.And, exp.Or, exp.Not, exp.Paren)
-_NUMERIC = re.compile(r"(?:(?:tiny|small|medium|big)?int|integer|numeric|decimal|dec|float|double|real|"
-                      r"(?:small)?money|bit|year|oid)\b|int[248]\b|float[48]\b", re.IGNORECASE)
 
 Taint = frozenset[tuple[str, str]]  # (placeholder type, source "schema.table.column")
 _CLEAN: Taint = frozenset()
@@ -301,7 +298,7 @@ class _Walker:
                     aliases: list[tuple[str, Taint, bool]]) -> tuple[Taint, bool]:
         node = projection.this if isinstance(projection, exp.Alias) else projection
         taint = self.taint(node, env, aliases)
-        if _allowed(node):
+        if allowed(node):
             return _CLEAN, False
         if isinstance(node, (exp.Column, exp.TableColumn)):
             resolved = self._column(node, env, aliases)
@@ -386,7 +383,7 @@ class _Walker:
                     continue
                 if any(kind != UNRESOLVED for kind, _ in taint):
                     self.touches = True
-                if not _plain(current, node if root is None else root, clause, resolved, self._numeric(taint)):
+                if not plain_use(current, node if root is None else root, clause, resolved, self._numeric(taint)):
                     sources = sorted({s for kind, s in taint if kind != UNRESOLVED}) or ["a column of unknown lineage"]
                     self.predicates.append(f"{', '.join(sources)} shapes the answer in {_CLAUSES.get(clause, clause)}")
                 continue
@@ -402,115 +399,9 @@ class _Walker:
             columns, types = self.schema.tables.get(key, ()), self.schema.types.get(key, ())
             if kind == UNRESOLVED or column not in columns or len(types) != len(columns):
                 return False
-            if not _NUMERIC.match(types[columns.index(column)]):
+            if not NUMERIC.match(types[columns.index(column)]):
                 return False
         return True
-
-
-def _known(other: exp.Expression, numeric: bool) -> bool:
-    """A value the agent wrote itself, compared as it is. A number (or a boolean, MySQL's 1/0) against a
-    text column is not one: MySQL and SQL Server convert the text's numeric prefix (``'4111 1111 ...' =
-    4111`` is true), which reads the start of the value."""
-    if isinstance(other, (exp.Null, exp.Placeholder, exp.Parameter)):
-        return True
-    if isinstance(other, exp.Literal):
-        return bool(other.is_string) or numeric
-    if isinstance(other, exp.Neg) and isinstance(other.this, exp.Literal) and not other.this.is_string:
-        return numeric
-    return isinstance(other, exp.Boolean) and numeric
-
-
-def _allowed(node: exp.Expression) -> bool:
-    """A projection on the ``ALLOWED`` list (its value reveals nothing the placeholder does not)."""
-    if isinstance(node, exp.Window) and isinstance(node.this, exp.Count) and not node.args.get("order"):
-        return _count_plain(node.this)
-    if isinstance(node, exp.Count):
-        return _count_plain(node)
-    if isinstance(node, exp.Not):
-        node = node.this
-    return isinstance(node, exp.Is) and isinstance(node.expression, exp.Null) and isinstance(node.this, exp.Column)
-
-
-def _count_plain(node: exp.Count) -> bool:
-    inner = node.this
-    if isinstance(inner, exp.Distinct):
-        items = inner.expressions
-        return len(items) == 1 and isinstance(items[0], (exp.Column, exp.Star))
-    return inner is None or isinstance(inner, (exp.Column, exp.Star))
-
-
-def _plain(column: exp.Column | exp.TableColumn, top: exp.Expression, clause: str,
-           resolved: tuple[Taint, bool] | None, numeric: bool = False) -> bool:
-    """Whether this use of a sensitive column reveals no more than its placeholder."""
-    chain: list[exp.Expression] = []
-    current: exp.Expression = column
-    while current is not top and current.parent is not None:
-        current = current.parent
-        chain.append(current)
-    if clause == "expressions":
-        inner = [n for n in chain if not isinstance(n, exp.Alias)]
-        if column is top or not inner:
-            return True  # the value itself: masked whole or by content, like the column
-        first = inner[0]
-        if isinstance(first, exp.Count) or (isinstance(first, exp.Distinct) and len(inner) > 1
-                                            and isinstance(inner[1], exp.Count)):
-            count = first if isinstance(first, exp.Count) else inner[1]
-            rest = inner[inner.index(count) + 1:]
-            return _count_plain(count) and (not rest or (len(rest) == 1 and isinstance(rest[0], exp.Window)
-                                                          and rest[0].this is count))
-        if isinstance(first, exp.Is) and isinstance(first.expression, exp.Null):
-            return all(isinstance(n, exp.Not) for n in inner[1:])
-        return False  # PARTITION BY too: the window sorts the rows by it, so their order follows it
-    if clause in ("where", "having", "joins", "qualify"):
-        if not chain:
-            return False
-        first = chain[0]
-        if isinstance(first, (exp.EQ, exp.NEQ, exp.NullSafeEQ)):
-            other = first.expression if first.this is column else first.this
-            ok = _known(other, numeric)
-        elif isinstance(first, exp.In):
-            ok = first.this is column and not first.args.get("query") and all(
-                _known(e, numeric) for e in first.expressions)
-        elif isinstance(first, exp.Is):
-            ok = isinstance(first.expression, exp.Null)
-        else:
-            ok = False
-        return ok and all(isinstance(n, (*_BOOLEAN, exp.Where, exp.Having, exp.Join, exp.Qualify))
-                          for n in chain[1:])
-    return False
-
-
-def _qualified(tree: exp.Expression, schema: Schema, dialect: str) -> exp.Expression:
-    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    for function in tree.find_all(exp.Lateral, exp.Unnest):  # LATERAL f(...) g, unnest(...) u: one column, g
-        alias = function.args.get("alias")
-        if alias is not None and not alias.columns and not isinstance(function.this, exp.Query) and alias.name:
-            alias.set("columns", [exp.to_identifier(alias.name)])
-    for table in tree.find_all(exp.Table):
-        if isinstance(table.this, exp.Identifier) and not table.db and table.name.lower() not in ctes:
-            key = schema.find("", table.name)
-            if key is not None:
-                table.set("db", exp.to_identifier(key[0]))
-    return qualify(tree, schema=_mapping(schema, dialect), dialect=dialect, expand_stars=True,
-                   validate_qualify_columns=True, quote_identifiers=False,
-                   qualify_columns=True, allow_partial_qualification=False)
-
-
-_MAPPINGS: dict[tuple[int, str], MappingSchema] = {}
-
-
-def _mapping(schema: Schema, dialect: str) -> MappingSchema:
-    key = (id(schema), dialect)
-    mapping = _MAPPINGS.get(key)
-    if mapping is None:
-        nested: dict[str, dict[str, dict[str, str]]] = {}
-        for (db, table), columns in schema.tables.items():
-            nested.setdefault(db, {})[table] = dict.fromkeys(columns, "text")
-        mapping = MappingSchema(nested, dialect=dialect, normalize=True)
-        if len(_MAPPINGS) > 64:
-            _MAPPINGS.clear()
-        _MAPPINGS[key] = mapping
-    return mapping
 
 
 def analyse(sql: str, dialect: str, schema: Schema, sensitivity: Sensitivity) -> Lineage:
@@ -535,7 +426,7 @@ def analyse(sql: str, dialect: str, schema: Schema, sensitivity: Sensitivity) ->
         return Lineage(None if returning else (), touches=named, applies=returning,
                        unresolved="a changing statement's RETURNING is masked whole" if returning else "")
     try:
-        qualified = _qualified(tree, schema, dialect)
+        qualified = qualified_tree(tree, schema, dialect)
     except (SqlglotError, RecursionError, ValueError, KeyError) as exc:
         return _unknown(f"lineage could not be resolved ({type(exc).__name__})", named)
     walker = _Walker(schema, sensitivity)
