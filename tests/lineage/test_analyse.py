@@ -78,3 +78,24 @@ def test_lineage(sql: str, kinds: list[str | None], predicate: bool) -> None:
 def test_unresolved_fails_closed(sql: str) -> None:
     lineage = analyse(sql, "postgres", SCHEMA, SENSITIVE)
     assert lineage.outputs is None and lineage.touches and lineage.predicates
+
+
+def test_relations_holding_other_sessions_statements_are_sensitive_whole() -> None:
+    """MySQL's performance_schema and sys views, its general and slow logs, SQL Server's Query Store
+    keep other sessions' statement texts with their literals (an INSERT's email): masked whole."""
+    from broker.catalog import Target
+    from broker.lineage import sensitive_columns
+
+    schema = Schema({("performance_schema", "threads"): ("PROCESSLIST_INFO",),
+                     ("performance_schema", "events_statements_history_long"): ("SQL_TEXT",),
+                     ("mysql", "general_log"): ("argument",), ("sys", "x$statement_analysis"): ("query",),
+                     ("sys", "query_store_query_text"): ("query_sql_text",), ("sys", "tables"): ("name",),
+                     ("demo", "people"): ("id",)}, ("demo",))
+    target = Target.model_validate({"name": "db", "engine": "mysql",
+                                    "credential": {"source": "key-vault", "secret": "s"}})
+    found = sensitive_columns(schema, target)
+    assert {k[:2] for k in found.columns} == {("performance_schema", "threads"), ("mysql", "general_log"),
+                                              ("performance_schema", "events_statements_history_long"),
+                                              ("sys", "x$statement_analysis"), ("sys", "query_store_query_text")}
+    lineage = analyse("SELECT PROCESSLIST_INFO FROM performance_schema.threads", "mysql", schema, found)
+    assert [o.kind for o in lineage.outputs or ()] == ["statistics"]
