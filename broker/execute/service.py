@@ -121,6 +121,10 @@ class ExecuteService:
         classification = engine.resolve(target, command, classification,
                                         lambda: self._credentials.resolve(target.credential))
         classification = with_hidden_text(classification, command.canonical())
+        walled = target.sensitive.database_masking
+        if walled is not None and command.language == SQL.name:  # journaled with the decision, for auditors
+            classification = replace(classification, details={
+                **classification.details, "database_masking": {"kind": walled.kind, "role": walled.role}})
         if command.language != SQL.name or not self._lineage.applies(target, engine.dialect):
             return classification
         if engine.unavailable_reason() is not None:  # it cannot run here: the run refuses it (journaled)

@@ -13,9 +13,13 @@ depends on its value (``WHERE email LIKE 'a%'``, ``ORDER BY``, ``CASE``, a windo
 function argument, a join condition, ``pg_sleep`` under a ``CASE``), which lets an agent read it bit
 by bit. Every such use is reported; the execute path turns it into the ``sensitive-predicate`` risk.
 Plain uses that reveal no more than the placeholder do not count: the bare column as an output,
-``GROUP BY``/``PARTITION BY`` the bare column, ``count(col)``, ``count(DISTINCT col)``, ``col IS [NOT]
-NULL``, and a lookup by a value the agent already knows (``col = 'literal'``, ``col <> 'literal'``,
-``col IN ('a', 'b')``) in ``WHERE``/``HAVING``/``ON``.
+``count(col)``, ``count(DISTINCT col)``, ``col IS [NOT] NULL``, and a lookup by a value the agent
+already knows (``col = 'literal'``, ``col <> 'literal'``, ``col IN ('a', 'b')``) in
+``WHERE``/``HAVING``/``ON``. ``GROUP BY``, ``DISTINCT``, ``UNION``/``INTERSECT``/``EXCEPT`` (without
+``ALL``) and ``PARTITION BY`` over a sensitive column are predicates: the engine may sort the rows by
+it (a large table, a key that cannot be hashed, a window), so their order and what a ``LIMIT`` keeps
+follow the column as ``ORDER BY`` would; with a guess unioned in beside the stored value, that reads
+it bit by bit.
 
 Unresolvable lineage fails closed: every output masked whole (``Lineage.outputs`` is None), and a
 predicate when the text names a sensitive column at all.
@@ -30,9 +34,9 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
-from sqlglot.optimizer.qualify import qualify
-from sqlglot.schema import MappingSchema
 
+from broker.lineage.plain import NUMERIC, allowed, plain_use
+from broker.lineage.qualify import qualified_tree
 from broker.lineage.schema import Schema, TableKey
 from broker.lineage.sensitivity import FREE_TEXT, Sensitivity
 
@@ -41,7 +45,8 @@ UNRESOLVED = "unresolved"
 
 ALLOWED = ("count(*)", "count(col)", "count(DISTINCT col)", "col IS NULL", "col IS NOT NULL",
            "count(...) OVER (PARTITION BY col)")
-"""Projections whose value reveals no more than the placeholder would: they pass through clean."""
+"""Projections whose value reveals no more than the placeholder would: their values pass through clean
+(``PARTITION BY`` a sensitive column still makes the statement a predicate: see the module docstring)."""
 
 _CLAUSES = {"where": "WHERE", "having": "HAVING", "joins": "JOIN ... ON", "group": "GROUP BY",
             "order": "ORDER BY", "qualify": "QUALIFY", "distinct": "DISTINCT ON", "limit": "LIMIT",
@@ -49,8 +54,6 @@ _CLAUSES = {"where": "WHERE", "having": "HAVING", "joins": "JOIN ... ON", "group
             "windows": "WINDOW", "connect": "CONNECT BY", "prewhere": "PREWHERE", "laterals": "LATERAL",
             "match": "MATCH_RECOGNIZE", "sample": "TABLESAMPLE", "settings": "SETTINGS", "cluster": "CLUSTER BY",
             "distribute": "DISTRIBUTE BY", "sort": "SORT BY", "locks": "FOR UPDATE"}
-_BOOLEAN = (exp.And, exp.Or, exp.Not, exp.Paren)
-_LITERAL = (exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Parameter)
 
 Taint = frozenset[tuple[str, str]]  # (placeholder type, source "schema.table.column")
 _CLEAN: Taint = frozenset()
@@ -183,6 +186,8 @@ class _Walker:
             if len(left) != len(right):
                 raise _Unresolvable("the branches of a set operation differ in width")
             merged = [(name, lt | rt, lb and rb) for (name, lt, lb), (_, rt, rb) in zip(left, right, strict=True)]
+            if node.args.get("distinct"):
+                self._deduplicated(merged, "UNION/INTERSECT/EXCEPT (duplicates removed)")
             self._clauses(node, inner, merged)
             return merged
         if isinstance(node, exp.Values):
@@ -231,8 +236,19 @@ class _Walker:
         for projection in node.expressions:
             taint, bare = self._projection(projection, env, aliases)
             aliases.append((projection.alias_or_name, taint, bare))
+        distinct = node.args.get("distinct")
+        if isinstance(distinct, exp.Distinct) and not distinct.args.get("on"):
+            self._deduplicated(aliases, "DISTINCT")
         self._clauses(node, env, aliases)
         return aliases
+
+    def _deduplicated(self, columns: list[tuple[str, Taint, bool]], clause: str) -> None:
+        """Removing duplicates may sort the rows by their values (the engine's choice): their order,
+        and what a ``LIMIT`` keeps, then follow a sensitive column's order, as ``ORDER BY`` would."""
+        for _, taint, _ in columns:
+            if taint:
+                sources = sorted({s for kind, s in taint if kind != UNRESOLVED}) or ["a column of unknown lineage"]
+                self.predicates.append(f"{', '.join(sources)} shapes the answer in {clause}")
 
     def _source(self, node: exp.Expression, env: _Env) -> None:
         alias = node.alias_or_name.lower() if node.alias_or_name else ""
@@ -256,9 +272,13 @@ class _Walker:
             for name, taint, bare in self.query(inner, env):
                 source.columns[name.lower()] = (taint, bare)
         else:  # a table function (generate_series, unnest, jsonb_to_recordset...): its arguments' taint
-            function = inner.this if isinstance(inner, exp.Table) else inner
-            taint = self.taint(function, env, [])
-            self._uses(function, env, [], "from_")
+            functions = ([inner.this] if inner.this is not None else list(inner.args.get("rows_from") or ())) \
+                if isinstance(inner, exp.Table) else [inner]  # ROWS FROM (f(...), g(...)): every function
+            if not functions or not all(isinstance(f, exp.Expression) for f in functions):
+                raise _Unresolvable(f"a {inner.key} in FROM the broker cannot follow")
+            taint = frozenset().union(*(self.taint(f, env, []) for f in functions))
+            for function in functions:
+                self._uses(function, env, [], "from_")
             source.default = (taint, False)
         if names and source.columns:
             values = list(source.columns.values())
@@ -278,7 +298,7 @@ class _Walker:
                     aliases: list[tuple[str, Taint, bool]]) -> tuple[Taint, bool]:
         node = projection.this if isinstance(projection, exp.Alias) else projection
         taint = self.taint(node, env, aliases)
-        if _allowed(node):
+        if allowed(node):
             return _CLEAN, False
         if isinstance(node, (exp.Column, exp.TableColumn)):
             resolved = self._column(node, env, aliases)
@@ -363,108 +383,25 @@ class _Walker:
                     continue
                 if any(kind != UNRESOLVED for kind, _ in taint):
                     self.touches = True
-                if not _plain(current, node if root is None else root, clause, resolved):
+                if not plain_use(current, node if root is None else root, clause, resolved, self._numeric(taint)):
                     sources = sorted({s for kind, s in taint if kind != UNRESOLVED}) or ["a column of unknown lineage"]
                     self.predicates.append(f"{', '.join(sources)} shapes the answer in {_CLAUSES.get(clause, clause)}")
                 continue
             stack.extend(current.iter_expressions())
 
 
-def _allowed(node: exp.Expression) -> bool:
-    """A projection on the ``ALLOWED`` list (its value reveals nothing the placeholder does not)."""
-    if isinstance(node, exp.Window) and isinstance(node.this, exp.Count) and not node.args.get("order"):
-        return _count_plain(node.this)
-    if isinstance(node, exp.Count):
-        return _count_plain(node)
-    if isinstance(node, exp.Not):
-        node = node.this
-    return isinstance(node, exp.Is) and isinstance(node.expression, exp.Null) and isinstance(node.this, exp.Column)
-
-
-def _count_plain(node: exp.Count) -> bool:
-    inner = node.this
-    if isinstance(inner, exp.Distinct):
-        items = inner.expressions
-        return len(items) == 1 and isinstance(items[0], (exp.Column, exp.Star))
-    return inner is None or isinstance(inner, (exp.Column, exp.Star))
-
-
-def _plain(column: exp.Column | exp.TableColumn, top: exp.Expression, clause: str,
-           resolved: tuple[Taint, bool] | None) -> bool:
-    """Whether this use of a sensitive column reveals no more than its placeholder."""
-    chain: list[exp.Expression] = []
-    current: exp.Expression = column
-    while current is not top and current.parent is not None:
-        current = current.parent
-        chain.append(current)
-    if clause == "expressions":
-        inner = [n for n in chain if not isinstance(n, exp.Alias)]
-        if column is top or not inner:
-            return True  # the value itself: masked whole or by content, like the column
-        first = inner[0]
-        if isinstance(first, exp.Count) or (isinstance(first, exp.Distinct) and len(inner) > 1
-                                            and isinstance(inner[1], exp.Count)):
-            count = first if isinstance(first, exp.Count) else inner[1]
-            rest = inner[inner.index(count) + 1:]
-            return _count_plain(count) and (not rest or (len(rest) == 1 and isinstance(rest[0], exp.Window)
-                                                          and rest[0].this is count))
-        if isinstance(first, exp.Is) and isinstance(first.expression, exp.Null):
-            return all(isinstance(n, exp.Not) for n in inner[1:])
-        if isinstance(first, exp.Window) and column.arg_key == "partition_by":
-            return len(inner) == 1
-        return False
-    if clause == "group":
-        return column.parent is top or (isinstance(column.parent, exp.Group))
-    if clause in ("where", "having", "joins", "qualify"):
-        if not chain:
-            return False
-        first = chain[0]
-        if isinstance(first, (exp.EQ, exp.NEQ, exp.NullSafeEQ)):
-            other = first.expression if first.this is column else first.this
-            ok = isinstance(other, _LITERAL) or (isinstance(other, exp.Neg) and isinstance(other.this, exp.Literal))
-        elif isinstance(first, exp.In):
-            ok = first.this is column and not first.args.get("query") and all(
-                isinstance(e, _LITERAL) for e in first.expressions)
-        elif isinstance(first, exp.Is):
-            ok = isinstance(first.expression, exp.Null)
-        else:
-            ok = False
-        return ok and all(isinstance(n, (*_BOOLEAN, exp.Where, exp.Having, exp.Join, exp.Qualify))
-                          for n in chain[1:])
-    return False
-
-
-def _qualified(tree: exp.Expression, schema: Schema, dialect: str) -> exp.Expression:
-    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    for function in tree.find_all(exp.Lateral, exp.Unnest):  # LATERAL f(...) g, unnest(...) u: one column, g
-        alias = function.args.get("alias")
-        if alias is not None and not alias.columns and not isinstance(function.this, exp.Query) and alias.name:
-            alias.set("columns", [exp.to_identifier(alias.name)])
-    for table in tree.find_all(exp.Table):
-        if isinstance(table.this, exp.Identifier) and not table.db and table.name.lower() not in ctes:
-            key = schema.find("", table.name)
-            if key is not None:
-                table.set("db", exp.to_identifier(key[0]))
-    return qualify(tree, schema=_mapping(schema, dialect), dialect=dialect, expand_stars=True,
-                   validate_qualify_columns=True, quote_identifiers=False,
-                   qualify_columns=True, allow_partial_qualification=False)
-
-
-_MAPPINGS: dict[tuple[int, str], MappingSchema] = {}
-
-
-def _mapping(schema: Schema, dialect: str) -> MappingSchema:
-    key = (id(schema), dialect)
-    mapping = _MAPPINGS.get(key)
-    if mapping is None:
-        nested: dict[str, dict[str, dict[str, str]]] = {}
-        for (db, table), columns in schema.tables.items():
-            nested.setdefault(db, {})[table] = dict.fromkeys(columns, "text")
-        mapping = MappingSchema(nested, dialect=dialect, normalize=True)
-        if len(_MAPPINGS) > 64:
-            _MAPPINGS.clear()
-        _MAPPINGS[key] = mapping
-    return mapping
+    def _numeric(self, taint: Taint) -> bool:
+        """Whether every sensitive source is a numeric column (a number compared with it is a lookup)."""
+        for kind, source in taint:
+            schema_name, _, rest = source.partition(".")
+            table, _, column = rest.rpartition(".")
+            key = (schema_name, table)
+            columns, types = self.schema.tables.get(key, ()), self.schema.types.get(key, ())
+            if kind == UNRESOLVED or column not in columns or len(types) != len(columns):
+                return False
+            if not NUMERIC.match(types[columns.index(column)]):
+                return False
+        return True
 
 
 def analyse(sql: str, dialect: str, schema: Schema, sensitivity: Sensitivity) -> Lineage:
@@ -489,7 +426,7 @@ def analyse(sql: str, dialect: str, schema: Schema, sensitivity: Sensitivity) ->
         return Lineage(None if returning else (), touches=named, applies=returning,
                        unresolved="a changing statement's RETURNING is masked whole" if returning else "")
     try:
-        qualified = _qualified(tree, schema, dialect)
+        qualified = qualified_tree(tree, schema, dialect)
     except (SqlglotError, RecursionError, ValueError, KeyError) as exc:
         return _unknown(f"lineage could not be resolved ({type(exc).__name__})", named)
     walker = _Walker(schema, sensitivity)
@@ -499,6 +436,8 @@ def analyse(sql: str, dialect: str, schema: Schema, sensitivity: Sensitivity) ->
         return _unknown(str(exc), named)
     except RecursionError:
         return _unknown("the statement nests too deeply", named)
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:  # a tree shape not foreseen
+        return _unknown(f"lineage could not be followed ({type(exc).__name__})", named)
     outputs = tuple(_output(name, taint, bare) for name, taint, bare in columns)
     touches = walker.touches or any(o.kind or o.content_only for o in outputs)
     return Lineage(outputs, tuple(dict.fromkeys(walker.predicates)), touches)

@@ -40,7 +40,19 @@ OPAQUE_RELATIONS: frozenset[tuple[str, str]] = frozenset({
     ("mysql", "user"), ("mysql", "global_priv"), ("information_schema", "processlist"),
     ("performance_schema", "events_statements_current"), ("performance_schema", "events_statements_history"),
     ("sys", "dm_exec_sql_text"), ("sys", "stats"),
+    ("mysql", "general_log"), ("mysql", "slow_log"), ("sys", "query_store_query_text"),
+    ("sys", "dm_exec_input_buffer"), ("sys", "dm_exec_query_plan"), ("sys", "dm_exec_text_query_plan"),
 })
+_OPAQUE_SCHEMAS = frozenset({"performance_schema"})  # MySQL: other sessions' statement texts, with their literals
+_OPAQUE_SYS = re.compile(r"^(?:x\$)?(?:statement|processlist|session|host_summary_by_statement|user_summary_by_"
+                         r"statement)", re.IGNORECASE)  # MySQL's sys schema views over performance_schema
+
+
+def opaque(key: tuple[str, str]) -> bool:
+    """A relation that holds samples of other tables' values or other sessions' statement texts."""
+    schema_name, table = key[0].lower(), key[1].lower()
+    return ((schema_name, table) in OPAQUE_RELATIONS or schema_name in _OPAQUE_SCHEMAS
+            or (schema_name == "sys" and bool(_OPAQUE_SYS.match(table))))
 
 
 @dataclass(frozen=True)
@@ -76,10 +88,10 @@ def sensitive_columns(schema: Schema, target: Target,
     found = _found(discovered)
     out: dict[ColumnKey, str] = {}
     for (schema_name, table), names in schema.tables.items():
-        opaque = (schema_name.lower(), table.lower()) in OPAQUE_RELATIONS
+        hidden = opaque((schema_name, table))
         for column in names:
             key = (schema_name, table, column)
-            kind, _ = rules.classify(key, _lookup(found, key), opaque=opaque)
+            kind, _ = rules.classify(key, _lookup(found, key), opaque=hidden)
             if kind is not None:
                 out[key] = kind
     _views(schema, out)
@@ -89,7 +101,7 @@ def sensitive_columns(schema: Schema, target: Target,
 def column_sensitivity(target: Target, key: ColumnKey, discovered: str | None) -> tuple[str | None, str]:
     """One column's sensitivity and which source decided it (``catalog``, ``not_sensitive``,
     ``discovery``, ``name rule``, ``masking`` or ``none``): what ``data show`` prints for review."""
-    return _Rules(target).classify(key, discovered, opaque=(key[0].lower(), key[1].lower()) in OPAQUE_RELATIONS)
+    return _Rules(target).classify(key, discovered, opaque=opaque((key[0], key[1])))
 
 
 def _found(discovered: Iterable[tuple[ColumnKey, str]]) -> dict[ColumnKey, str]:

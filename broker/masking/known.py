@@ -5,7 +5,9 @@ Content patterns cannot recognise a password that looks like nothing (``printenv
 prints a bare word); knowing the value can. All needles of a set of values go into one Aho-Corasick
 automaton (``pyahocorasick``, C), so a text is scanned once whatever the number of values; a
 second pass over the text with its line breaks removed finds a value that ``base64`` wrapped at
-76 columns, ``xxd -p`` at 60 or ``fold`` at any width spread over several lines.
+76 columns, ``xxd -p`` at 60 or ``fold`` at any width spread over several lines. Command output and
+logs get a last check (``residue``): if a view that undoes the usual steps (dumps, base64 twice,
+reversal, whitespace) still holds a value, the whole text is withheld as that value's placeholder.
 
 Every spelling of a value gets the same placeholder, ``[secret:hhhhhh]`` of the value's base64
 (as the Secret object's own ``data`` field gets), so equal values stay equal. Matches that overlap
@@ -26,6 +28,7 @@ from typing import Any, Protocol
 import ahocorasick
 
 from broker.masking._forms import ANYWHERE_CHARS, Reach, forms
+from broker.masking.residue import views
 
 __all__ = ["KnownPlaintext", "KnownValues", "known_plaintext"]
 
@@ -65,8 +68,6 @@ class KnownPlaintext:
         spans = self._spans(text, lines)
         if "\n" in text:
             spans += self._wrapped(text)
-        if not spans:
-            return text
         out, last = [], 0
         for start, end, index in _merge(spans):
             out.append(text[last:start])
@@ -74,7 +75,23 @@ class KnownPlaintext:
             counts[KIND] += 1
             last = end
         out.append(text[last:])
-        return "".join(out)
+        masked = "".join(out)
+        if lines:  # command output: a pod's tools may have transformed a value past every spelling
+            hidden = self._hidden(masked)
+            if hidden is not None:
+                counts[KIND] += 1
+                return placeholders.placeholder(KIND, self._names[hidden])  # the whole text, fail closed
+        return masked
+
+    def _hidden(self, text: str) -> int | None:
+        """The value some view of ``text`` (``residue.views``) still holds, if any (8+ characters only)."""
+        if len(text) < ANYWHERE_CHARS:
+            return None
+        for view in views(text):
+            for _, (length, index, reach, _) in self._automaton.iter(view):
+                if reach == Reach.ANYWHERE and length >= ANYWHERE_CHARS:
+                    return int(index)
+        return None
 
     def mask_document(self, value: Any, placeholders: Placeholders, counts: Counter[str], *,
                       lines: bool = False) -> Any:

@@ -31,9 +31,19 @@ MASKED = [
     "SELECT u FROM unnest(ARRAY(SELECT email FROM customers ORDER BY id LIMIT 30)) AS u",
     "SELECT u FROM unnest(ARRAY(SELECT card_number FROM customers ORDER BY id LIMIT 30)) AS u",
     "SELECT email FROM customers WHERE email = 'ada.lovelace1@example.com' OR id < 20",
-    "SELECT email, count(*) FROM customers GROUP BY email LIMIT 30",
-    "SELECT DISTINCT phone FROM customers LIMIT 30",
-    "SELECT email, count(*) OVER (PARTITION BY email) FROM customers LIMIT 30",
+    # Spellings of the same bare column (issue 13's audit, a13).
+    "SELECT c FROM customers AS t(a, b, c) ORDER BY a LIMIT 30",
+    "SELECT public.customers.email FROM public.customers ORDER BY id LIMIT 30",
+    "SELECT demo.public.customers.card_number FROM demo.public.customers ORDER BY id LIMIT 30",
+    "SELECT x.phone FROM customers x JOIN customers y USING (id) ORDER BY x.id LIMIT 30",
+    "SELECT v.x, c.email FROM (VALUES (1, 10), (2, 20)) v(i, x) JOIN customers c ON c.id = v.i",
+    "SELECT x FROM (SELECT email x FROM customers UNION ALL SELECT 'guess@example.com') s LIMIT 30",
+    "SELECT array(SELECT email FROM customers ORDER BY id LIMIT 30)",
+    "SELECT * FROM unnest(ARRAY(SELECT email FROM customers ORDER BY id LIMIT 30)) WITH ORDINALITY AS u(e, n)",
+    "SELECT i, e FROM ROWS FROM (generate_series(1, 30), unnest(ARRAY(SELECT card_number FROM customers "
+    "ORDER BY id LIMIT 30))) AS r(i, e)",
+    "SELECT email FROM customers WHERE email <> 'x' AND id IN (SELECT id FROM customers WHERE phone <> 'y') LIMIT 30",
+    "SELECT id, email FROM customers WHERE email IS NOT NULL ORDER BY id LIMIT 30",
 ]
 
 # A sensitive column is transformed or shapes the answer: an oracle, sent to approval (202).
@@ -98,6 +108,69 @@ ORACLES = [
     "EXPLAIN ANALYZE SELECT id FROM customers WHERE email LIKE 'a%'",
     "SELECT count(DISTINCT substr(email, 1, 1)) FROM customers",
     "SELECT id FROM customers LIMIT (SELECT length(email) FROM customers WHERE id = 1)",
+    # JSON/array/row builders, whole rows as text, aggregates, string functions (issue 13's audit, a13).
+    "SELECT to_jsonb(c) FROM customers c",
+    "SELECT json_agg(c) FROM customers c",
+    "SELECT jsonb_agg(email) FROM customers",
+    "SELECT c::text FROM customers c",
+    "SELECT customers::text FROM customers",
+    "SELECT (c).* FROM customers c",
+    "SELECT j->>'email' FROM (SELECT to_jsonb(c) j FROM customers c) s",
+    "SELECT j.value FROM customers c, jsonb_each_text(to_jsonb(c)) j",
+    "SELECT jsonb_path_query(to_jsonb(c), '$.email') FROM customers c",
+    "SELECT * FROM json_to_recordset((SELECT json_agg(c) FROM customers c)) AS r(email text)",
+    "SELECT xmlelement(name e, email)::text FROM customers",
+    "SELECT string_agg(email, ',' ORDER BY id) FROM customers",
+    "SELECT array_to_string(array_agg(email), ';') FROM customers",
+    "SELECT unnest(ARRAY[email, phone]) FROM customers",
+    "SELECT format('%s|%s', email, phone) FROM customers",
+    "SELECT regexp_replace(email, '@', '#') FROM customers",
+    "SELECT overlay(email placing 'X' from 1 for 1) FROM customers",
+    "SELECT encode(convert_to(email, 'UTF8'), 'escape') FROM customers",
+    "SELECT md5(card_number) FROM customers",
+    "SELECT sha256(email::bytea) FROM customers",
+    "SELECT quote_literal(email) FROM customers",
+    "SELECT to_tsvector(email)::text FROM customers",
+    "SELECT email COLLATE \"C\" FROM customers",
+    "SELECT coalesce(email, 'x') FROM customers",
+    "SELECT CASE WHEN true THEN card_number END FROM customers",
+    "SELECT min(email), max(card_number) FROM customers",
+    "SELECT mode() WITHIN GROUP (ORDER BY email) FROM customers",
+    "SELECT lag(email) OVER (ORDER BY id) FROM customers",
+    "SELECT first_value(phone) OVER (PARTITION BY id) FROM customers",
+    "SELECT c.id, p FROM customers c, LATERAL unnest(string_to_array(c.email, '@')) p",
+    "SELECT regexp_split_to_table(email, '@') FROM customers",
+    "SELECT (SELECT email::int FROM customers LIMIT 1)",
+    "SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'customers'",
+    "SELECT count(*) FILTER (WHERE email LIKE 'a%') FROM customers",
+    "SELECT count(email) OVER (ORDER BY email) FROM customers",
+    "SELECT id FROM customers WHERE email = ANY(ARRAY['a@example.com'])",
+    "SELECT id FROM customers WHERE email IN (SELECT 'a@example.com')",
+    "SELECT id FROM customers WHERE email = 'a@example.com'::text",
+    "SELECT id FROM customers WHERE email IS DISTINCT FROM 'x'",
+    "SELECT * FROM customers c1 JOIN customers c2 USING (email)",
+    "SELECT id FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.status = c.email)",
+    # Grouping, deduplicating or partitioning by a sensitive column: the engine may sort by it, so the
+    # rows' order follows it as ORDER BY would; with a guess unioned in beside the stored value, 64 such
+    # reads extracted 12 characters of an email before the fix (a13).
+    "SELECT id, count(*) OVER (PARTITION BY x) FROM (SELECT id, email x FROM customers WHERE id = 1 "
+    "UNION ALL SELECT -1, 'm') s",
+    "SELECT id, count(*) OVER (PARTITION BY email) FROM customers",
+    "SELECT email, count(*) OVER (PARTITION BY email) FROM customers LIMIT 30",
+    "SELECT min(id) FROM customers GROUP BY email, to_tsvector(name)",
+    "SELECT email, count(*) FROM customers GROUP BY email LIMIT 30",
+    "SELECT x, t FROM (SELECT email x, 1 t FROM customers WHERE id = 1 UNION ALL SELECT 'm', 2) s GROUP BY x, t",
+    "SELECT DISTINCT phone FROM customers LIMIT 30",
+    "SELECT DISTINCT x, t FROM (SELECT email x, 1 t FROM customers WHERE id = 1 UNION ALL SELECT 'm', 2) s",
+    "SELECT email, 1 FROM customers WHERE id = 1 UNION SELECT 'm', 2",
+    "SELECT email FROM customers GROUP BY GROUPING SETS ((email), ())",
+]
+
+# Refused before anything runs, with the risk the guard gives them.
+REFUSED = [
+    ("SELECT row(email, phone)::text FROM customers", "exec"),
+    ("SELECT query_to_xml('select email from customers', true, true, '')", "exec"),
+    ("SELECT * FROM customers TABLESAMPLE BERNOULLI (50)", "write"),  # the guard does not know it: held
 ]
 
 # Ordinary analytics: they still run and return the raw answer.
@@ -110,6 +183,13 @@ ORDINARY = [
     ("SELECT id, name FROM customers WHERE email = 'nobody@example.com'", True),
     ("SELECT id, email IS NULL FROM customers ORDER BY id LIMIT 5", True),
     ("SELECT date_trunc('month', placed_at) AS m, avg(amount) FROM orders GROUP BY 1 ORDER BY 1", True),
+    ("SELECT o.status, count(DISTINCT c.email) FROM orders o JOIN customers c ON c.id = o.customer_id "
+     "GROUP BY o.status ORDER BY 1", True),
+    ("SELECT count(*) FROM (SELECT DISTINCT status FROM orders) s", True),
+    ("SELECT id, name FROM customers WHERE email IN ('nobody@example.com', 'x@example.com') OR id = 7", True),
+    # Top customers with their (masked) email: aggregate by id, then join the sensitive column as it is.
+    ("SELECT c.id, c.email, t.total FROM customers c JOIN (SELECT customer_id, sum(amount) total FROM orders "
+     "GROUP BY customer_id) t ON t.customer_id = c.id ORDER BY t.total DESC, c.id LIMIT 5", True),
 ]
 
 _SECRET_SHAPES = [re.compile(p) for p in (r"sk_live_\w{8,}", r"ghp_\w{20,}", r"AKIA[A-Z2-7]{16}",
@@ -170,6 +250,13 @@ def test_oracles_wait_for_approval_and_return_nothing(api, sensitive_values, sql
     assert "rows" not in body and not _leaks(r.text, sensitive_values)
 
 
+@pytest.mark.parametrize(("sql", "risk"), REFUSED)
+def test_statements_the_guard_refuses_return_nothing(api, sensitive_values, sql: str, risk: str) -> None:
+    r = api.execute({"target": "demo-postgres", "sql": sql})
+    assert r.status_code in (202, 403), r.text
+    assert r.json()["risk"] == risk and "rows" not in r.json() and not _leaks(r.text, sensitive_values)
+
+
 @pytest.mark.parametrize(("sql", "exact"), ORDINARY)
 def test_ordinary_analytics_still_work(api, stack, sql: str, exact: bool) -> None:
     raw, _ = _raw(stack, sql)
@@ -188,6 +275,8 @@ def test_ordinary_analytics_still_work(api, stack, sql: str, exact: bool) -> Non
     "SELECT id FROM customers WHERE email <> 'x@example.com' AND name::int > 0",
     "SELECT card_number, name::uuid FROM customers",
     "SELECT phone FROM customers WHERE id = 1 UNION ALL SELECT name::int::text FROM customers",
+    "SELECT id FROM customers WHERE id = 1 AND (SELECT email FROM customers WHERE id = 1)::int > 0",
+    "SELECT id::uuid FROM customers WHERE email = 'x'",
 ])
 def test_errors_of_statements_reading_sensitive_columns_echo_nothing(api, stack, sensitive_values, sql: str) -> None:
     _, raw_error = _raw(stack, sql)

@@ -38,6 +38,16 @@ def web_pod(api) -> str:
     ("cat", "/etc/secret/password"),
     ("sh", "-c", "echo $DATABASE_PASSWORD | base64"),
     ("sh", "-c", "printenv PAYMENT_API_KEY | xxd -p"),
+    # The pod's tools composed (issue 13's audit, a13): each leaked before the residue check.
+    ("xxd", "/etc/secret/password"),  # two-byte hex groups beside a 16-character ASCII column
+    ("xxd", "-c", "4", "/etc/secret/password"),  # the ASCII column four characters a line
+    ("od", "-A", "x", "-t", "x1", "/etc/secret/password"),  # an offset on every line
+    ("od", "-t", "o2", "/etc/secret/password"),  # octal words
+    ("sh", "-c", "echo $DATABASE_PASSWORD | base64 | base64"),
+    ("sh", "-c", "echo $DATABASE_PASSWORD | rev | base64"),
+    ("sh", "-c", "echo $DATABASE_PASSWORD | base64 | rev"),
+    ("sh", "-c", "printenv PAYMENT_API_KEY | xxd -p | rev"),
+    ("sh", "-c", "echo $DATABASE_PASSWORD | fold -w 7 | rev"),
 ])
 def test_exec_output_is_masked_over_http(api, journal, web_pod, command) -> None:
     r = kubectl(api, "exec", web_pod, "-n", "demo", "--", *command)
@@ -49,6 +59,8 @@ def test_exec_output_is_masked_over_http(api, journal, web_pod, command) -> None
         for shown in (r.text, journaled):
             assert value not in shown and base64.b64encode(value.encode()).decode()[:12] not in shown
             assert value.encode().hex()[:12] not in shown
+            pieces = {value[i:i + 8] for i in range(len(value) - 7)} - {"password"}  # the file's name
+            assert not [p for p in pieces if p in shown]  # no 8 characters of it
 
 
 def test_an_unreadable_referenced_secret_is_refused_over_http(api, stack, web_pod) -> None:

@@ -188,3 +188,25 @@ def test_without_an_approval_desk_a_held_command_is_refused_and_journaled(world)
     assert engine.ran == [] and starter.started == []
     [denied] = [s.record for s in journal.all() if s.record.event == "execute.denied"]
     assert denied.outcome["code"] == "approval_required"
+
+
+def test_a_database_enforced_layer_is_journaled_with_each_statement(world):
+    """``sensitive.database_masking`` (issue 13, item 7): every SQL decision records the further wall, and
+    ``lineage: false`` is accepted only with one."""
+    service, engine, journal, _ = world
+    walled = Catalog.model_validate({"targets": {"db": {
+        "engine": "test", "read_only": False, "credential": {"source": "key-vault", "secret": "db-secret"},
+        "sensitive": {"database_masking": {"kind": "postgresql-anonymizer", "role": "broker_masked"}}}}})
+    masked = ExecuteService(catalog=walled, policy=POLICY, engines={"test": engine}, credentials=service._credentials,
+                            masker=service.masker, journal=journal)
+    outcome = masked.submit(AGENT, body("SELECT id, email FROM customers"), CTX, workflow=Starter())
+    assert isinstance(outcome, Done) and "ada@example.com" not in str(outcome.result.to_dict())  # lineage still on
+    intent = journal.by_request(outcome.result.request_id)[0].record.to_dict()
+    assert intent["classification"]["database_masking"] == {"kind": "postgresql-anonymizer",
+                                                             "role": "broker_masked"}
+    with pytest.raises(ValueError, match=r"needs sensitive\.database_masking"):
+        Catalog.model_validate({"targets": {"db": {"engine": "test", "credential": {"source": "key-vault",
+                                                   "secret": "s"}, "sensitive": {"lineage": False}}}})
+    with pytest.raises(ValueError):
+        Catalog.model_validate({"targets": {"db": {"engine": "test", "credential": {"source": "key-vault",
+                                                   "secret": "s"}, "sensitive": {"database_masking": {"kind": "x"}}}}})

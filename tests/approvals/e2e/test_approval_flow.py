@@ -292,3 +292,20 @@ def test_a_change_measured_past_max_rows_changed_fails_before_anyone_is_asked(fl
     assert flow.decide(link).status_code == 200
     assert flow.wait_status(rid, "done", "failed")["status"] == "done"
     assert flow.rows("SELECT count(*) FROM customers WHERE notes = 'e2e-bound-2'") == [(2,)]
+
+
+def test_an_approved_oracle_runs_with_its_derived_outputs_still_masked_whole(flow):
+    """``sensitive-predicate`` (issue 13): a DBA lets the agent read ``reverse(email)``, a hash of the card
+    number and the whole row as JSON; each output is still one placeholder, lineage recomputed at run time."""
+    sql = "SELECT id, reverse(email), md5(card_number), to_jsonb(c)::text FROM customers c ORDER BY id LIMIT 3"
+    raw = flow.rows(sql)  # read directly from the database
+    pending = flow.pending(sql)
+    assert pending["risk"] == "sensitive-predicate"
+    flow.decide(flow.links(pending["request_id"])[ADA])
+    done = flow.wait_status(pending["request_id"], "done", "failed")
+    assert done["status"] == "done", done
+    rows = done["result"]["rows"]
+    assert [r[0] for r in rows] == [r[0] for r in raw]
+    for got, want in zip(rows, raw, strict=True):
+        assert got[1].startswith("[email:") and got[2].startswith("[card:") and got[3].startswith("[sensitive:")
+        assert not {str(w) for w in want[1:]} & {str(g) for g in got[1:]}
