@@ -181,7 +181,11 @@ class PostgresEngine:
         except psycopg.OperationalError as exc:
             # No SQLSTATE (the socket broke), a connection exception (08) or operator intervention
             # (57: the backend was terminated, the server is shutting down or crashed): the target
-            # failed, not the command, and its transaction was rolled back.
+            # failed, not the command, and its transaction was rolled back. 08P01 (protocol
+            # violation) is the server refusing this command's messages, e.g. a ``$1`` with no value
+            # bound; it stays connected, and the agent must hear what to fix, not "unreachable".
+            if exc.sqlstate == _PROTOCOL_VIOLATION:
+                raise _command_failed(exc) from exc
             if exc.sqlstate is None or exc.sqlstate[:2] in ("08", "57"):
                 raise Unavailable(f"Target {target.name} is unreachable.",
                                   code="target_unavailable") from exc
@@ -373,6 +377,9 @@ def _type_name(conn: psycopg.Connection, oid: int) -> str:
     if info is None:
         return f"oid:{oid}"
     return f"{info.name}[]" if oid == info.array_oid and oid != info.oid else info.name
+
+
+_PROTOCOL_VIOLATION = "08P01"
 
 
 def _command_failed(exc: psycopg.Error) -> CommandFailed:

@@ -211,3 +211,14 @@ def test_server_timing_names_each_phase_of_the_call_and_the_host_apart(api):
 def test_a_refused_call_reports_no_timing(api):
     r = api.execute({"target": "demo-postgres", "sql": "DELETE FROM customers"})
     assert r.status_code in (202, 403) and "server-timing" not in r.headers
+
+
+@pytest.mark.parametrize("sql", ["SELECT id FROM customers WHERE id = $1",
+                                 "SELECT name FROM customers WHERE id = $1 OR id = $2"])
+def test_a_parameter_without_a_value_is_the_commands_fault_not_an_unreachable_target(api, sql):
+    """PostgreSQL answers an unbound ``$1`` with 08P01 (protocol violation) and stays connected:
+    the agent must be told to fix its command (422), not that the target is down (503)."""
+    r = api.execute({"target": "demo-postgres", "sql": sql})
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "query_failed" and r.json()["sqlstate"] == "08P01"
+    assert api.execute({"target": "demo-postgres", "sql": "SELECT 1"}).status_code == 200
