@@ -137,6 +137,9 @@ _ALL = [
     # --- what the target said (422, 504) ---
     _c("query_failed", 422, "The database refused the statement (`sqlstate` says why; the message is masked).",
        "Fix the statement."),
+    _c("request_failed", 422, "A held request ended failed: the dry run prepared for the approvers or the approved "
+       "run failed (`error` holds the cause's code and detail; `interrupted`: it may have run).",
+       "Follow `next_step`: fix the cause and send the command again (a failed run is never repeated)."),
     _c("read_only_violation", 422, "A write reached a read-only transaction or role.", "Use change with approval."),
     _c("precondition_failed", 422, "A precondition of the change did not hold.", "Read the state and retry."),
     _c("exec_failed", 422, "kubectl exec could not run the command in the pod.", "Check pod, container, command."),

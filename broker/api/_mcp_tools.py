@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from broker.api._durable import blocking, starter
 from broker.execute import MAX_SQL_CHARS, CallContext, Done, ExecuteBody
+from broker.execute.masking import names_missing
 from broker.grants import GrantBody
 from broker.guard.languages import KUBECTL
 from broker.identity import Principal
@@ -120,19 +121,32 @@ def _result(structured: dict[str, Any], text: str, error: bool = False) -> types
 _NEXT = {"unknown_target": "list_targets", "policy_denied": "explain", "approval_required": "request_grant",
          "not_a_read": "change", "invalid_sql": "explain", "multiple_statements": "explain",
          "unsupported_command": "list_targets", "expired": "explain", "request_denied": "explain",
-         "request_cancelled": "explain", "not_found": "list_my_requests", "already_decided": "get_request",
-         "idempotency_key_reused": "get_request"}
+         "request_cancelled": "explain", "request_failed": "explain", "not_found": "list_my_requests",
+         "already_decided": "get_request", "idempotency_key_reused": "get_request",
+         "invalid_duration": "request_grant", "grant_not_needed": "explain", "duplicate_request": "list_my_requests",
+         "kubernetes_not_found": "kubectl"}
+
+
+def next_tool(problem: dict[str, Any]) -> str | None:
+    """The tool that helps after this problem: by its code, or by what it says went wrong (a name
+    that does not exist, or a command the guard could not read, is looked up with describe_target)."""
+    code = problem.get("code")
+    if code == "query_failed" and names_missing(problem):
+        return "describe_target"
+    if code == "not_a_read" and problem.get("risk") == "unknown":
+        return "describe_target"
+    return _NEXT.get(str(code))
 
 
 def refusal(error: BrokerError) -> types.CallToolResult:
     """A refusal as an ``isError`` result: the problem JSON, and the tool that helps next."""
     problem = error.to_problem()
-    nxt = _NEXT.get(error.code)
+    nxt = next_tool(problem)
     if nxt:
         problem["next_tool"] = nxt
     text = f"Refused ({error.status} {error.code}): {error.detail}"
-    if error.remedy:
-        text += f"\nRemedy: {error.remedy}"
+    if problem.get("remedy"):
+        text += f"\nRemedy: {problem['remedy']}"
     if nxt:
         text += f"\nNext: call {nxt}."
     return _result(problem, text, error=True)
@@ -181,11 +195,11 @@ async def _run(call: McpCall, body: ExecuteBody, *, reads_only: bool = False) ->
     return _result(pending, _pending_text(pending))
 
 
-def _execute_body(data: dict[str, Any]) -> ExecuteBody:
+def _execute_body(data: dict[str, Any], tool: str) -> ExecuteBody:
     try:
         return ExecuteBody.model_validate(data)
     except ValidationError as exc:
-        raise invalid_body(exc, "execute") from exc
+        raise invalid_body(exc, f"{tool} tool") from exc
 
 
 async def list_targets(call: McpCall, args: NoIn, ctx: ServerRequestContext) -> types.CallToolResult:
@@ -202,25 +216,26 @@ async def list_targets(call: McpCall, args: NoIn, ctx: ServerRequestContext) -> 
 
 
 async def explain(call: McpCall, args: ExplainIn, ctx: ServerRequestContext) -> types.CallToolResult:
-    body = _execute_body(args.model_dump(exclude_none=True))
+    body = _execute_body(args.model_dump(exclude_none=True), "explain")
     answer = await blocking(call.broker.discovery.explain, call.principal, body, call.context)
-    text = (f"{answer['risk']} command on {answer['target']}: {answer['effect']} by rule {answer['rule_id']} — "
+    rule = f"by rule {answer['rule_id']}" if answer.get("rule_id") else "(no rule matches)"
+    text = (f"{answer['risk']} command on {answer['target']}: {answer['effect']} {rule} — "
             f"it {answer['would']}." + (f" {answer['remedy']}" if answer.get("remedy") else ""))
     return _result(answer, text)
 
 
 async def query(call: McpCall, args: QueryIn, ctx: ServerRequestContext) -> types.CallToolResult:
-    return await _run(call, _execute_body(args.model_dump(exclude_none=True)), reads_only=True)
+    return await _run(call, _execute_body(args.model_dump(exclude_none=True), "query"), reads_only=True)
 
 
 async def change(call: McpCall, args: ChangeIn, ctx: ServerRequestContext) -> types.CallToolResult:
-    return await _run(call, _execute_body(args.model_dump()))
+    return await _run(call, _execute_body(args.model_dump(), "change"))
 
 
 async def kubectl(call: McpCall, args: KubectlIn, ctx: ServerRequestContext) -> types.CallToolResult:
     data = args.model_dump(exclude_none=True)
     data["kubectl"] = data.pop("argv")
-    return await _run(call, _execute_body(data))
+    return await _run(call, _execute_body(data, "kubectl"))
 
 
 def _ended(body: dict[str, Any]) -> types.CallToolResult | None:
@@ -229,7 +244,7 @@ def _ended(body: dict[str, Any]) -> types.CallToolResult | None:
     problem = body.get("problem")
     if not isinstance(problem, dict):
         return None
-    nxt = _NEXT.get(str(problem.get("code")), "explain")
+    nxt = next_tool(problem) or "explain"
     text = (f"Request {body['request_id']} ended {body['status']} ({problem['status']} {problem['code']}): "
             f"{problem['detail']}")
     if body.get("approver_comment"):
@@ -302,7 +317,7 @@ async def request_grant(call: McpCall, args: GrantIn, ctx: ServerRequestContext)
     try:
         body = GrantBody.model_validate(args.model_dump())
     except ValidationError as exc:
-        raise invalid_body(exc, "grant") from exc
+        raise invalid_body(exc, "request_grant tool") from exc
     held = await blocking(call.broker.approvals.grants.submit, call.principal, body, call.context,
                           workflow=starter(call.client))
     pending = {**held.held.to_dict(), "next_tool": "wait_for_request"}

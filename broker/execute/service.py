@@ -164,9 +164,7 @@ class ExecuteService:
         try:
             target, command, classification, decision = self.evaluate(principal, body)
             if reads_only and classification.risk not in (Risk.READ, Risk.READ_SECRET, Risk.SENSITIVE_PREDICATE):
-                raise BadRequest(f"This is a {classification.risk.value} command, not a read: "
-                                 f"{classification.reason}.", code="not_a_read",
-                                 remedy="Send it with the change tool (or POST /api/execute), with a reason.")
+                raise _not_a_read(classification)
         except BrokerError as refusal:
             self._journal.write(journaled.execute_denied(
                 subject.refined(target=body.target, command=_journaled_refusal(body.command(), refusal)),
@@ -334,6 +332,20 @@ class ExecuteService:
             "status": "ok", "masked": counts, "operations": api_calls(result), "command_status": result.status},
             response=response_of(result)))
         return CommandPreview(result.text or "", counts, record_id)
+
+
+def _not_a_read(classification: Classification) -> BadRequest:
+    """The query tool's refusal of what is not a read. A command the guard cannot read (``unknown``:
+    a name that is not visible on the target, say) is not a write either: sending it with the change
+    tool would only be denied, so the remedy points at the names instead."""
+    risk = classification.risk.value
+    article = "an" if risk[0] in "aeiou" else "a"
+    remedy = ("Check the names it uses against describe_target (GET /api/targets/{name}): tables, views and "
+              "columns the target has; explain shows how the broker reads the statement."
+              if classification.risk is Risk.UNKNOWN else
+              "Send it with the change tool (or POST /api/execute), with a reason.")
+    return BadRequest(f"This is {article} {risk} command, not a read: {classification.reason}.", code="not_a_read",
+                      remedy=remedy, extra={"risk": risk, "risk_reason": classification.reason})
 
 
 def _journaled_refusal(command: Command, refusal: BrokerError) -> dict[str, Any]:

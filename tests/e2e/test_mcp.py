@@ -288,3 +288,56 @@ def test_describe_target_for_kubernetes_and_its_refusals(stack):
     rest = httpx.get(f"{stack.base_url}/api/targets/demo-postgres", timeout=30,
                      headers={"Authorization": f"Bearer {stack.token('approver')}"})
     assert rest.status_code == 403 and rest.json()["code"] == "policy_denied"
+
+
+def test_every_refusal_says_what_to_do_next_and_which_tool_helps(stack):
+    """What an agent meets with nothing but the tool list: a name that does not exist is looked up
+    with describe_target (not "send it with change", which would only be denied), a database error
+    whose message is withheld still says what to do, and every refusal carries a remedy."""
+    cases = [
+        ("query", {"target": "demo-postgres", "sql": "SELECT * FROM no_such_table"}, "not_a_read",
+         "describe_target", "describe_target"),
+        ("query", {"target": "demo-postgres", "sql": "SELECT nosuchcol FROM customers"}, "query_failed",
+         "describe_target", "describe_target"),
+        ("query", {"target": "demo-postgres", "sql": "SELECT 1/0"}, "query_failed", None, "fix it"),
+        ("query", {"target": "demo-postgres", "sql": "UPDATE customers SET notes = 'x' WHERE id = 1"}, "not_a_read",
+         "change", "change tool"),
+        ("kubectl", {"target": "demo-k8s", "argv": ["frobnicate", "pods"]}, "unsupported_verb", None,
+         "supported_verbs"),
+        ("kubectl", {"target": "demo-k8s", "argv": ["get", "pods", "--kubeconfig", "/x"]}, "refused_argument", None,
+         "Remove it"),
+        ("request_grant", {"target": "demo-postgres", "level": "write", "duration": "PT5H", "reason": "x"},
+         "invalid_duration", "request_grant", "max_duration"),
+        ("explain", {"target": "demo-postgres"}, "invalid_request", None, "errors"),
+    ]
+    for name, args, code, nxt, hint in cases:
+        result = call(stack, name, args)
+        problem = result.structured_content
+        assert result.is_error is True and problem["code"] == code, (args, problem)
+        assert problem.get("next_tool") == nxt, problem
+        assert hint in problem["remedy"] and problem["remedy"] in result.content[0].text, problem
+    unknown = call(stack, "query", {"target": "demo-postgres", "sql": "SELECT * FROM no_such_table"})
+    assert unknown.structured_content["risk"] == "unknown" and "an unknown command" in unknown.content[0].text
+    assert "explain tool contract" in call(stack, "explain", {"target": "demo-postgres"}).content[0].text
+    denied = call(stack, "explain", {"target": "demo-k8s", "kubectl": ["delete", "ns", "demo"]})
+    assert "(no rule matches)" in denied.content[0].text and "None" not in denied.content[0].text
+
+
+def test_a_request_whose_dry_run_fails_ends_as_an_error_that_says_why(stack):
+    """A held kubectl change whose dry run fails (no such pod) asks nobody and ends ``failed``: the
+    wait answers an error result naming the cause's code (not the cluster's message) and what to do."""
+    pending = call(stack, "kubectl", {"target": "demo-k8s", "argv": ["delete", "pod", "no-such-pod", "-n", "demo"],
+                                      "reason": "mcp failed dry run"})
+    assert pending.structured_content["status"] == "pending", pending
+    rid = pending.structured_content["request_id"]
+    done = call(stack, "wait_for_request", {"request_id": rid, "timeout_seconds": 30})
+    problem = done.structured_content
+    assert done.is_error is True and problem["code"] == "request_failed" and problem["status"] == 422, problem
+    assert problem["error"]["code"] == "preview_failed" and problem["error"]["cause"] == "kubernetes_not_found"
+    assert "Check the name and namespace" in problem["error"]["detail"] and "no-such-pod" not in problem["detail"]
+    assert problem["next_tool"] == "explain" and problem["remedy"] == problem["next_step"]
+    assert "request_failed" in done.content[0].text and "kubernetes_not_found" in done.content[0].text
+    rest = httpx.get(f"{stack.base_url}/api/requests/{rid}", timeout=30,
+                     headers={"Authorization": f"Bearer {stack.token('devin')}"}).json()
+    assert rest["status"] == "failed" and rest["problem"]["code"] == "request_failed"
+    assert rest["error"] == problem["error"]

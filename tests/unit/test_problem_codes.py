@@ -71,3 +71,12 @@ def test_execute_schema_constraints_equal_the_servers(field):
     assert _constraints(documented) == _constraints(server), field
     assert set(SPEC["components"]["schemas"]["ExecuteRequest"]["properties"]) == \
         set(ExecuteBody.model_json_schema()["properties"])
+
+
+def test_every_refusal_says_what_to_do_next():
+    """A code raised without a remedy of its own carries the catalogue's "what to do"; one with a
+    remedy keeps its own (an agent acts on ``remedy``, REST and MCP alike)."""
+    for code, entry in CODES.items():
+        assert problems.BrokerError("x", code=code).to_problem()["remedy"] == entry.action, code
+    own = problems.BadRequest("x", code="invalid_sql", remedy="Fix the typo.").to_problem()
+    assert own["remedy"] == "Fix the typo."
