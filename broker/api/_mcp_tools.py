@@ -9,7 +9,6 @@ Refusals are ``isError`` results carrying the problem JSON and the tool to call 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from mcp.server import ServerRequestContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from broker.api._durable import blocking, starter
+from broker.api._mcp_text import done_text, pending_text, table_text
 from broker.execute import MAX_SQL_CHARS, CallContext, Done, ExecuteBody
 from broker.execute.masking import names_missing
 from broker.grants import GrantBody
@@ -35,7 +35,6 @@ log = logging.getLogger("broker.api")
 WAIT_LIMIT_SECONDS = 60
 """``wait_for_request`` returns after at most this long (well under the 230 s HTTP front-end limit)."""
 _PENDING = ("pending", "approved", "running")
-_TEXT_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -152,37 +151,6 @@ def refusal(error: BrokerError) -> types.CallToolResult:
     return _result(problem, text, error=True)
 
 
-def _table(body: dict[str, Any]) -> str:
-    """A short text rendering of an execute answer (the structured content has everything)."""
-    lines = [f"{body['status']} on {body['target']}: {body.get('command_status', '')} "
-             f"(risk {body['risk']}, request {body['request_id']})"]
-    kind = body.get("result_kind", "rows")
-    if kind == "rows" and body.get("columns"):
-        lines.append(" | ".join(c["name"] for c in body["columns"]))
-        for row in body["rows"][:_TEXT_ROWS]:
-            lines.append(" | ".join("NULL" if v is None else str(v) for v in row))
-        if body["row_count"] > _TEXT_ROWS:
-            lines.append(f"... {body['row_count'] - _TEXT_ROWS} more rows in structuredContent")
-    elif kind == "document":
-        lines.append(json.dumps(body["document"], ensure_ascii=False)[:2000])
-    elif body.get("text"):
-        lines.append(body["text"][:2000])
-    if body.get("truncation"):
-        t = body["truncation"]
-        lines.append(f"truncated by {t['reason']} (limit {t['limit']}): {t['remedy']}")
-        if t.get("cells"):  # a withheld cell shows as NULL above: say it is not one
-            lines.append("withheld cells (row, column, bytes), NULL above but not NULL: "
-                         + ", ".join(f"({c['row']}, {c['column']}, {c['bytes']})" for c in t["cells"][:20]))
-    if body.get("masked"):
-        lines.append("masked: " + ", ".join(f"{k} {v}" for k, v in sorted(body["masked"].items())))
-    return "\n".join(lines)
-
-
-def _pending_text(body: dict[str, Any]) -> str:
-    return (f"Waiting for approval (request {body['request_id']}, expires {body['expires_at']}). "
-            f"Call wait_for_request with this request_id.")
-
-
 # --- tools --------------------------------------------------------------------------------------
 async def _run(call: McpCall, body: ExecuteBody, *, reads_only: bool = False) -> types.CallToolResult:
     broker = call.broker
@@ -190,9 +158,9 @@ async def _run(call: McpCall, body: ExecuteBody, *, reads_only: bool = False) ->
                              workflow=starter(call.client), reads_only=reads_only)
     if isinstance(outcome, Done):
         answer = outcome.result.to_dict()
-        return _result(answer, _table(answer))
+        return _result(answer, table_text(answer))
     pending = {**outcome.held.to_dict(), "next_tool": "wait_for_request"}
-    return _result(pending, _pending_text(pending))
+    return _result(pending, pending_text(pending))
 
 
 def _execute_body(data: dict[str, Any], tool: str) -> ExecuteBody:
@@ -255,7 +223,12 @@ def _ended(body: dict[str, Any]) -> types.CallToolResult | None:
 
 async def get_request(call: McpCall, args: RequestIn, ctx: ServerRequestContext) -> types.CallToolResult:
     body = await blocking(call.broker.approvals.approvals.status, args.request_id, call.principal)
-    return _ended(body) or _result(body, f"request {body['request_id']}: {body['status']}. {body['next_step']}")
+    if body["status"] in _PENDING:  # next_step speaks REST (poll status_url): say it in tools
+        body["next_tool"] = "wait_for_request"
+        return _result(body, f"request {body['request_id']}: {body['status']} ({len(body['decisions'])} of "
+                             f"{body['quorum']} approval(s)). Next: call wait_for_request with this request_id, "
+                             "or cancel_request to withdraw it.")
+    return _ended(body) or _result(body, done_text(body))
 
 
 async def cancel_request(call: McpCall, args: RequestIn, ctx: ServerRequestContext) -> types.CallToolResult:
@@ -303,14 +276,7 @@ async def wait_for_request(call: McpCall, args: WaitIn, ctx: ServerRequestContex
     if body["status"] in _PENDING:
         body["next_tool"] = "wait_for_request"
         return _result(body, f"request {args.request_id} is still {body['status']}; call wait_for_request again.")
-    ended = _ended(body)
-    if ended is not None:
-        return ended
-    text = f"request {args.request_id}: {body['status']}"
-    if isinstance(body.get("result"), dict) and "columns" in body["result"]:
-        text += "\n" + _table({**body["result"], "status": body["status"], "target": body["target"],
-                               "risk": body.get("risk"), "request_id": args.request_id})
-    return _result(body, text)
+    return _ended(body) or _result(body, done_text(body))
 
 
 async def request_grant(call: McpCall, args: GrantIn, ctx: ServerRequestContext) -> types.CallToolResult:
@@ -321,7 +287,7 @@ async def request_grant(call: McpCall, args: GrantIn, ctx: ServerRequestContext)
     held = await blocking(call.broker.approvals.grants.submit, call.principal, body, call.context,
                           workflow=starter(call.client))
     pending = {**held.held.to_dict(), "next_tool": "wait_for_request"}
-    return _result(pending, _pending_text(pending))
+    return _result(pending, pending_text(pending))
 
 
 async def list_grants(call: McpCall, args: NoIn, ctx: ServerRequestContext) -> types.CallToolResult:

@@ -174,6 +174,9 @@ def test_a_change_waits_through_wait_for_request_and_returns_its_result_after_ap
     body = pending.structured_content
     assert body["status"] == "pending" and body["next_tool"] == "wait_for_request"
     rid = body["request_id"]
+    standing = call(stack, "get_request", {"request_id": rid})  # next_step speaks REST; the tool says which tool
+    assert standing.structured_content["next_tool"] == "wait_for_request"
+    assert "call wait_for_request" in standing.content[0].text and "cancel_request" in standing.content[0].text
     progress: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(done: float, total: float | None, message: str | None) -> None:
@@ -194,7 +197,9 @@ def test_a_change_waits_through_wait_for_request_and_returns_its_result_after_ap
     done = call(stack, "wait_for_request", {"request_id": rid, "timeout_seconds": 30})
     assert done.is_error is False and done.structured_content["status"] == "done", done
     assert done.structured_content["result"]["affected_rows"] == 1
-    assert "UPDATE 1" in done.content[0].text
+    assert "UPDATE 1" in done.content[0].text and "it ran once" in done.content[0].text
+    empty = call(stack, "query", {"target": "demo-postgres", "sql": "SELECT id FROM customers WHERE id < 0"})
+    assert empty.structured_content["row_count"] == 0 and "(no rows)" in empty.content[0].text
 
 
 def test_the_request_tools_are_listed_with_their_annotations(stack):
