@@ -37,8 +37,10 @@ _ALL = [
     _c("invalid_sql", 400, "The SQL does not parse; `parser_message` and `position` say where.",
        "Fix the syntax and send the statement again (explain checks it without running)."),
     _c("multiple_statements", 400, "The SQL holds more than one statement.", "Send one statement per call."),
-    _c("not_a_read", 400, "The MCP query tool only runs reads; this command changes something.",
-       "Use the change tool (or POST /api/execute) with a reason."),
+    _c("not_a_read", 400, "The MCP query tool only runs reads; this command changes something, or the broker "
+       "cannot tell what it reads (`risk` unknown: e.g. a name the target does not have).",
+       "A change: use the change tool (or POST /api/execute) with a reason. Unknown: check the names with "
+       "describe_target."),
     _c("unsupported_command", 400, "The command is not one the target's language accepts (SQL for databases, "
        "kubectl for clusters) or not a supported form.", "Check `language` in GET /api/targets."),
     _c("unsupported_verb", 400, "The kubectl verb is not supported; `supported_verbs` lists those that are.",

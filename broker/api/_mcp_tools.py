@@ -60,10 +60,13 @@ class TargetIn(_In):
 
 
 class ExplainIn(TargetIn):
-    sql: str | None = Field(default=None, min_length=1, max_length=MAX_SQL_CHARS, description="One SQL statement.")
+    sql: str | None = Field(default=None, min_length=1, max_length=MAX_SQL_CHARS,
+                            description="One SQL statement, for a database target. Send sql or kubectl, not both.")
     kubectl: list[str] | None = Field(default=None, min_length=1, max_length=64,
-                                      description='kubectl arguments, e.g. ["get", "pods", "-n", "demo"].')
-    manifest: dict[str, Any] | list[dict[str, Any]] | None = None
+                                      description='kubectl arguments for a Kubernetes target, e.g. '
+                                                  '["get", "pods", "-n", "demo"].')
+    manifest: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        default=None, description="With kubectl apply/create: the object(s), as JSON.")
 
 
 class QueryIn(TargetIn):
@@ -76,15 +79,15 @@ class QueryIn(TargetIn):
 class ChangeIn(TargetIn):
     sql: str = Field(min_length=1, max_length=MAX_SQL_CHARS, description="One SQL statement that changes data.")
     reason: str = Field(min_length=1, max_length=500, description="Why: approvers read this.")
-    ticket: str = Field(default="", max_length=100)
+    ticket: str = Field(default="", max_length=100, description="A change or incident ticket, if any (journaled).")
 
 
 class KubectlIn(TargetIn):
     argv: list[str] = Field(min_length=1, max_length=64, description='kubectl arguments without "kubectl".')
     manifest: dict[str, Any] | list[dict[str, Any]] | None = Field(
         default=None, description="The object(s) for apply/create, as JSON.")
-    reason: str = Field(default="", max_length=500)
-    ticket: str = Field(default="", max_length=100)
+    reason: str = Field(default="", max_length=500, description="Why (journaled; approvers read it for a change).")
+    ticket: str = Field(default="", max_length=100, description="A change or incident ticket, if any (journaled).")
 
 
 class RequestIn(_In):
@@ -101,10 +104,12 @@ class ListIn(_In):
 
 
 class GrantIn(TargetIn):
-    level: Literal["read", "write"]
-    duration: str = Field(min_length=3, max_length=20, description="ISO 8601, e.g. PT30M.")
-    reason: str = Field(min_length=1, max_length=500)
-    ticket: str = Field(default="", max_length=100)
+    level: Literal["read", "write"] = Field(description="read: reads; write: reads and row changes (never "
+                                                        "schema, destructive or admin commands).")
+    duration: str = Field(min_length=3, max_length=20, description="ISO 8601, e.g. PT30M; at most the policy's "
+                          "limits.max_grant_duration (explain shows it).")
+    reason: str = Field(min_length=1, max_length=500, description="Why: approvers read this.")
+    ticket: str = Field(default="", max_length=100, description="A change or incident ticket, if any (journaled).")
 
 
 class NoIn(_In):
