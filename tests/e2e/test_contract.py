@@ -139,3 +139,15 @@ def test_a_request_id_nobody_minted_is_404_before_any_lookup(api, rid):
         assert r.status_code == 404, (method, path, r.status_code, r.text[:300])
         if not path.startswith("/api/approvals/"):  # the approval page answers HTML
             assert r.json()["code"] == "not_found", r.text
+
+
+def test_a_grant_duration_is_iso_text_of_at_least_a_second(api):
+    """The schema says a string; the server took a bare number as seconds and PT0.5S as a grant of
+    0 s. Both are refused now, each with what to send instead."""
+    auth = {"Authorization": f"Bearer {api.token('devin')}"}
+    base = {"target": "demo-postgres", "level": "write", "reason": "duration spellings"}
+    for duration, code in ((1800, "invalid_request"), (12.5, "invalid_request"), ("PT0.5S", "invalid_duration"),
+                           ("PT0S", "invalid_duration"), ("-PT5M", "invalid_duration"), ("PT2H", "invalid_duration")):
+        r = api.http.post("/api/grants", json={**base, "duration": duration}, headers=auth)
+        assert (r.status_code, r.json()["code"]) == (400, code), (duration, r.text)
+        assert r.json()["remedy"]
