@@ -137,7 +137,7 @@ def next_tool(problem: dict[str, Any]) -> str | None:
     code = problem.get("code")
     if code == "query_failed" and names_missing(problem):
         return "describe_target"
-    if code == "not_a_read" and problem.get("risk") == "unknown":
+    if code in ("not_a_read", "policy_denied") and problem.get("risk") == "unknown":
         return "describe_target"
     return _NEXT.get(str(code))
 

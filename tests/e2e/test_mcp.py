@@ -302,6 +302,8 @@ def test_every_refusal_says_what_to_do_next_and_which_tool_helps(stack):
     cases = [
         ("query", {"target": "demo-postgres", "sql": "SELECT * FROM no_such_table"}, "not_a_read",
          "describe_target", "describe_target"),
+        ("change", {"target": "demo-postgres", "sql": "SELECT * FROM no_such_table", "reason": "x"}, "policy_denied",
+         "describe_target", "misspelt"),
         ("query", {"target": "demo-postgres", "sql": "SELECT nosuchcol FROM customers"}, "query_failed",
          "describe_target", "describe_target"),
         ("query", {"target": "demo-postgres", "sql": "SELECT 1/0"}, "query_failed", None, "fix it"),
