@@ -33,7 +33,8 @@ _ALL = [
     _c("invalid_text", 400, "A string in the body holds a NUL character or a lone surrogate.",
        "Remove the character."),
     _c("invalid_request", 400, "The body does not match the contract; `errors` names each field.",
-       "Fix the fields listed in `errors` (see the OpenAPI schema)."),
+       "Fix the fields listed in `errors` (the OpenAPI schema, or the MCP tool's inputSchema, gives each one's "
+       "type and limits)."),
     _c("invalid_sql", 400, "The SQL does not parse; `parser_message` and `position` say where.",
        "Fix the syntax and send the statement again (explain checks it without running)."),
     _c("multiple_statements", 400, "The SQL holds more than one statement.", "Send one statement per call."),

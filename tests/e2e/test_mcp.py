@@ -200,6 +200,7 @@ def test_a_change_waits_through_wait_for_request_and_returns_its_result_after_ap
     assert "UPDATE 1" in done.content[0].text and "it ran once" in done.content[0].text
     empty = call(stack, "query", {"target": "demo-postgres", "sql": "SELECT id FROM customers WHERE id < 0"})
     assert empty.structured_content["row_count"] == 0 and "(no rows)" in empty.content[0].text
+    assert empty.structured_content["command_status"] == "SELECT 0"  # a streamed read of no row has no status
 
 
 def test_the_request_tools_are_listed_with_their_annotations(stack):
