@@ -96,7 +96,7 @@ def ended_problem(r: ApprovalRequest, comment: str) -> BrokerError | None:
 def failure_of(r: ApprovalRequest) -> dict[str, Any]:
     """Why a request failed, with a sentence an agent can act on. A failed dry run (``preview_failed``)
     names the refusal's code and the catalogue's words for it, not the target's message: the dry
-    run's message was never masked for the requester (the page shows it to approvers only)."""
+    run's message is kept with the request unmasked, so it is not sent to the requester."""
     error = dict(r.error)
     if error.get("code") == "preview_failed" and "detail" not in error:
         cause = str(r.preview.get("code") or "")
