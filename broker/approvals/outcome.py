@@ -86,11 +86,16 @@ def ended_problem(r: ApprovalRequest, comment: str) -> BrokerError | None:
         return Conflict(f"Request {r.request_id} was cancelled; nothing ran.", code="request_cancelled",
                         remedy=extra["next_step"], extra=extra)
     if r.status == "failed":
-        error = failure_of(r)
-        return CommandFailed(f"Request {r.request_id} failed ({error.get('code', 'unknown')}): "
-                             f"{error.get('detail', 'see error')}", code="request_failed",
-                             remedy=extra["next_step"], extra={**extra, "error": error})
+        return failed_problem(r.request_id, failure_of(r), extra)
     return None
+
+
+def failed_problem(request_id: str, error: dict[str, Any], extra: dict[str, Any]) -> BrokerError:
+    """422 ``request_failed``: a command whose dry run or approved run failed, or a grant that could
+    not be opened; ``error`` says why and ``next_step`` what to do."""
+    return CommandFailed(f"Request {request_id} failed ({error.get('code', 'unknown')}): "
+                         f"{error.get('detail', 'see error')}", code="request_failed",
+                         remedy=extra.get("next_step") or None, extra={**extra, "error": error})
 
 
 def failure_of(r: ApprovalRequest) -> dict[str, Any]:

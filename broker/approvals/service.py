@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.approvals.directory import ApproverDirectory
-from broker.approvals.outcome import claim_index, failure_of, next_step, outcome_for
+from broker.approvals.outcome import claim_index, failed_problem, failure_of, next_step, outcome_for
 from broker.approvals.ports import AfterApproval, JournalSink, RequestRecords, Standing
 from broker.approvals.requests import ApprovalRequest
 from broker.approvals.tokens import ApprovalTokens
@@ -345,6 +345,9 @@ class ApprovalService:
             body["ended_at"] = ended_at
         if error:
             body["error"] = error
+        if body["status"] == "failed" and "problem" not in body:  # a grant that failed after its approval
+            body["problem"] = failed_problem(r.request_id, error, {
+                "request_id": r.request_id, "request_status": "failed", "next_step": body["next_step"]}).to_problem()
         if r.status == "done":
             body["result"] = self.store.load_result(r.request_id)
         return body
