@@ -79,6 +79,7 @@ def test_no_stream_and_no_session_get_and_delete_are_405_with_allow(stack):
         r = httpx.request(method, f"{stack.base_url}/api/mcp", headers={"Accept": "text/event-stream", **token},
                           timeout=10)
         assert r.status_code == 405 and r.headers["allow"] == "POST", r.text
+        assert r.json()["code"] == "method_not_allowed" and "POST" in r.json()["remedy"]
     r = rpc(stack, token)  # stateless: tools/list answers without an initialize, as JSON, no session id
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json"), r.text
     assert "mcp-session-id" not in r.headers
