@@ -49,6 +49,7 @@ bench: setup
 	$(PY) benchmarks/masking.py
 	$(PY) benchmarks/classify.py
 	$(PY) benchmarks/approval_latency.py
+	$(PY) benchmarks/mcp_latency.py
 	$(PY) benchmarks/durable_event_latency.py
 	$(PY) benchmarks/kubernetes_execute.py
 	$(PY) benchmarks/faults.py

@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from broker.api import approvals, classification, execute, grants, health, journal, mcp, problems, requests
+from broker.api import approvals, classification, execute, grants, health, journal, mcp, methods, problems, requests
 from broker.telemetry import configure_telemetry
 from broker.workflows import approval as approval_workflow
 from broker.workflows import grants as grant_workflow
@@ -19,5 +19,6 @@ app.register_functions(approvals.bp)
 app.register_functions(grants.bp)
 app.register_functions(mcp.bp)
 app.register_functions(problems.bp)
+app.register_functions(methods.bp)
 app.register_functions(approval_workflow.bp)
 app.register_functions(grant_workflow.bp)

@@ -33,12 +33,15 @@ _ALL = [
     _c("invalid_text", 400, "A string in the body holds a NUL character or a lone surrogate.",
        "Remove the character."),
     _c("invalid_request", 400, "The body does not match the contract; `errors` names each field.",
-       "Fix the fields listed in `errors` (see the OpenAPI schema)."),
+       "Fix the fields listed in `errors` (the OpenAPI schema, or the MCP tool's inputSchema, gives each one's "
+       "type and limits)."),
     _c("invalid_sql", 400, "The SQL does not parse; `parser_message` and `position` say where.",
        "Fix the syntax and send the statement again (explain checks it without running)."),
     _c("multiple_statements", 400, "The SQL holds more than one statement.", "Send one statement per call."),
-    _c("not_a_read", 400, "The MCP query tool only runs reads; this command changes something.",
-       "Use the change tool (or POST /api/execute) with a reason."),
+    _c("not_a_read", 400, "The MCP query tool only runs reads; this command changes something, or the broker "
+       "cannot tell what it reads (`risk` unknown: e.g. a name the target does not have).",
+       "A change: use the change tool (or POST /api/execute) with a reason. Unknown: check the names with "
+       "describe_target."),
     _c("unsupported_command", 400, "The command is not one the target's language accepts (SQL for databases, "
        "kubectl for clusters) or not a supported form.", "Check `language` in GET /api/targets."),
     _c("unsupported_verb", 400, "The kubectl verb is not supported; `supported_verbs` lists those that are.",
@@ -137,6 +140,9 @@ _ALL = [
     # --- what the target said (422, 504) ---
     _c("query_failed", 422, "The database refused the statement (`sqlstate` says why; the message is masked).",
        "Fix the statement."),
+    _c("request_failed", 422, "A held request ended failed: the dry run prepared for the approvers or the approved "
+       "run failed (`error` holds the cause's code and detail; `interrupted`: it may have run).",
+       "Follow `next_step`: fix the cause and send the command again (a failed run is never repeated)."),
     _c("read_only_violation", 422, "A write reached a read-only transaction or role.", "Use change with approval."),
     _c("precondition_failed", 422, "A precondition of the change did not hold.", "Read the state and retry."),
     _c("exec_failed", 422, "kubectl exec could not run the command in the pod.", "Check pod, container, command."),

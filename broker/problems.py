@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from broker.problem_codes import CODES
+
 
 class BrokerError(Exception):
     """A refusal with a machine-readable code; ``detail`` must never contain a secret."""
@@ -66,10 +68,18 @@ class BrokerError(Exception):
         }
         if instance:
             body["instance"] = instance
-        if self.remedy:
-            body["remedy"] = self.remedy
+        remedy = self.remedy or _catalogued_action(self.code)
+        if remedy:
+            body["remedy"] = remedy
         body.update(self.extra)
         return body
+
+
+def _catalogued_action(code: str) -> str | None:
+    """The catalogue's "what to do" for a code, so that every refusal tells the caller its next step
+    even where the raising code gave no remedy of its own (an agent acts on ``remedy``)."""
+    entry = CODES.get(code)
+    return entry.action if entry else None
 
 
 class BadRequest(BrokerError):

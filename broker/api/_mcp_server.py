@@ -22,10 +22,12 @@ __all__ = ["McpCall", "current_call", "serve", "server"]
 
 _INSTRUCTIONS = (
     "An access broker for databases and Kubernetes clusters. Call list_targets first: it says per target "
-    "what you may do. Use explain to ask the policy about a command without running it, query for SQL "
-    "reads, change for SQL writes (with a reason; approvals answer pending with a request_id), kubectl for "
-    "clusters, and wait_for_request to wait for an approval's outcome. Results are masked; every call is "
-    "journaled. A refused call is an error result whose problem JSON names the next tool to call.")
+    "what you may do. describe_target lists a database's tables and columns (which are sensitive, so masked) "
+    "or a cluster's kinds and namespaces. Use explain to ask the policy about a command without running it, "
+    "query for SQL reads, change for SQL writes (with a reason; approvals answer pending with a request_id), "
+    "kubectl for clusters, and wait_for_request to wait for an approval's outcome. Results are masked; every "
+    "call is journaled. A refused call is an error result whose problem JSON says what to do (remedy) and, "
+    "where a tool helps, names it (next_tool).")
 
 
 async def _list_tools(ctx: ServerRequestContext, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:

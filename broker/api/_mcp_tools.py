@@ -9,7 +9,6 @@ Refusals are ``isError`` results carrying the problem JSON and the tool to call 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,7 +22,9 @@ from mcp.server import ServerRequestContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from broker.api._durable import blocking, starter
+from broker.api._mcp_text import done_text, pending_text, table_text
 from broker.execute import MAX_SQL_CHARS, CallContext, Done, ExecuteBody
+from broker.execute.masking import names_missing
 from broker.grants import GrantBody
 from broker.guard.languages import KUBECTL
 from broker.identity import Principal
@@ -34,7 +35,6 @@ log = logging.getLogger("broker.api")
 WAIT_LIMIT_SECONDS = 60
 """``wait_for_request`` returns after at most this long (well under the 230 s HTTP front-end limit)."""
 _PENDING = ("pending", "approved", "running")
-_TEXT_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,13 @@ class TargetIn(_In):
 
 
 class ExplainIn(TargetIn):
-    sql: str | None = Field(default=None, min_length=1, max_length=MAX_SQL_CHARS, description="One SQL statement.")
+    sql: str | None = Field(default=None, min_length=1, max_length=MAX_SQL_CHARS,
+                            description="One SQL statement, for a database target. Send sql or kubectl, not both.")
     kubectl: list[str] | None = Field(default=None, min_length=1, max_length=64,
-                                      description='kubectl arguments, e.g. ["get", "pods", "-n", "demo"].')
-    manifest: dict[str, Any] | list[dict[str, Any]] | None = None
+                                      description='kubectl arguments for a Kubernetes target, e.g. '
+                                                  '["get", "pods", "-n", "demo"].')
+    manifest: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        default=None, description="With kubectl apply/create: the object(s), as JSON.")
 
 
 class QueryIn(TargetIn):
@@ -76,15 +79,15 @@ class QueryIn(TargetIn):
 class ChangeIn(TargetIn):
     sql: str = Field(min_length=1, max_length=MAX_SQL_CHARS, description="One SQL statement that changes data.")
     reason: str = Field(min_length=1, max_length=500, description="Why: approvers read this.")
-    ticket: str = Field(default="", max_length=100)
+    ticket: str = Field(default="", max_length=100, description="A change or incident ticket, if any (journaled).")
 
 
 class KubectlIn(TargetIn):
     argv: list[str] = Field(min_length=1, max_length=64, description='kubectl arguments without "kubectl".')
     manifest: dict[str, Any] | list[dict[str, Any]] | None = Field(
         default=None, description="The object(s) for apply/create, as JSON.")
-    reason: str = Field(default="", max_length=500)
-    ticket: str = Field(default="", max_length=100)
+    reason: str = Field(default="", max_length=500, description="Why (journaled; approvers read it for a change).")
+    ticket: str = Field(default="", max_length=100, description="A change or incident ticket, if any (journaled).")
 
 
 class RequestIn(_In):
@@ -101,10 +104,12 @@ class ListIn(_In):
 
 
 class GrantIn(TargetIn):
-    level: Literal["read", "write"]
-    duration: str = Field(min_length=3, max_length=20, description="ISO 8601, e.g. PT30M.")
-    reason: str = Field(min_length=1, max_length=500)
-    ticket: str = Field(default="", max_length=100)
+    level: Literal["read", "write"] = Field(description="read: reads; write: reads and row changes (never "
+                                                        "schema, destructive or admin commands).")
+    duration: str = Field(min_length=3, max_length=20, description="ISO 8601, e.g. PT30M; at most the policy's "
+                          "limits.max_grant_duration (explain shows it).")
+    reason: str = Field(min_length=1, max_length=500, description="Why: approvers read this.")
+    ticket: str = Field(default="", max_length=100, description="A change or incident ticket, if any (journaled).")
 
 
 class NoIn(_In):
@@ -120,53 +125,35 @@ def _result(structured: dict[str, Any], text: str, error: bool = False) -> types
 _NEXT = {"unknown_target": "list_targets", "policy_denied": "explain", "approval_required": "request_grant",
          "not_a_read": "change", "invalid_sql": "explain", "multiple_statements": "explain",
          "unsupported_command": "list_targets", "expired": "explain", "request_denied": "explain",
-         "request_cancelled": "explain", "not_found": "list_my_requests", "already_decided": "get_request",
-         "idempotency_key_reused": "get_request"}
+         "request_cancelled": "explain", "request_failed": "explain", "not_found": "list_my_requests",
+         "already_decided": "get_request", "idempotency_key_reused": "get_request",
+         "invalid_duration": "request_grant", "grant_not_needed": "explain", "duplicate_request": "list_my_requests",
+         "kubernetes_not_found": "kubectl"}
+
+
+def next_tool(problem: dict[str, Any]) -> str | None:
+    """The tool that helps after this problem: by its code, or by what it says went wrong (a name
+    that does not exist, or a command the guard could not read, is looked up with describe_target)."""
+    code = problem.get("code")
+    if code == "query_failed" and names_missing(problem):
+        return "describe_target"
+    if code in ("not_a_read", "policy_denied") and problem.get("risk") == "unknown":
+        return "describe_target"
+    return _NEXT.get(str(code))
 
 
 def refusal(error: BrokerError) -> types.CallToolResult:
     """A refusal as an ``isError`` result: the problem JSON, and the tool that helps next."""
     problem = error.to_problem()
-    nxt = _NEXT.get(error.code)
+    nxt = next_tool(problem)
     if nxt:
         problem["next_tool"] = nxt
     text = f"Refused ({error.status} {error.code}): {error.detail}"
-    if error.remedy:
-        text += f"\nRemedy: {error.remedy}"
+    if problem.get("remedy"):
+        text += f"\nRemedy: {problem['remedy']}"
     if nxt:
         text += f"\nNext: call {nxt}."
     return _result(problem, text, error=True)
-
-
-def _table(body: dict[str, Any]) -> str:
-    """A short text rendering of an execute answer (the structured content has everything)."""
-    lines = [f"{body['status']} on {body['target']}: {body.get('command_status', '')} "
-             f"(risk {body['risk']}, request {body['request_id']})"]
-    kind = body.get("result_kind", "rows")
-    if kind == "rows" and body.get("columns"):
-        lines.append(" | ".join(c["name"] for c in body["columns"]))
-        for row in body["rows"][:_TEXT_ROWS]:
-            lines.append(" | ".join("NULL" if v is None else str(v) for v in row))
-        if body["row_count"] > _TEXT_ROWS:
-            lines.append(f"... {body['row_count'] - _TEXT_ROWS} more rows in structuredContent")
-    elif kind == "document":
-        lines.append(json.dumps(body["document"], ensure_ascii=False)[:2000])
-    elif body.get("text"):
-        lines.append(body["text"][:2000])
-    if body.get("truncation"):
-        t = body["truncation"]
-        lines.append(f"truncated by {t['reason']} (limit {t['limit']}): {t['remedy']}")
-        if t.get("cells"):  # a withheld cell shows as NULL above: say it is not one
-            lines.append("withheld cells (row, column, bytes), NULL above but not NULL: "
-                         + ", ".join(f"({c['row']}, {c['column']}, {c['bytes']})" for c in t["cells"][:20]))
-    if body.get("masked"):
-        lines.append("masked: " + ", ".join(f"{k} {v}" for k, v in sorted(body["masked"].items())))
-    return "\n".join(lines)
-
-
-def _pending_text(body: dict[str, Any]) -> str:
-    return (f"Waiting for approval (request {body['request_id']}, expires {body['expires_at']}). "
-            f"Call wait_for_request with this request_id.")
 
 
 # --- tools --------------------------------------------------------------------------------------
@@ -176,16 +163,16 @@ async def _run(call: McpCall, body: ExecuteBody, *, reads_only: bool = False) ->
                              workflow=starter(call.client), reads_only=reads_only)
     if isinstance(outcome, Done):
         answer = outcome.result.to_dict()
-        return _result(answer, _table(answer))
+        return _result(answer, table_text(answer))
     pending = {**outcome.held.to_dict(), "next_tool": "wait_for_request"}
-    return _result(pending, _pending_text(pending))
+    return _result(pending, pending_text(pending))
 
 
-def _execute_body(data: dict[str, Any]) -> ExecuteBody:
+def _execute_body(data: dict[str, Any], tool: str) -> ExecuteBody:
     try:
         return ExecuteBody.model_validate(data)
     except ValidationError as exc:
-        raise invalid_body(exc, "execute") from exc
+        raise invalid_body(exc, f"{tool} tool") from exc
 
 
 async def list_targets(call: McpCall, args: NoIn, ctx: ServerRequestContext) -> types.CallToolResult:
@@ -202,25 +189,26 @@ async def list_targets(call: McpCall, args: NoIn, ctx: ServerRequestContext) -> 
 
 
 async def explain(call: McpCall, args: ExplainIn, ctx: ServerRequestContext) -> types.CallToolResult:
-    body = _execute_body(args.model_dump(exclude_none=True))
+    body = _execute_body(args.model_dump(exclude_none=True), "explain")
     answer = await blocking(call.broker.discovery.explain, call.principal, body, call.context)
-    text = (f"{answer['risk']} command on {answer['target']}: {answer['effect']} by rule {answer['rule_id']} — "
+    rule = f"by rule {answer['rule_id']}" if answer.get("rule_id") else "(no rule matches)"
+    text = (f"{answer['risk']} command on {answer['target']}: {answer['effect']} {rule} — "
             f"it {answer['would']}." + (f" {answer['remedy']}" if answer.get("remedy") else ""))
     return _result(answer, text)
 
 
 async def query(call: McpCall, args: QueryIn, ctx: ServerRequestContext) -> types.CallToolResult:
-    return await _run(call, _execute_body(args.model_dump(exclude_none=True)), reads_only=True)
+    return await _run(call, _execute_body(args.model_dump(exclude_none=True), "query"), reads_only=True)
 
 
 async def change(call: McpCall, args: ChangeIn, ctx: ServerRequestContext) -> types.CallToolResult:
-    return await _run(call, _execute_body(args.model_dump()))
+    return await _run(call, _execute_body(args.model_dump(), "change"))
 
 
 async def kubectl(call: McpCall, args: KubectlIn, ctx: ServerRequestContext) -> types.CallToolResult:
     data = args.model_dump(exclude_none=True)
     data["kubectl"] = data.pop("argv")
-    return await _run(call, _execute_body(data))
+    return await _run(call, _execute_body(data, "kubectl"))
 
 
 def _ended(body: dict[str, Any]) -> types.CallToolResult | None:
@@ -229,7 +217,7 @@ def _ended(body: dict[str, Any]) -> types.CallToolResult | None:
     problem = body.get("problem")
     if not isinstance(problem, dict):
         return None
-    nxt = _NEXT.get(str(problem.get("code")), "explain")
+    nxt = next_tool(problem) or "explain"
     text = (f"Request {body['request_id']} ended {body['status']} ({problem['status']} {problem['code']}): "
             f"{problem['detail']}")
     if body.get("approver_comment"):
@@ -240,7 +228,12 @@ def _ended(body: dict[str, Any]) -> types.CallToolResult | None:
 
 async def get_request(call: McpCall, args: RequestIn, ctx: ServerRequestContext) -> types.CallToolResult:
     body = await blocking(call.broker.approvals.approvals.status, args.request_id, call.principal)
-    return _ended(body) or _result(body, f"request {body['request_id']}: {body['status']}. {body['next_step']}")
+    if body["status"] in _PENDING:  # next_step speaks REST (poll status_url): say it in tools
+        body["next_tool"] = "wait_for_request"
+        return _result(body, f"request {body['request_id']}: {body['status']} ({len(body['decisions'])} of "
+                             f"{body['quorum']} approval(s)). Next: call wait_for_request with this request_id, "
+                             "or cancel_request to withdraw it.")
+    return _ended(body) or _result(body, done_text(body))
 
 
 async def cancel_request(call: McpCall, args: RequestIn, ctx: ServerRequestContext) -> types.CallToolResult:
@@ -288,25 +281,18 @@ async def wait_for_request(call: McpCall, args: WaitIn, ctx: ServerRequestContex
     if body["status"] in _PENDING:
         body["next_tool"] = "wait_for_request"
         return _result(body, f"request {args.request_id} is still {body['status']}; call wait_for_request again.")
-    ended = _ended(body)
-    if ended is not None:
-        return ended
-    text = f"request {args.request_id}: {body['status']}"
-    if isinstance(body.get("result"), dict) and "columns" in body["result"]:
-        text += "\n" + _table({**body["result"], "status": body["status"], "target": body["target"],
-                               "risk": body.get("risk"), "request_id": args.request_id})
-    return _result(body, text)
+    return _ended(body) or _result(body, done_text(body))
 
 
 async def request_grant(call: McpCall, args: GrantIn, ctx: ServerRequestContext) -> types.CallToolResult:
     try:
         body = GrantBody.model_validate(args.model_dump())
     except ValidationError as exc:
-        raise invalid_body(exc, "grant") from exc
+        raise invalid_body(exc, "request_grant tool") from exc
     held = await blocking(call.broker.approvals.grants.submit, call.principal, body, call.context,
                           workflow=starter(call.client))
     pending = {**held.held.to_dict(), "next_tool": "wait_for_request"}
-    return _result(pending, _pending_text(pending))
+    return _result(pending, pending_text(pending))
 
 
 async def list_grants(call: McpCall, args: NoIn, ctx: ServerRequestContext) -> types.CallToolResult:

@@ -30,6 +30,7 @@ import azure.functions as func
 
 from broker.api._durable import blocking
 from broker.api._http import PROBLEM, call_context, json_response, problem_response, refusal_response
+from broker.api.methods import MethodNotAllowed
 from broker.problems import BrokerError, PayloadTooLarge, Unauthenticated
 from broker.runtime import get_broker
 
@@ -103,10 +104,9 @@ async def mcp_endpoint(req: func.HttpRequest, client: str) -> func.HttpResponse:
 
 
 def _method_not_allowed(req: func.HttpRequest) -> func.HttpResponse:
-    body = {"type": "about:blank", "title": "Method not allowed", "status": 405, "code": "method_not_allowed",
-            "detail": f"{req.method} is not served: this MCP endpoint is stateless (no stream, no session); "
-                      "send JSON-RPC messages with POST."}
-    return func.HttpResponse(json.dumps(body), status_code=405, mimetype=PROBLEM,
+    error = MethodNotAllowed(f"{req.method} is not served: this MCP endpoint is stateless (no stream, no "
+                             "session).", remedy="Send each JSON-RPC message with POST.")
+    return func.HttpResponse(json.dumps(error.to_problem(req.url.split("?")[0])), status_code=405, mimetype=PROBLEM,
                              headers={"Allow": "POST", "Cache-Control": "no-store"})
 
 

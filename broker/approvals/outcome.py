@@ -15,7 +15,8 @@ from typing import Any
 
 from broker.approvals.requests import ApprovalRequest, DecisionRow
 from broker.guard.hidden import escaped, is_hidden
-from broker.problems import BadRequest, BrokerError, Conflict, Forbidden, Gone
+from broker.problem_codes import CODES
+from broker.problems import BadRequest, BrokerError, CommandFailed, Conflict, Forbidden, Gone
 
 MAX_COMMENT = 500
 """Characters an approver's comment may have (before escaping)."""
@@ -84,7 +85,32 @@ def ended_problem(r: ApprovalRequest, comment: str) -> BrokerError | None:
     if r.status == "cancelled":
         return Conflict(f"Request {r.request_id} was cancelled; nothing ran.", code="request_cancelled",
                         remedy=extra["next_step"], extra=extra)
+    if r.status == "failed":
+        return failed_problem(r.request_id, failure_of(r), extra)
     return None
+
+
+def failed_problem(request_id: str, error: dict[str, Any], extra: dict[str, Any]) -> BrokerError:
+    """422 ``request_failed``: a command whose dry run or approved run failed, or a grant that could
+    not be opened; ``error`` says why and ``next_step`` what to do."""
+    return CommandFailed(f"Request {request_id} failed ({error.get('code', 'unknown')}): "
+                         f"{error.get('detail', 'see error')}", code="request_failed",
+                         remedy=extra.get("next_step") or None, extra={**extra, "error": error})
+
+
+def failure_of(r: ApprovalRequest) -> dict[str, Any]:
+    """Why a request failed, with a sentence an agent can act on. A failed dry run (``preview_failed``)
+    names the refusal's code and the catalogue's words for it, not the target's message: the dry
+    run's message is kept with the request unmasked, so it is not sent to the requester."""
+    error = dict(r.error)
+    if error.get("code") == "preview_failed" and "detail" not in error:
+        cause = str(r.preview.get("code") or "")
+        entry = CODES.get(cause)
+        error["cause"] = cause or "unknown"
+        error["detail"] = ("The dry run prepared for the approvers failed" +
+                           (f" with {cause}: {entry.meaning} {entry.action}" if entry else "") +
+                           " Nobody was asked; nothing ran.")
+    return error
 
 
 def _decisive_comment(r: ApprovalRequest, decisions: Sequence[DecisionRow]) -> str:

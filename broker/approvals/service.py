@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.approvals.directory import ApproverDirectory
-from broker.approvals.outcome import claim_index, next_step, outcome_for
+from broker.approvals.outcome import claim_index, failed_problem, failure_of, next_step, outcome_for
 from broker.approvals.ports import AfterApproval, JournalSink, RequestRecords, Standing
 from broker.approvals.requests import ApprovalRequest
 from broker.approvals.tokens import ApprovalTokens
@@ -334,7 +334,7 @@ class ApprovalService:
             body["seconds_left"] = max(0, int((r.expires_at - now).total_seconds()))
         if r.kind == "command":
             body["command"] = r.command
-        grant, ended_by, ended_at, error = r.grant, r.ended_by, r.ended_at, r.error
+        grant, ended_by, ended_at, error = r.grant, r.ended_by, r.ended_at, failure_of(r)
         standing = self._standing([r]).get(r.request_id)
         if standing is not None:  # its life went on after the approval: that is where it stands
             body.update(status=standing.status, next_step=standing.next_step)
@@ -347,6 +347,9 @@ class ApprovalService:
             body["ended_at"] = ended_at
         if error:
             body["error"] = error
+        if body["status"] == "failed" and "problem" not in body:  # a grant that failed after its approval
+            body["problem"] = failed_problem(r.request_id, error, {
+                "request_id": r.request_id, "request_status": "failed", "next_step": body["next_step"]}).to_problem()
         if r.status == "done":
             body["result"] = self.store.load_result(r.request_id)
         return body

@@ -86,10 +86,45 @@ def response_of(result: ResultSet) -> dict[str, Any]:
     return response
 
 
+_MISSING_NAME = {"sqlstate": ("42P01", "42703", "42883", "42704", "3F000"), "errno": (1146, 1054, 1049, 1305),
+                 "native_error": (208, 207, 2812)}
+"""A table, column, function, type or schema the statement names does not exist: PostgreSQL SQLSTATEs,
+MySQL/MariaDB error numbers, SQL Server native errors."""
+_NO_PRIVILEGE = {"sqlstate": ("42501",), "errno": (1142, 1143, 1227), "native_error": (229, 230, 262, 297)}
+
+
+def names_missing(problem: dict[str, Any]) -> bool:
+    """Whether a ``query_failed`` says the statement names something the target does not have."""
+    return any(problem.get(key) in values for key, values in _MISSING_NAME.items())
+
+
+def query_failed_remedy(problem: dict[str, Any]) -> str | None:
+    """What to do about the database's refusal, from its error code alone (the message may be withheld)."""
+    state = str(problem.get("sqlstate") or "")
+    if names_missing(problem):
+        return ("A table, column, function or schema the statement names does not exist on the target (or is not "
+                "visible to the broker): describe_target (GET /api/targets/{name}) lists the tables, views and "
+                "columns; fix the name and send it again.")
+    if any(problem.get(key) in values for key, values in _NO_PRIVILEGE.items()):
+        return ("The broker's own database role may not do this; no policy or grant changes that. Ask an "
+                "operator, or read something else.")
+    if state.startswith("22"):
+        return "A value does not fit its type or range (describe_target shows the column types); fix it."
+    if state.startswith("23"):
+        return "The change breaks a constraint (unique, foreign key, not null, check); read the rows it touches first."
+    if state in ("40001", "40P01"):
+        return "It lost a conflict with another transaction; send it again."
+    if state.startswith("42"):
+        return "The database rejects the statement as written; fix it (explain shows how the broker reads it)."
+    return None
+
+
 def masked_failure(failure: BrokerError, masker: MaskerSource, *, withhold: bool = False) -> BrokerError:
     """A target's error message can quote row data (a duplicate key, a bad value): mask it too. When the
     statement reads a sensitive column the message is withheld: only its SQLSTATE (or error number) and a
     generic sentence (``withhold``: ``a cast of a transformed value echoes it``)."""
+    if isinstance(failure, CommandFailed) and failure.code == "query_failed" and not failure.remedy:
+        failure.remedy = query_failed_remedy(failure.extra)
     if isinstance(failure, CommandFailed) and withhold and failure.code == "query_failed":
         extra = failure.extra or {}
         state = extra.get("sqlstate") or extra.get("errno") or "unknown"

@@ -168,9 +168,7 @@ class ExecuteService:
         try:
             target, command, classification, decision = self.evaluate(principal, body)
             if reads_only and classification.risk not in (Risk.READ, Risk.READ_SECRET, Risk.SENSITIVE_PREDICATE):
-                raise BadRequest(f"This is a {classification.risk.value} command, not a read: "
-                                 f"{classification.reason}.", code="not_a_read",
-                                 remedy="Send it with the change tool (or POST /api/execute), with a reason.")
+                raise _not_a_read(classification)
         except BrokerError as refusal:
             self._journal.write(journaled.execute_denied(
                 subject.refined(target=body.target, command=_journaled_refusal(body.command(), refusal)),
@@ -184,7 +182,7 @@ class ExecuteService:
             self._journal.write(journaled.execute_denied(subject, code))
             raise Forbidden(
                 f"Policy does not allow this {classification.risk.value} command on {target.name}: "
-                f"{decision.reason}.", code=code, remedy=decision.remedy,
+                f"{decision.reason}.", code=code, remedy=_denial_remedy(classification, decision.remedy),
                 extra={"risk": classification.risk.value, "risk_reason": classification.reason,
                        "rule_id": decision.rule_id, "policy_version": decision.policy_version})
         if body.max_rows is not None and body.max_rows < decision.limits.max_rows:
@@ -338,6 +336,31 @@ class ExecuteService:
             "status": "ok", "masked": counts, "operations": api_calls(result), "command_status": result.status},
             response=response_of(result)))
         return CommandPreview(result.text or "", counts, record_id)
+
+
+_CHECK_NAMES = ("describe_target (GET /api/targets/{name}) lists the tables, views and columns the target has; "
+                "explain shows how the broker reads the statement.")
+
+
+def _denial_remedy(classification: Classification, remedy: str | None) -> str | None:
+    """A denial of a command the guard could not read (``unknown``: often a misspelt name) says so
+    before the policy's remedy: asking an operator for a rule is not what fixes a typo."""
+    if classification.risk is not Risk.UNKNOWN:
+        return remedy
+    return f"The broker could not tell what this command does (risk_reason). If a name is misspelt: {_CHECK_NAMES}" + (
+        f" Otherwise: {remedy}" if remedy else "")
+
+
+def _not_a_read(classification: Classification) -> BadRequest:
+    """The query tool's refusal of what is not a read. A command the guard cannot read (``unknown``:
+    a name that is not visible on the target, say) is not a write either: sending it with the change
+    tool would only be denied, so the remedy points at the names instead."""
+    risk = classification.risk.value
+    article = "an" if risk[0] in "aeiou" else "a"
+    remedy = (f"Check the names it uses: {_CHECK_NAMES}" if classification.risk is Risk.UNKNOWN else
+              "Send it with the change tool (or POST /api/execute), with a reason.")
+    return BadRequest(f"This is {article} {risk} command, not a read: {classification.reason}.", code="not_a_read",
+                      remedy=remedy, extra={"risk": risk, "risk_reason": classification.reason})
 
 
 def _journaled_refusal(command: Command, refusal: BrokerError) -> dict[str, Any]:

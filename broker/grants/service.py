@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from broker.approvals.directory import ApproverDirectory
 from broker.approvals.ports import JournalSink
@@ -50,6 +50,15 @@ class GrantBody(BaseModel):
     duration: timedelta
     reason: str = Field(min_length=1, max_length=500)
     ticket: str = Field(default="", max_length=100)
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _iso_text(cls, value: Any) -> Any:
+        """ISO 8601 text only, as documented: a bare number (which pydantic would read as seconds) is
+        refused, so the schema (a string of 3 to 20 characters) is exactly what the server takes."""
+        if not isinstance(value, str) or not 3 <= len(value) <= 20:
+            raise ValueError("the duration is ISO 8601 text of 3 to 20 characters, e.g. PT30M")
+        return value
 
     @classmethod
     def parse(cls, data: Any) -> GrantBody:
@@ -117,7 +126,7 @@ class GrantService:
         elif decision.effect != "approve" or decision.approval is None:
             refusal = Forbidden(f"No grant can give {body.level} on {target.name}: {decision.reason}.",
                                 code="policy_denied", remedy=decision.remedy)
-        elif body.duration <= timedelta(0) or body.duration > cap:
+        elif body.duration < timedelta(seconds=1) or body.duration > cap:  # whole seconds are kept
             refusal = BadRequest(f"A grant of {body.level} on {target.name} lasts between 1 s and "
                                  f"{iso_duration(cap)} (the policy's maximum).", code="invalid_duration",
                                  extra={"max_duration": iso_duration(cap)})

@@ -266,8 +266,9 @@ class PostgresEngine:
                 result.columns = [Column(c.name, _type_name(conn, c.type_oid)) for c in bounded.columns]
             elif cur.description:
                 result.columns = [Column(d.name, _type_name(conn, d.type_code)) for d in cur.description]
-            # a streamed read that was stopped at the cap has no status of its own
-            result.status = cur.statusmessage or (f"SELECT {result.row_count}" if cur.description else "")
+            # a streamed read that was stopped at the cap, or returned no row, has no status of its own
+            result.status = cur.statusmessage or (f"SELECT {result.row_count}" if cur.description or result.columns
+                                                  else "")
             if not cur.description and cur.rowcount >= 0:
                 result.affected = cur.rowcount
         return result

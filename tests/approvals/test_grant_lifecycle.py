@@ -250,6 +250,10 @@ def test_a_grant_that_never_opens_fails_instead_of_waiting_forever(parts):
     status = shown(parts, rid)
     assert (status["status"], status["error"]["code"], status["next_step"]) == (
         "failed", "grant_not_opened", NEXT_STEPS["failed"])
+    problem = status["problem"]  # what the MCP wait_for_request returns as its error result
+    assert (problem["code"], problem["status"], problem["error"]["code"]) == ("request_failed", 422,
+                                                                              "grant_not_opened")
+    assert problem["next_step"] == problem["remedy"] == NEXT_STEPS["failed"]
     assert ("grant.failed", "failed", "grant_not_opened") in grant_events(parts, rid)
     assert grants.activate(rid, 1800) == {"status": "gone"}  # a late attempt cannot open a failed grant
     assert grants.store.active(DEVIN.key, "demo-postgres") == []

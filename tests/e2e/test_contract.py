@@ -139,3 +139,42 @@ def test_a_request_id_nobody_minted_is_404_before_any_lookup(api, rid):
         assert r.status_code == 404, (method, path, r.status_code, r.text[:300])
         if not path.startswith("/api/approvals/"):  # the approval page answers HTML
             assert r.json()["code"] == "not_found", r.text
+
+
+def test_a_grant_duration_is_iso_text_of_at_least_a_second(api):
+    """The schema says a string; the server took a bare number as seconds and PT0.5S as a grant of
+    0 s. Both are refused now, each with what to send instead."""
+    auth = {"Authorization": f"Bearer {api.token('devin')}"}
+    base = {"target": "demo-postgres", "level": "write", "reason": "duration spellings"}
+    for duration, code in ((1800, "invalid_request"), (12.5, "invalid_request"), ("PT0.5S", "invalid_duration"),
+                           ("PT0S", "invalid_duration"), ("-PT5M", "invalid_duration"), ("PT2H", "invalid_duration")):
+        r = api.http.post("/api/grants", json={**base, "duration": duration}, headers=auth)
+        assert (r.status_code, r.json()["code"]) == (400, code), (duration, r.text)
+        assert r.json()["remedy"]
+
+
+def test_every_path_refuses_the_methods_it_does_not_take_with_405_and_allow(api):
+    """Answered by the app (methods.py: the problem's type is the broker's page), not by the front end,
+    which on Azure would say 404 with no body; Allow lists the documented methods."""
+    import yaml
+
+    from devhost.stack import REPO_ROOT
+
+    spec = yaml.safe_load((REPO_ROOT / "broker/api/openapi.yaml").read_text())
+    values = {"{request_id}": "11111111-1111-4111-8111-111111111111", "{name}": "demo-postgres",
+              "{code}": "invalid_sql"}
+    auth = {"Authorization": f"Bearer {api.token('devin')}"}
+    checked = 0
+    for path, operations in spec["paths"].items():
+        url = "/api" + path
+        for placeholder, value in values.items():
+            url = url.replace(placeholder, value)
+        documented = {m.upper() for m in operations}
+        allow = ", ".join(sorted(documented - ({"GET", "DELETE"} if path == "/mcp" else set())))
+        for method in sorted({"GET", "POST", "PUT", "PATCH", "DELETE"} - documented):
+            r = api.http.request(method, url, headers=auth)
+            assert (r.status_code, r.headers.get("allow")) == (405, allow), (method, path, r.text[:200])
+            problem = r.json()
+            assert problem["type"].endswith("/api/problems/method_not_allowed") and problem["remedy"], problem
+            checked += 1
+    assert checked >= 50

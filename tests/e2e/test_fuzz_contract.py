@@ -4,8 +4,10 @@ with a valid bearer token for the dev agent, and every answer must be no server 
 status code, a documented content type and headers, and a body the schema admits (so a problem's
 ``code`` is one of the catalogue's, the Problem schema's enum). Schemathesis also checks that a
 request the schema forbids is refused (4xx: the schema is no looser than the server), that an
-operation which declares security refuses the request without its token, that a missing required
-header is refused, and that a method the document does not list answers 405 with a matching ``Allow``.
+operation which declares security refuses the request without its token, and that a missing required
+header is refused. (Its checks for a method the document does not list only run in Schemathesis' own
+coverage phase, not in these generated cases: tests/e2e/test_contract.py sends every path each method
+it does not document and expects the app's 405 with a matching ``Allow``.)
 
 The fuzzer runs on the session's dev stack as an identity of its own ("Contract fuzzer": an agent
 with the Broker.Caller role and an object id no other test uses), so what it leaves behind - held

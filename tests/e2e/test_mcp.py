@@ -79,6 +79,7 @@ def test_no_stream_and_no_session_get_and_delete_are_405_with_allow(stack):
         r = httpx.request(method, f"{stack.base_url}/api/mcp", headers={"Accept": "text/event-stream", **token},
                           timeout=10)
         assert r.status_code == 405 and r.headers["allow"] == "POST", r.text
+        assert r.json()["code"] == "method_not_allowed" and "POST" in r.json()["remedy"]
     r = rpc(stack, token)  # stateless: tools/list answers without an initialize, as JSON, no session id
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json"), r.text
     assert "mcp-session-id" not in r.headers
@@ -174,6 +175,9 @@ def test_a_change_waits_through_wait_for_request_and_returns_its_result_after_ap
     body = pending.structured_content
     assert body["status"] == "pending" and body["next_tool"] == "wait_for_request"
     rid = body["request_id"]
+    standing = call(stack, "get_request", {"request_id": rid})  # next_step speaks REST; the tool says which tool
+    assert standing.structured_content["next_tool"] == "wait_for_request"
+    assert "call wait_for_request" in standing.content[0].text and "cancel_request" in standing.content[0].text
     progress: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(done: float, total: float | None, message: str | None) -> None:
@@ -194,7 +198,10 @@ def test_a_change_waits_through_wait_for_request_and_returns_its_result_after_ap
     done = call(stack, "wait_for_request", {"request_id": rid, "timeout_seconds": 30})
     assert done.is_error is False and done.structured_content["status"] == "done", done
     assert done.structured_content["result"]["affected_rows"] == 1
-    assert "UPDATE 1" in done.content[0].text
+    assert "UPDATE 1" in done.content[0].text and "it ran once" in done.content[0].text
+    empty = call(stack, "query", {"target": "demo-postgres", "sql": "SELECT id FROM customers WHERE id < 0"})
+    assert empty.structured_content["row_count"] == 0 and "(no rows)" in empty.content[0].text
+    assert empty.structured_content["command_status"] == "SELECT 0"  # a streamed read of no row has no status
 
 
 def test_the_request_tools_are_listed_with_their_annotations(stack):
@@ -288,3 +295,58 @@ def test_describe_target_for_kubernetes_and_its_refusals(stack):
     rest = httpx.get(f"{stack.base_url}/api/targets/demo-postgres", timeout=30,
                      headers={"Authorization": f"Bearer {stack.token('approver')}"})
     assert rest.status_code == 403 and rest.json()["code"] == "policy_denied"
+
+
+def test_every_refusal_says_what_to_do_next_and_which_tool_helps(stack):
+    """What an agent meets with nothing but the tool list: a name that does not exist is looked up
+    with describe_target (not "send it with change", which would only be denied), a database error
+    whose message is withheld still says what to do, and every refusal carries a remedy."""
+    cases = [
+        ("query", {"target": "demo-postgres", "sql": "SELECT * FROM no_such_table"}, "not_a_read",
+         "describe_target", "describe_target"),
+        ("change", {"target": "demo-postgres", "sql": "SELECT * FROM no_such_table", "reason": "x"}, "policy_denied",
+         "describe_target", "misspelt"),
+        ("query", {"target": "demo-postgres", "sql": "SELECT nosuchcol FROM customers"}, "query_failed",
+         "describe_target", "describe_target"),
+        ("query", {"target": "demo-postgres", "sql": "SELECT 1/0"}, "query_failed", None, "fix it"),
+        ("query", {"target": "demo-postgres", "sql": "UPDATE customers SET notes = 'x' WHERE id = 1"}, "not_a_read",
+         "change", "change tool"),
+        ("kubectl", {"target": "demo-k8s", "argv": ["frobnicate", "pods"]}, "unsupported_verb", None,
+         "supported_verbs"),
+        ("kubectl", {"target": "demo-k8s", "argv": ["get", "pods", "--kubeconfig", "/x"]}, "refused_argument", None,
+         "Remove it"),
+        ("request_grant", {"target": "demo-postgres", "level": "write", "duration": "PT5H", "reason": "x"},
+         "invalid_duration", "request_grant", "max_duration"),
+        ("explain", {"target": "demo-postgres"}, "invalid_request", None, "errors"),
+    ]
+    for name, args, code, nxt, hint in cases:
+        result = call(stack, name, args)
+        problem = result.structured_content
+        assert result.is_error is True and problem["code"] == code, (args, problem)
+        assert problem.get("next_tool") == nxt, problem
+        assert hint in problem["remedy"] and problem["remedy"] in result.content[0].text, problem
+    unknown = call(stack, "query", {"target": "demo-postgres", "sql": "SELECT * FROM no_such_table"})
+    assert unknown.structured_content["risk"] == "unknown" and "an unknown command" in unknown.content[0].text
+    assert "explain tool contract" in call(stack, "explain", {"target": "demo-postgres"}).content[0].text
+    denied = call(stack, "explain", {"target": "demo-k8s", "kubectl": ["delete", "ns", "demo"]})
+    assert "(no rule matches)" in denied.content[0].text and "None" not in denied.content[0].text
+
+
+def test_a_request_whose_dry_run_fails_ends_as_an_error_that_says_why(stack):
+    """A held kubectl change whose dry run fails (no such pod) asks nobody and ends ``failed``: the
+    wait answers an error result naming the cause's code (not the cluster's message) and what to do."""
+    pending = call(stack, "kubectl", {"target": "demo-k8s", "argv": ["delete", "pod", "no-such-pod", "-n", "demo"],
+                                      "reason": "mcp failed dry run"})
+    assert pending.structured_content["status"] == "pending", pending
+    rid = pending.structured_content["request_id"]
+    done = call(stack, "wait_for_request", {"request_id": rid, "timeout_seconds": 30})
+    problem = done.structured_content
+    assert done.is_error is True and problem["code"] == "request_failed" and problem["status"] == 422, problem
+    assert problem["error"]["code"] == "preview_failed" and problem["error"]["cause"] == "kubernetes_not_found"
+    assert "Check the name and namespace" in problem["error"]["detail"] and "no-such-pod" not in problem["detail"]
+    assert problem["next_tool"] == "explain" and problem["remedy"] == problem["next_step"]
+    assert "request_failed" in done.content[0].text and "kubernetes_not_found" in done.content[0].text
+    rest = httpx.get(f"{stack.base_url}/api/requests/{rid}", timeout=30,
+                     headers={"Authorization": f"Bearer {stack.token('devin')}"}).json()
+    assert rest["status"] == "failed" and rest["problem"]["code"] == "request_failed"
+    assert rest["error"] == problem["error"]

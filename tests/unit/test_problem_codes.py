@@ -71,3 +71,34 @@ def test_execute_schema_constraints_equal_the_servers(field):
     assert _constraints(documented) == _constraints(server), field
     assert set(SPEC["components"]["schemas"]["ExecuteRequest"]["properties"]) == \
         set(ExecuteBody.model_json_schema()["properties"])
+
+
+def test_every_refusal_says_what_to_do_next():
+    """A code raised without a remedy of its own carries the catalogue's "what to do"; one with a
+    remedy keeps its own (an agent acts on ``remedy``, REST and MCP alike)."""
+    for code, entry in CODES.items():
+        assert problems.BrokerError("x", code=code).to_problem()["remedy"] == entry.action, code
+    own = problems.BadRequest("x", code="invalid_sql", remedy="Fix the typo.").to_problem()
+    assert own["remedy"] == "Fix the typo."
+
+
+def test_grant_schema_constraints_equal_the_servers():
+    """POST /api/grants, the MCP request_grant tool and the server's model take the same bodies: a
+    duration is ISO 8601 text of 3 to 20 characters (a bare number, which pydantic reads as seconds,
+    is refused as the schema refuses it)."""
+    from broker.api._mcp_tools import GrantIn
+    from broker.grants import GrantBody
+
+    documented = SPEC["paths"]["/grants"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    server, tool = GrantBody.model_json_schema()["properties"], GrantIn.model_json_schema()["properties"]
+    for field in ("target", "reason", "ticket"):
+        assert _constraints(documented["properties"][field]) == _constraints(server[field]) == \
+            _constraints(tool[field]), field
+    assert _constraints(documented["properties"]["duration"]) == _constraints(tool["duration"]) == \
+        {"minLength": 3, "maxLength": 20}
+    base = {"target": "t", "level": "read", "reason": "r"}
+    for duration in (1800, 12.5, "PT", "P" + "T1S" * 7, None, ["PT1M"]):
+        with pytest.raises(problems.BadRequest) as caught:
+            GrantBody.parse({**base, "duration": duration})
+        assert caught.value.code == "invalid_request", duration
+    assert GrantBody.parse({**base, "duration": "PT30M"}).duration.total_seconds() == 1800
