@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 
 import httpx
 import pytest
@@ -14,6 +14,21 @@ import yaml
 
 from devhost.stack import free_port, stop_process
 from tests.e2e.test_execute import reader
+
+
+@contextmanager
+def devhost_with(stack, **env: str) -> Iterator[httpx.Client]:
+    """A second devhost on the same stack, with some settings broken."""
+    port = free_port()
+    # Its own task hub: the app has orchestrations, and one task hub has one devhost (a lease).
+    env = {"BROKER_TASK_HUB": f"probe{port}", **env}
+    process = stack.spawn_devhost(port, env, log_name=f"devhost-{port}.log")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        stop_process(process)
+
 
 BROKEN = ("journal", "key_vault", "target", "issuer", "catalog")
 
