@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -10,17 +9,7 @@ from typing import Any
 
 import httpx
 
-from broker.settings import ClientSettings
-
-
-def add_call_options(parser: argparse.ArgumentParser) -> None:
-    """The options every agent-side command shares (exec, kubectl)."""
-    parser.add_argument("--reason", default="", help="why (journaled; shown to approvers)")
-    parser.add_argument("--ticket", default="", help="ticket or incident id (journaled)")
-    parser.add_argument("--json", action="store_true", help="print the broker's JSON response")
-    parser.add_argument("--no-wait", action="store_true",
-                        help="when approval is needed, print the request id and status URL and exit")
-    parser.add_argument("--identity", default="devin", help="dev identity to use when BROKER_TOKEN is unset")
+from broker.settings import ClientSettings, Settings
 
 
 class ClientError(Exception):
@@ -46,20 +35,24 @@ def dev_stack(settings: ClientSettings) -> dict[str, Any] | None:
     return None
 
 
-def operator_broker() -> Any:
-    """The broker as the Function app builds it, for operators' commands: from ``BROKER_*`` settings,
-    or, when none are set, from the running dev stack's."""
+def operator_settings() -> Settings:
+    """The broker's settings for operators' commands: from ``BROKER_*``, or, when none are set, the
+    running dev stack's (which this puts into the environment, its managed identity too)."""
     import os
-
-    from broker.runtime import Broker
-    from broker.settings import Settings
 
     if not (os.environ.get("BROKER_CATALOG_PATH") or os.environ.get("BROKER_STORAGE_CONNECTION_STRING")
             or os.environ.get("BROKER_TABLE_ENDPOINT")):
         stack = dev_stack(ClientSettings())
         if stack and stack.get("broker_env"):
             os.environ.update(stack["broker_env"])  # the dev stack's app settings (its managed identity too)
-    return Broker.from_settings(Settings())
+    return Settings()
+
+
+def operator_broker(settings: Settings | None = None) -> Any:
+    """The broker as the Function app builds it, for operators' commands (``operator_settings``)."""
+    from broker.runtime import Broker
+
+    return Broker.from_settings(settings if settings is not None else operator_settings())
 
 
 def dev_token(stack: dict[str, Any], identity: str = "devin", **extra: Any) -> str:

@@ -40,10 +40,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(func=run_show)
 
 
-def _broker() -> Any:
-    from broker.cli._client import operator_broker
+def _broker(target: str) -> Any:
+    """The operator's broker; the catalogue and the target's name are checked first, so a typo is
+    refused before the drivers, storage and Key Vault are set up."""
+    from broker.catalog import load_catalog
+    from broker.cli._client import operator_broker, operator_settings
 
-    return operator_broker()
+    settings = operator_settings()
+    load_catalog(settings.catalog_path).get(target)
+    return operator_broker(settings)
 
 
 def _operator() -> dict[str, Any]:
@@ -64,8 +69,8 @@ def run_classify(args: argparse.Namespace) -> int:
     from broker.problems import BrokerError
 
     try:
-        broker = _broker()
-    except (ValueError, OSError) as exc:
+        broker = _broker(args.target)
+    except (BrokerError, ValueError, OSError) as exc:
         return _refused(exc)
     try:
         run = broker.classifier.classify(args.target, _operator(), rows=args.sample)
@@ -88,13 +93,14 @@ def run_classify(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from broker.classification.review import review
     from broker.problems import BrokerError
 
     try:
-        broker = _broker()
-    except (ValueError, OSError) as exc:
+        broker = _broker(args.target)
+    except (BrokerError, ValueError, OSError) as exc:
         return _refused(exc)
+    from broker.classification.review import review
+
     try:
         target = broker.catalog.get(args.target)
         report = review(target, broker.classifier.store.load(target.name))

@@ -13,7 +13,7 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from broker.cli._client import add_call_options
+    from broker.cli._options import add_call_options
 
 
     p = sub.add_parser("exec", help="run a command through the broker (agent side)", description=__doc__,

@@ -23,7 +23,7 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from broker.cli._client import add_call_options
+    from broker.cli._options import add_call_options
 
 
     p = sub.add_parser("kubectl", help="run a kubectl command on a Kubernetes target through the broker",

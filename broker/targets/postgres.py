@@ -32,6 +32,7 @@ from broker.targets import _impact_pg
 from broker.targets import _pg_wire as pg_wire
 from broker.targets import _pg_write as pg_write
 from broker.targets._cells import split_markers
+from broker.targets._pg_reach import Reach
 from broker.targets._rows import collect_rows, parse_credential
 from broker.targets.base import Column, Command, ExecutionLimits, Impact, ImpactBound, ResultSet
 from broker.targets.postgres_connection import PostgresConnection
@@ -44,6 +45,7 @@ class PostgresEngine:
 
     def __init__(self, *, pool_max_size: int = 4, connect_timeout: float = 3.0, catalog_ttl: float = 60.0) -> None:
         self._pools: dict[tuple[str, str], ConnectionPool] = {}
+        self._reach: dict[tuple[str, str], Reach] = {}  # per pool: refuse a refused target at once
         self._lock = threading.Lock()
         self._pool_max = pool_max_size
         self._connect_timeout = connect_timeout
@@ -136,21 +138,26 @@ class PostgresEngine:
     def _pool(self, target: Target, secret: SecretValue) -> ConnectionPool:
         key = (target.name, secret.version or str(hash(secret.value)))
         pool = self._pools.get(key)
-        if pool is not None:
-            return pool
-        with self._lock:
-            pool = self._pools.get(key)
-            if pool is None:
-                for old_key in [k for k in self._pools if k[0] == target.name]:
-                    self._pools.pop(old_key).close(timeout=0)  # credential rotated
-                # autocommit: the engine writes its own BEGIN/COMMIT so that opening a transaction
-                # with its limits, and closing it with the session reset, are one round trip each.
-                # prepare_threshold=None: agents' statements are one-offs.
-                kwargs = {**self._conninfo(target, secret), "autocommit": True, "prepare_threshold": None}
-                pool = ConnectionPool(kwargs=kwargs, min_size=0, max_size=self._pool_max, open=True,
-                                      timeout=self._connect_timeout, max_idle=300, name=f"broker-{target.name}")
-                self._pools[key] = pool
-            return pool
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(key)
+                if pool is None:
+                    for old_key in [k for k in self._pools if k[0] == target.name]:
+                        self._pools.pop(old_key).close(timeout=0)  # credential rotated
+                        self._reach.pop(old_key, None)
+                    # autocommit: the engine writes its own BEGIN/COMMIT so that opening a transaction
+                    # with its limits, and closing it with the session reset, are one round trip each.
+                    # prepare_threshold=None: agents' statements are one-offs.
+                    kwargs = {**self._conninfo(target, secret), "autocommit": True, "prepare_threshold": None}
+                    reach = self._reach[key] = Reach()
+                    pool = ConnectionPool(kwargs=kwargs, min_size=0, max_size=self._pool_max, open=True,
+                                          connection_class=reach.connection_class(),
+                                          timeout=self._connect_timeout, max_idle=300, name=f"broker-{target.name}")
+                    self._pools[key] = pool
+        reach = self._reach.get(key)
+        if reach is not None:
+            reach.refuse_if_unreachable(target, pool, self._connect_timeout)
+        return pool
 
     def unavailable_reason(self) -> str | None:
         return None  # pure-Python client: runs wherever the broker runs

@@ -9,6 +9,8 @@ Frames are binary; the first byte is the channel (1 stdout, 2 stderr, 3 the fina
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
 from collections.abc import Callable
@@ -60,8 +62,22 @@ async def serve_exec(request: aiohttp.web.BaseRequest, pod: dict[str, Any],
             raise Exit(137)  # the client went away: stop producing output
         await ws.send_bytes(bytes([channel]) + data)
 
+    async def client_closes() -> None:
+        """Read the client's frames as the API server does (stdin is not forwarded): a close frame is
+        answered at once, so a client that stops at its time limit is not left waiting."""
+        async for _ in ws:
+            pass
+
+    command = asyncio.ensure_future(run(argv, Io(seen, write)))
+    closing = asyncio.ensure_future(client_closes())
     try:
-        code = await run(argv, Io(seen, write))
+        await asyncio.wait({command, closing}, return_when=asyncio.FIRST_COMPLETED)
+        if not command.done():  # the client went away: stop the command
+            command.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await command
+            return ws
+        code = command.result()
         if not ws.closed:
             await ws.send_bytes(bytes([ERROR]) + json.dumps(_status(code, argv)).encode())
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
@@ -71,5 +87,7 @@ async def serve_exec(request: aiohttp.web.BaseRequest, pod: dict[str, Any],
             failure = {"metadata": {}, "status": "Failure", "reason": "InternalError", "message": repr(exc)}
             await ws.send_bytes(bytes([ERROR]) + json.dumps(failure).encode())
     finally:
-        await ws.close()
+        command.cancel()
+        await ws.close()  # also ends ``client_closes`` (aiohttp lets one task close while another reads)
+        closing.cancel()
     return ws

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from broker.lineage.guard import REFRESH_SECONDS
+from tests.e2e.test_cli import broker_cli_in_process
 
 REPO = Path(__file__).resolve().parents[2]
 EMAIL = "margaret.hamilton@example.com"
@@ -24,6 +25,12 @@ def data_cli(stack, *args: str) -> subprocess.CompletedProcess:
     env["BROKER_DEV_STATE_DIR"] = str(stack.state_dir)
     return subprocess.run([sys.executable, "-m", "broker", "data", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=120, env=env)
+
+
+def data_in_process(stack, *args: str) -> subprocess.CompletedProcess:
+    """``data_cli`` through ``broker.cli.main`` in this process, with the same environment."""
+    return broker_cli_in_process("data", *args, env={"BROKER_DEV_STATE_DIR": str(stack.state_dir)},
+                                 drop=("BROKER_",))
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +45,7 @@ def tickets(stack) -> str:
 
 
 def test_classify_then_show_then_lineage_masks_the_discovered_column(stack, api, tickets) -> None:
+    started = time.monotonic()  # the devhost has not been called since: its last schema re-read was before
     done = data_cli(stack, "classify", "demo-postgres", "--sample", "20", "--json")
     assert done.returncode == 0, done.stderr
     run = json.loads(done.stdout)
@@ -59,10 +67,12 @@ def test_classify_then_show_then_lineage_masks_the_discovered_column(stack, api,
     assert (columns["public.customers.notes"]["kind"], columns["public.customers.notes"]["decided_by"]) \
         == ("free_text", "catalog")
     assert columns["public.customers.email"]["decided_by"] == "name rule"
-    text = data_cli(stack, "show", "demo-postgres")
+    text = data_in_process(stack, "show", "demo-postgres")
     assert text.returncode == 0 and "public.support_threads.message" in text.stdout and "discovery" in text.stdout
 
-    time.sleep(REFRESH_SECONDS)  # the devhost never saw the table: its first mention re-reads the schema
+    # The devhost never saw the table: its first mention re-reads the schema, at most once per
+    # REFRESH_SECONDS, counted from a re-read that happened before ``started``.
+    time.sleep(max(0.0, REFRESH_SECONDS - (time.monotonic() - started)))
     for sql in ["SELECT id, reverse(message) FROM support_threads ORDER BY id",
                 "SELECT id FROM support_threads WHERE message LIKE 'reach%'"]:
         r = api.execute({"target": "demo-postgres", "sql": sql, "reason": "test"})
@@ -77,7 +87,7 @@ def test_classify_then_show_then_lineage_masks_the_discovered_column(stack, api,
 def test_classify_refuses_what_it_cannot_do(stack) -> None:
     done = data_cli(stack, "classify", "no-such-target")
     assert done.returncode == 2 and "unknown_target" in done.stderr
-    done = data_cli(stack, "classify", "demo-postgres", "--sample", "0")
+    done = data_in_process(stack, "classify", "demo-postgres", "--sample", "0")
     assert done.returncode == 2 and "invalid_request" in done.stderr
-    done = data_cli(stack, "classify", "demo-k8s")
+    done = data_in_process(stack, "classify", "demo-k8s")
     assert done.returncode == 2 and "unsupported_command" in done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -9,7 +10,9 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import pytest
@@ -22,6 +25,22 @@ REPO = Path(__file__).resolve().parents[2]
 def broker_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "broker", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def broker_cli_in_process(*args: str, env: dict[str, str] | None = None,
+                          drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """The same command through ``broker.cli.main`` in this process, for the cases beyond the one
+    real subprocess each command keeps (an interpreter start plus the broker's imports costs 1-5 s
+    on 2 cores). ``env`` is applied and variables starting with ``drop`` removed for the call only:
+    the whole environment, including what the command itself puts there, is restored after."""
+    from broker.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.dict(os.environ, env or {}), redirect_stdout(out), redirect_stderr(err):
+        for name in [k for k in os.environ if drop and k.startswith(drop) and k not in (env or {})]:
+            del os.environ[name]
+        code = main(list(args))
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -63,19 +82,21 @@ def test_exec_json_is_the_broker_response(cli_env):
 
 
 def test_exec_prints_the_refusal_code_and_remedy_and_exits_1(cli_env):
-    r = broker_cli("exec", "--target", "nope", "--sql", "SELECT 1", env=cli_env)
+    r = broker_cli_in_process("exec", "--target", "nope", "--sql", "SELECT 1", env=cli_env)
     assert r.returncode == 1
     assert "error unknown_target (404)" in r.stderr and "remedy:" in r.stderr
 
 
 def test_exec_without_a_reachable_broker_says_so(cli_env):
-    r = broker_cli("exec", "--target", "demo-postgres", "--sql", "SELECT 1",
+    r = broker_cli_in_process("exec", "--target", "demo-postgres", "--sql", "SELECT 1",
                    env={**cli_env, "BROKER_URL": "http://127.0.0.1:9"})
     assert r.returncode == 1 and "broker_unreachable" in r.stderr
 
 
 def test_journal_list_and_show_read_back_the_call(cli_env):
-    r = broker_cli("exec", "--json", "--target", "demo-postgres", "--sql", "SELECT 'journal-cli' AS tag",
+    """``journal list`` and ``journal show`` each run once as a real process; the call they read
+    back and the unknown id go through the same ``main`` in this process."""
+    r = broker_cli_in_process("exec", "--json", "--target", "demo-postgres", "--sql", "SELECT 'journal-cli' AS tag",
                    env=cli_env)
     record_id = json.loads(r.stdout)["record_id"]
     listing = broker_cli("journal", "list", "--last", "10", env=cli_env)
@@ -84,7 +105,7 @@ def test_journal_list_and_show_read_back_the_call(cli_env):
     assert "execute.outcome" in line and "Devin" in line and "allow" in line and "ok" in line
     shown = json.loads(broker_cli("journal", "show", record_id, env=cli_env).stdout)
     assert shown["command"]["sql"] == "SELECT 'journal-cli' AS tag" and shown["response"]["rows"] == [["journal-cli"]]
-    assert broker_cli("journal", "show", "0" * 22, env=cli_env).returncode == 1
+    assert broker_cli_in_process("journal", "show", "0" * 22, env=cli_env).returncode == 1
 
 
 def test_the_dev_command_starts_the_stack_serves_the_readme_example_and_stops_everything(tmp_path):

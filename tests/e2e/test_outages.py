@@ -1,12 +1,13 @@
 """Fail closed when a dependency is down: nothing reaches the database, the caller gets a precise
-503, and the journal (when it is up) says what happened."""
+503, and the journal (when it is up) says what happened. An engine whose native driver is missing
+where the broker runs is one more such dependency (its devhost starts with the others)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 
 import httpx
 import pytest
@@ -15,22 +16,7 @@ import yaml
 from devhost.stack import free_port, stop_process
 from tests.e2e.test_execute import reader
 
-
-@contextmanager
-def devhost_with(stack, **env: str) -> Iterator[httpx.Client]:
-    """A second devhost on the same stack, with some settings broken."""
-    port = free_port()
-    # Its own task hub: the app has orchestrations, and one task hub has one devhost (a lease).
-    env = {"BROKER_TASK_HUB": f"probe{port}", **env}
-    process = stack.spawn_devhost(port, env, log_name=f"devhost-{port}.log")
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
-    finally:
-        stop_process(process)
-
-
-BROKEN = ("journal", "key_vault", "target", "issuer", "catalog")
+BROKEN = ("journal", "key_vault", "target", "issuer", "catalog", "driver")
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +32,15 @@ def broken(stack, tmp_path_factory) -> Iterator[dict[str, httpx.Client]]:
     catalog["targets"]["demo-postgres"]["connection"]["port"] = free_port()
     (folder / "target.yaml").write_text(yaml.safe_dump(catalog))
     (folder / "invalid.yaml").write_text("targets:\n  broken:\n    engine: oracle\n    credential: {secret: x}\n")
+    _without_driver(stack, folder)
     settings = {
         "journal": {"BROKER_STORAGE_CONNECTION_STRING": storage},
         "key_vault": {"BROKER_KEY_VAULT_URL": f"https://127.0.0.1:{free_port()}"},
         "target": {"BROKER_CATALOG_PATH": str(folder / "target.yaml")},
         "issuer": {"BROKER_JWKS_URI": f"http://127.0.0.1:{free_port()}/keys"},
         "catalog": {"BROKER_CATALOG_PATH": str(folder / "invalid.yaml")},
+        "driver": {"BROKER_CATALOG_PATH": str(folder / "driver.yaml"),
+                   "BROKER_POLICY_PATH": str(folder / "policy.yaml")},
     }
     with ThreadPoolExecutor(len(BROKEN)) as starting, ExitStack() as running:
         ports = {name: free_port() for name in BROKEN}
@@ -74,6 +63,22 @@ def broken(stack, tmp_path_factory) -> Iterator[dict[str, httpx.Client]]:
         for warming in [starting.submit(client.get, "/api/health") for client in clients.values()]:
             warming.result()
         yield clients
+
+
+def _without_driver(stack, folder) -> None:
+    """The dev catalogue plus an Azure SQL target (no ODBC driver on this machine, as on a Functions
+    image that lacks it), and the dev policy plus reads on it."""
+    catalog = yaml.safe_load((stack.state_dir / "catalog.yaml").read_text())
+    catalog["targets"]["legacy-sql"] = {
+        "engine": "mssql", "description": "Azure SQL (no ODBC driver on this machine)",
+        "credential": {"source": "managed-identity", "scope": "https://database.windows.net/.default"},
+        "connection": {"host": "legacy.database.windows.net", "database": "orders"},
+    }
+    (folder / "driver.yaml").write_text(yaml.safe_dump(catalog))
+    policy = yaml.safe_load(stack.policy_path.read_text())
+    policy["rules"].insert(0, {"id": "agents-read-legacy", "effect": "allow",
+                               "when": {"roles": ["Broker.Caller"], "targets": ["legacy-sql"], "risk": ["read"]}})
+    (folder / "policy.yaml").write_text(yaml.safe_dump(policy))
 
 
 def marker_query() -> tuple[str, str]:
@@ -140,6 +145,28 @@ def test_an_invalid_catalog_refuses_every_call_with_503_misconfigured(stack, bro
     assert "oracle" not in r.text  # the reason is for the operator's log, not the caller
     assert client.get("/api/health").json() == {"status": "unhealthy",
                                                 "checks": {"configuration": "invalid"}}
+
+
+def test_a_target_whose_driver_is_missing_is_reported_unavailable(stack, broken) -> None:
+    """Reported, never a crash: health names it, the target list says it is unavailable and why, and
+    a command answers a precise 503."""
+    client = broken["driver"]
+    health = client.get("/api/health").json()
+    assert health["checks"]["targets"]["legacy-sql"] == "engine_unavailable"
+    assert health["checks"]["targets"]["demo-postgres"] == "ok"
+    assert health["status"] == "degraded"
+    auth = {"Authorization": f"Bearer {stack.token('devin')}"}
+    views = {t["name"]: t for t in client.get("/api/targets", headers=auth).json()["targets"]}
+    assert views["legacy-sql"]["available"] is False
+    assert "ODBC Driver 18" in views["legacy-sql"]["unavailable_reason"]
+    assert views["demo-postgres"]["available"] is True and "unavailable_reason" not in views["demo-postgres"]
+    marker, sql = marker_query()
+    answer = client.post("/api/execute", headers=auth, json={"target": "legacy-sql", "sql": sql})
+    assert answer.status_code == 503, answer.text  # allowed by the policy, then refused: never a 500
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["code"] == "engine_unavailable"
+    records = [s.record for s in reader(stack).by_request(_request_id_for(stack, marker))]
+    assert ("execute.outcome", "engine_unavailable") in {(r.event, r.outcome.get("code")) for r in records}
 
 
 def _request_id_for(stack, marker: str) -> str:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.e2e.test_cli import broker_cli
+from tests.e2e.test_cli import broker_cli, broker_cli_in_process
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +62,10 @@ def test_a_wrong_name_or_a_broken_catalogue_is_exit_2(operator_env, tmp_path):
     ("{host: db.internal, sslmode: verify_full}", "connection.sslmode"),
 ])
 def test_connection_settings_that_do_not_fit_the_engine_are_exit_2(operator_env, tmp_path, connection, field):
+    """In-process (the real process's exit 2 on a broken catalogue is proven above)."""
     bad = tmp_path / "catalog.yaml"
     bad.write_text("targets:\n  orders-db:\n    engine: postgres\n    credential: {source: key-vault, secret: s}\n"
                    f"    connection: {connection}\n")
-    r = broker_cli("targets", "check", env={**operator_env, "BROKER_CATALOG_PATH": str(bad)}, timeout=120)
+    r = broker_cli_in_process("targets", "check", env={**operator_env, "BROKER_CATALOG_PATH": str(bad)})
     assert r.returncode == 2 and "invalid catalog" in r.stderr
     assert "orders-db" in r.stderr and field in r.stderr and "Traceback" not in r.stderr

@@ -121,20 +121,25 @@ def test_top(api) -> None:
     assert [c["name"] for c in body["columns"]] == ["NAME", "CPU(cores)", "MEMORY(bytes)"] and body["row_count"] == 3
 
 
-@pytest.mark.parametrize(("argv", "risk"), [
+CHANGES = [
     (("scale", "deployment/web", "--replicas=5", "-n", "demo"), "write"),
     (("rollout", "restart", "deployment/web", "-n", "demo"), "write"),
     (("delete", "pod", "web-x", "-n", "demo"), "destructive"),
-])
-def test_changes_need_approval(api, stack, argv, risk) -> None:
+]
+
+
+def test_changes_need_approval(api, stack) -> None:
+    """All three changes first, then one wait for their approval workflows (one test, not three
+    parametrized ones: each waited 2 s on its own)."""
     changes = stack.kubernetes.changes
-    r = kubectl(api, *argv)
-    assert r.status_code == 202, r.text  # held for an approver (the approval flow is tested in tests/approvals)
-    pending = r.json()
-    assert (pending["status"], pending["risk"], pending["target"]) == ("pending", risk, "demo-k8s")
+    for argv, risk in CHANGES:
+        r = kubectl(api, *argv)
+        assert r.status_code == 202, (argv, r.text)  # held for an approver (the approval flow: tests/approvals)
+        pending = r.json()
+        assert (pending["status"], pending["risk"], pending["target"]) == ("pending", risk, "demo-k8s"), argv
+        assert stack.kubernetes.changes == changes, argv
     # Only the server-side dry run that approvers read reaches the cluster (asynchronously, from the
-    # approval workflow); nothing that could change it does, now or once the dry run has been made.
-    assert stack.kubernetes.changes == changes
+    # approval workflow); nothing that could change it does, now or once the dry runs have been made.
     time.sleep(2)
     assert stack.kubernetes.changes == changes
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,26 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("broker", "devhost")
 ADAPTERS = ("broker.api", "broker.workflows")  # the only broker packages that may import the Functions SDKs
 FUNCTIONS_SDKS = ("azure.functions", "azure.durable_functions")
+
+
+@cache
+def _tree(text: str) -> ast.Module:
+    """Parsed once per source text: every test here walks every module (trees are only read)."""
+    return ast.parse(text)
+
+
+def parse(path: Path) -> ast.Module:
+    return _tree(path.read_text())
+
+
+@cache
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(_imported_names(_tree(text)))
+
+
+def names_in(path: Path) -> tuple[str, ...]:
+    """``_imported_names`` of the file, worked out once per source text."""
+    return _names(path.read_text())
 
 
 def _modules(root: Path) -> dict[str, Path]:
@@ -56,7 +77,7 @@ def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
 
     graph: dict[str, set[str]] = defaultdict(set)
     for module, path in modules.items():
-        for name in _imported_names(ast.parse(path.read_text())):
+        for name in names_in(path):
             target = owner(name)
             if target and target != module and not module.startswith(target + "."):
                 graph[module].add(target)  # a submodule importing its own package is not a cycle
@@ -114,7 +135,7 @@ def test_only_the_adapters_import_the_functions_sdks():
         module for module, path in _modules(ROOT).items()
         if module.startswith("broker") and not module.startswith(ADAPTERS)
         and any(name == sdk or name.startswith(sdk + ".")
-                for name in _imported_names(ast.parse(path.read_text())) for sdk in FUNCTIONS_SDKS))
+                for name in names_in(path) for sdk in FUNCTIONS_SDKS))
     assert offenders == []
 
 
@@ -139,7 +160,7 @@ def test_journal_records_are_built_only_by_the_journal_builders():
     for name, path in _modules(ROOT).items():
         if not name.startswith("broker.") or name.startswith("broker.journal"):
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parse(path)):
             if not isinstance(node, ast.Call):
                 continue
             called = node.func.id if isinstance(node.func, ast.Name) else (
@@ -190,11 +211,11 @@ def test_approvals_and_grants_meet_only_at_declared_ports():
     modules = _modules(ROOT)
     approvals_to_grants = sorted(
         (name, node.module or "") for name, path in modules.items() if name.startswith("broker.approvals")
-        for node in ast.walk(ast.parse(path.read_text()))
+        for node in ast.walk(parse(path))
         if isinstance(node, ast.ImportFrom | ast.Import)
         for target in ([node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names])
         if target == "broker.grants" or target.startswith("broker.grants."))
     assert approvals_to_grants == []
     taken = {imported for name, path in modules.items() if name.startswith("broker.grants")
-             for imported in _imported_names(ast.parse(path.read_text())) if imported.startswith("broker.approvals")}
+             for imported in names_in(path) if imported.startswith("broker.approvals")}
     assert taken <= GRANTS_MAY_USE, taken - GRANTS_MAY_USE
