@@ -199,11 +199,22 @@ class ApprovalService:
                                         command_of(request), request.request_id)
             preview: dict[str, Any] = ({"diff": made.diff, "masked": made.masked, "record_id": made.record_id}
                                        if made is not None else {"none": True})
+            changes: dict[str, Any] = {}
             if made is not None and made.impact is not None:  # SQL: the measured impact (a failed trial too)
                 preview = {"impact": made.impact}
+                again = made.measured_decision
+                if again is not None:  # the policy, asked again with the rows measured, answers otherwise
+                    preview["policy"] = {"effect": again.effect, "rule": again.rule_id, "reason": again.reason}
+                    if again.effect == "approve" and again.approval is not None:
+                        changes["requirement"] = again.approval.model_dump(mode="json")
+                        preview["policy"]["quorum"] = again.approval.quorum
+                        who = list(again.approval.groups) or "approvers"
+                        preview["impact"] = {**made.impact, "notes": [
+                            *made.impact.get("notes", []), f"for the rows it changes, policy rule {again.rule_id} "
+                            f"asks {again.approval.quorum} approval(s) from {who}"]}
         except BrokerError as refusal:
-            preview = {"error": f"{refusal.code}: {refusal.detail}", "code": refusal.code}
-        return self.store.transition(request.request_id, {"pending"}, "pending", preview=preview)
+            preview, changes = {"error": f"{refusal.code}: {refusal.detail}", "code": refusal.code}, {}
+        return self.store.transition(request.request_id, {"pending"}, "pending", preview=preview, **changes)
 
     def notify(self, request_id: str, execute: ExecuteService | None = None) -> dict[str, Any]:
         request = self.store.get(request_id)
@@ -215,9 +226,14 @@ class ApprovalService:
                 return {"sent": 0, "status": "failed", "error": "preview_failed", "approvers": []}
             if (request.preview.get("impact") or {}).get("exceeds"):  # the run would refuse it: ask nobody
                 return {"sent": 0, "status": "failed", "error": "impact_exceeded", "approvers": []}
+            if (request.preview.get("policy") or {}).get("effect") == "deny":  # denied for the rows it touches
+                return {"sent": 0, "status": "failed", "error": "policy_denied", "approvers": []}
         requirement = ApprovalRequirement(**request.requirement)
+        eligible = self.directory.eligible(requirement, request.requester_key)
+        if len(eligible) < requirement.quorum:  # the measured rows chose approvers who cannot reach it
+            return {"sent": 0, "status": "failed", "error": "no_approvers", "approvers": []}
         asks = []
-        for approver in self.directory.eligible(requirement, request.requester_key):
+        for approver in eligible:
             token = self.tokens.issue(request_id, approver.key, approver.name, request.command_digest,
                                       request.expires_at)
             asks.append(ApprovalAsk(approver, request, f"{self._base}/api/approvals/{request_id}?t={token}",
@@ -225,8 +241,10 @@ class ApprovalService:
         self._notifier.ask(asks)
         self._write(Event.APPROVAL_NOTIFIED, request, {
             "status": "sent", "channel": self._notifier.channel,
-            "approvers": [{"name": a.approver.name, "id": a.approver.key} for a in asks]})
-        return {"sent": len(asks), "status": "pending", "approvers": [a.approver.key for a in asks]}
+            "approvers": [{"name": a.approver.name, "id": a.approver.key} for a in asks], "quorum": requirement.quorum,
+            **({"policy": request.preview["policy"]} if request.preview.get("policy") else {})})
+        return {"sent": len(asks), "status": "pending", "approvers": [a.approver.key for a in asks],
+                "quorum": requirement.quorum}
 
     def conclude(self, request_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
         """Record how the wait ended. Idempotent: a re-delivered activity finds it already done."""

@@ -164,5 +164,9 @@ class CommandPreview:
     masked: dict[str, int]
     record_id: str
     impact: dict[str, Any] | None = None
+    measured_decision: Decision | None = None
+    """The policy asked again with the measured rows (``rows_changed_over``), when that changed the
+    answer: a deny fails the request before anyone is asked; an approve by another rule asks its
+    approvers instead."""
 
 

@@ -32,6 +32,7 @@ from broker.journal.records import utc_now_iso
 from broker.lineage import Schema, Sensitivity
 from broker.lineage.guard import LineageGuard, withhold
 from broker.policy import Decision, Policy
+from broker.policy.match import ROWS_CHANGED
 from broker.problems import BadRequest, BrokerError, Forbidden, Unavailable
 from broker.secrets import CredentialResolver
 from broker.targets import Command, ExecutionLimits, TargetEngine
@@ -309,8 +310,25 @@ class ExecuteService:
             subject = decided(Subject(request_id=request_id, principal=requester.describe()), target, command,
                               classification, decision)
             impact = self._impact.measure(subject, target, command, classification, decision)
-            return None if impact is None else CommandPreview(None, {}, "", impact=impact)
+            if impact is None:
+                return None
+            return CommandPreview(None, {}, "", impact=impact,
+                                  measured_decision=self._decide_measured(requester, target, classification,
+                                                                          decision, impact))
         return self.preview(requester, target, command, decision, request_id)
+
+    def _decide_measured(self, requester: Principal, target: Target, classification: Classification,
+                         decision: Decision, impact: dict[str, Any]) -> Decision | None:
+        """The policy's answer once the rows are known, when it differs from ``decision``: rules
+        with ``rows_changed_over`` can only match now. Never looser than asking: an allow keeps the
+        approval that was asked for."""
+        if not impact.get("measured"):
+            return None
+        measured = replace(classification, details={**classification.details, ROWS_CHANGED: int(impact["changed"])})
+        again = self._policy.decide(requester, target, measured)
+        if again.effect == "allow" or (again.effect, again.rule_id) == (decision.effect, decision.rule_id):
+            return None
+        return again
 
     # --- kubernetes (issue 5): what a changing command would do, for approvers ---
     def preview(self, principal: Principal, target: Target, command: Command, decision: Decision,

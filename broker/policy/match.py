@@ -56,9 +56,19 @@ def _target_miss(match: Match, target: Target) -> str | None:
     return None
 
 
+ROWS_CHANGED = "rows_changed"
+"""Classification detail: the rows a change's trial run touched (set only after the trial)."""
+
+
 def _command_miss(match: Match, command: Classification) -> str | None:
     if match.risk and command.risk.value not in match.risk:
         return f"risk {command.risk.value} is not in {list(match.risk)}"
+    if match.rows_changed_over is not None:
+        rows = command.details.get(ROWS_CHANGED)
+        if rows is None:
+            return "the change's impact is not measured yet (rows_changed_over is judged after its trial run)"
+        if int(rows) <= match.rows_changed_over:
+            return f"the change touches {rows} row(s), not more than {match.rows_changed_over}"
     if match.kubernetes is not None:
         return _kubernetes_miss(match.kubernetes, command)
     return None

@@ -110,6 +110,9 @@ class Match(_Frozen):
     engines: tuple[str, ...] = ()
     labels: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     risk: tuple[RiskName, ...] = ()
+    rows_changed_over: int | None = Field(default=None, ge=0)
+    """The change's measured impact touches more rows than this; unknown until the trial run (then
+    the approval workflow asks the policy again, with the rows measured)."""
     kubernetes: KubernetesMatch | None = None
 
     @model_validator(mode="before")

@@ -46,7 +46,10 @@ def wait_for_approval(context: DurableOrchestrationContext, params: dict[str, An
         yield context.call_activity("approval_conclude", {"request_id": request_id, "status": "failed",
                                                           "error": str(notified.get("error", "notify_failed"))})
         return "failed"
-    outcome = yield from wait_for_decisions(context, int(params["quorum"]), parse_deadline(params["deadline"]),
+    # The quorum notify asked for: the policy may have raised it once the change's rows were measured
+    # (an activity's result, so replay sees the same number; older histories lack it).
+    quorum = int(notified.get("quorum") or params["quorum"])
+    outcome = yield from wait_for_decisions(context, quorum, parse_deadline(params["deadline"]),
                                             list(notified.get("approvers", [])))
     context.set_custom_status({"status": outcome["status"]})
     concluded = yield context.call_activity("approval_conclude", {"request_id": request_id, **outcome})

@@ -221,3 +221,18 @@ def test_decide_grant_says_who_approves_and_for_how_long() -> None:
     assert GATED.decide_grant(AGENT, PROD, "read").effect == "allow"
     denied = policy("  - id: reads\n    effect: allow\n    when: {risk: [read]}\n").decide_grant(AGENT, PROD, "write")
     assert denied.effect == "deny"
+
+
+@pytest.mark.parametrize(("rows", "rule"), [(None, "any-write"), (0, "any-write"), (100, "any-write"),
+                                            (101, "big-write"), (5000, "huge-write")])
+def test_rows_changed_over_holds_only_once_the_rows_are_measured(rows: int | None, rule: str) -> None:
+    """Before the trial (no ``rows_changed``) such a rule never matches; after it, by the count."""
+    rules = policy("  - id: huge-write\n    when: {risk: [write], rows_changed_over: 1000}\n    effect: deny\n",
+                   "  - id: big-write\n    when: {risk: [write], rows_changed_over: 100}\n    effect: approve\n"
+                   "    approval: {groups: [dba], quorum: 2}\n",
+                   "  - id: any-write\n    when: {risk: [write]}\n    effect: approve\n    approval: {groups: [dba]}\n")
+    command = sql("write") if rows is None else Classification(Risk.WRITE, "w", "sql", "UPDATE", {"rows_changed": rows})
+    decision = rules.decide(AGENT, PROD, command)
+    assert decision.rule_id == rule
+    if rows is None:
+        assert any("not measured yet" in line for line in decision.trace)

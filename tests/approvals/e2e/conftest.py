@@ -24,6 +24,7 @@ from devhost.stack import REPO_ROOT, DevStack, Ports
 
 TWO_PERSON_GROUP = "two-person-rule"
 BOUNDED_GROUP = "bounded-writes"  # callers whose approved writes may change at most 2 rows
+SIZED_GROUP = "sized-writes"  # callers whose writes need more approvers, or none at all, by their measured rows
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/api/approvals/[0-9a-f-]{36}\?t=[\w.-]+")
 
 
@@ -47,6 +48,17 @@ def _policy(path: Path) -> Path:
         "when": {"groups": [BOUNDED_GROUP], "targets": ["demo-postgres"], "risk": ["write"]},
         "effect": "approve", "approval": {"groups": ["dba-approvers"], "quorum": 1, "timeout_seconds": 900},
         "limits": {"max_rows_changed": 2}})
+    policy["rules"][:0] = [  # the rows rules first: among equal effects the first match wins
+        {"id": "sized-writes-over-2-need-two", "description": "a change of more than two rows needs two DBAs",
+         "when": {"groups": [SIZED_GROUP], "targets": ["demo-postgres"], "risk": ["write"], "rows_changed_over": 2},
+         "effect": "approve", "approval": {"groups": ["dba-approvers"], "quorum": 2, "timeout_seconds": 900}},
+        {"id": "sized-writes-over-3-denied", "description": "more than three rows at once is never done this way",
+         "when": {"groups": [SIZED_GROUP], "targets": ["demo-postgres"], "risk": ["write"], "rows_changed_over": 3},
+         "effect": "deny", "remedy": "Change at most three rows per request."},
+        {"id": "sized-writes", "description": "these callers' writes need a DBA",
+         "when": {"groups": [SIZED_GROUP], "targets": ["demo-postgres"], "risk": ["write"]},
+         "effect": "approve", "approval": {"groups": ["dba-approvers"], "quorum": 1, "timeout_seconds": 900}},
+    ]
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path
 

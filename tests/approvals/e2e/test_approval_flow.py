@@ -15,7 +15,7 @@ from broker.approvals import ApprovalTokens
 from broker.approvals import signature as hmac_signature
 from broker.secrets import SecretValue
 from devhost.identities import DEV_TENANT, IDENTITIES
-from tests.approvals.e2e.conftest import BOUNDED_GROUP, TWO_PERSON_GROUP, Flow, touch
+from tests.approvals.e2e.conftest import BOUNDED_GROUP, SIZED_GROUP, TWO_PERSON_GROUP, Flow, touch
 
 pytestmark = pytest.mark.e2e
 ADA, BO = "ada@dev.example", "bo@dev.example"
@@ -309,3 +309,47 @@ def test_an_approved_oracle_runs_with_its_derived_outputs_still_masked_whole(flo
     for got, want in zip(rows, raw, strict=True):
         assert got[1].startswith("[email:") and got[2].startswith("[card:") and got[3].startswith("[sensitive:")
         assert not {str(w) for w in want[1:]} & {str(g) for g in got[1:]}
+
+
+def test_the_policy_decides_again_on_the_measured_rows(flow):
+    """Rules with ``rows_changed_over`` hold once the trial has measured the change: one row needs
+    the usual DBA; three rows (over 2) need two DBAs, shown and journaled; four (over 3) are denied
+    before anyone is asked, and nothing changes."""
+    with flow.stack.postgres.admin("demo") as db:  # type: ignore[union-attr]
+        db.execute("DELETE FROM customers WHERE name = 'e2e-sized'")
+        for cid in (9301, 9302, 9303, 9304):
+            db.execute("INSERT INTO customers (id, name, notes, created_at) VALUES (%s, 'e2e-sized', 's', now())",
+                       (cid,))
+    token = flow.token("devin", groups=("agents", SIZED_GROUP))
+
+    one = flow.pending("UPDATE customers SET notes = 's1' WHERE id = 9301", token=token)
+    assert one["approval"]["quorum"] == 1, one
+    assert flow.decide(flow.links(one["request_id"])[ADA]).status_code == 200
+    assert flow.wait_status(one["request_id"], "done", "failed")["status"] == "done"
+
+    three = flow.pending("UPDATE customers SET notes = 's3' WHERE id IN (9302, 9303, 9304)", token=token)
+    rid = three["request_id"]
+    assert three["approval"]["quorum"] == 1  # before the trial: the rows are not known yet
+    links = flow.links(rid)
+    page = flow.open(links[ADA]).text
+    assert "changes 3 of" in page and "policy rule sized-writes-over-2-need-two asks 2 approval(s)" in page
+    assert "1 of 2" in flow.decide(links[ADA]).text
+    flow.idle()
+    status = flow.status(rid, token=token)
+    assert status["status"] == "pending" and status["quorum"] == 2, status
+    assert flow.rows("SELECT count(*) FROM customers WHERE notes = 's3'") == [(0,)]
+    notified = [s.record for s in flow.reader.by_request(rid) if s.record.event == "approval.notified"]
+    assert notified[0].outcome["quorum"] == 2
+    assert notified[0].outcome["policy"]["rule"] == "sized-writes-over-2-need-two"
+    flow.decide(links[BO])
+    assert flow.wait_status(rid, "done", "failed")["status"] == "done"
+    assert flow.rows("SELECT count(*) FROM customers WHERE notes = 's3'") == [(3,)]
+
+    four = flow.execute("UPDATE customers SET notes = 's4' WHERE name = 'e2e-sized'", token=token)
+    assert four.status_code == 202, four.text
+    rid = four.json()["request_id"]
+    flow.idle()
+    ended = flow.status(rid, token=token)
+    assert ended["status"] == "failed" and ended["error"]["code"] == "policy_denied", ended
+    assert "approval.notified" not in flow.events(rid)
+    assert flow.rows("SELECT count(*) FROM customers WHERE notes = 's4'") == [(0,)]
