@@ -66,6 +66,7 @@ class KubernetesStandIn:
         self.refused = 0  # requests turned away for want of a valid token
         self.served = 0  # authenticated requests (API calls and exec streams)
         self.changes = 0  # of those, the ones that can change the cluster: writes that are not dry runs, exec
+        self.dry_runs = 0  # writes sent with dryRun (what approvers are shown), which change nothing
         self.forbidden: set[tuple[str, str | None, str | None, tuple[str, ...]]] = set()  # see forbid()
         self._started: dict[tuple[str, str], dict[str, str]] = {}  # (pod uid, container) -> env at start
 
@@ -130,6 +131,8 @@ class KubernetesStandIn:
         match = EXEC_PATH.match(request.path)
         if match or (request.method not in ("GET", "HEAD", "OPTIONS") and "dryRun" not in request.query):
             self.changes += 1
+        elif request.method not in ("GET", "HEAD", "OPTIONS"):
+            self.dry_runs += 1
         if match and request.headers.get("Upgrade", "").lower() == "websocket":
             ns, name = match["namespace"], match["name"]
             pod = self.emulator.find("", "pods", ns, name)

@@ -121,27 +121,28 @@ def test_top(api) -> None:
     assert [c["name"] for c in body["columns"]] == ["NAME", "CPU(cores)", "MEMORY(bytes)"] and body["row_count"] == 3
 
 
-CHANGES = [
-    (("scale", "deployment/web", "--replicas=5", "-n", "demo"), "write"),
-    (("rollout", "restart", "deployment/web", "-n", "demo"), "write"),
-    (("delete", "pod", "web-x", "-n", "demo"), "destructive"),
-]
-
-
 def test_changes_need_approval(api, stack) -> None:
-    """All three changes first, then one wait for their approval workflows (one test, not three
-    parametrized ones: each waited 2 s on its own)."""
-    changes = stack.kubernetes.changes
-    for argv, risk in CHANGES:
+    """Three changes held for approval (one test, not three parametrized ones: each waited on its
+    own). The approval workflow makes the server-side dry run approvers read — the pod deleted is a
+    real one, so each dry run is really made — and nothing that could change the cluster is sent."""
+    pod = kubectl(api, "get", "pods", "-n", "demo").json()["rows"][0][0]
+    changes = [(("scale", "deployment/web", "--replicas=5", "-n", "demo"), "write"),
+               (("rollout", "restart", "deployment/web", "-n", "demo"), "write"),
+               (("delete", "pod", pod, "-n", "demo"), "destructive")]
+    cluster = stack.kubernetes
+    before, dry_before = cluster.changes, cluster.dry_runs
+    for argv, risk in changes:
         r = kubectl(api, *argv)
         assert r.status_code == 202, (argv, r.text)  # held for an approver (the approval flow: tests/approvals)
         pending = r.json()
         assert (pending["status"], pending["risk"], pending["target"]) == ("pending", risk, "demo-k8s"), argv
-        assert stack.kubernetes.changes == changes, argv
-    # Only the server-side dry run that approvers read reaches the cluster (asynchronously, from the
-    # approval workflow); nothing that could change it does, now or once the dry runs have been made.
-    time.sleep(2)
-    assert stack.kubernetes.changes == changes
+        assert cluster.changes == before, argv
+    deadline = time.monotonic() + 20
+    while cluster.dry_runs < dry_before + len(changes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cluster.dry_runs >= dry_before + len(changes), "the approvers' dry runs were not all made"
+    assert cluster.changes == before
+    assert pod in [row[0] for row in kubectl(api, "get", "pods", "-n", "demo").json()["rows"]]
 
 
 @pytest.mark.parametrize("argv", [
