@@ -326,10 +326,18 @@ def _handler(kind: type[exp.Expression]) -> Callable[[Any, str], SqlFinding | No
     return None
 
 
+# Reserved words PostgreSQL parses as constructs that sqlglot keeps as unknown calls; quoted
+# (``"row"(1)``) they name a function and are judged as one.
+_PG_SYNTAX_NOT_CALLS = frozenset({"ROW", "ALL", "SOME"})
+
+
 def _function(node: exp.Func, dialect: str) -> SqlFinding | None:
     parent = node.parent
     schema = parent.this.name if isinstance(parent, exp.Dot) and parent.expression is node else None
     if isinstance(node, exp.Anonymous):
+        if dialect == "postgres" and schema is None and isinstance(node.this, str) \
+                and node.this.upper() in _PG_SYNTAX_NOT_CALLS:
+            return None  # ROW(...), x = ALL/SOME(array): grammar, not a function (its arguments are walked)
         return function_finding(dialect, node.name, schema, len(node.expressions))
     if schema is not None:  # a known name, qualified by a user schema: a user-defined function
         return function_finding(dialect, node.sql_name().lower(), schema)

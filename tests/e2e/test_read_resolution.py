@@ -115,6 +115,7 @@ def test_transaction_ids_sql_text_and_sleeps_are_not_reads(api, stack, traps, sq
     "AND c.id IN (SELECT customer_id FROM orders) ORDER BY c.created_at",
     "SELECT lower(name), length(name)::text, coalesce(name, '-') FROM customers LIMIT 3",
     "SELECT count(*) FROM pg_stat_activity",
+    "SELECT id, ROW(id, status) FROM orders WHERE id = ALL(ARRAY[1, 1]) OR status = SOME(ARRAY['paid'])",
 ])
 def test_ordinary_reads_stay_reads(api, sql: str) -> None:
     r = api.execute({"target": "demo-postgres", "sql": sql})
