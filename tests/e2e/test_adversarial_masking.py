@@ -48,6 +48,7 @@ MASKED = [
 
 # A sensitive column is transformed or shapes the answer: an oracle, sent to approval (202).
 ORACLES = [
+    "SELECT row(email, phone)::text FROM customers",  # a row constructor transforms them: held
     "SELECT reverse(email) FROM customers",
     "SELECT encode(convert_to(email, 'UTF8'), 'hex') FROM customers",
     "SELECT encode(convert_to(card_number, 'UTF8'), 'base64') FROM customers",
@@ -168,7 +169,7 @@ ORACLES = [
 
 # Refused before anything runs, with the risk the guard gives them.
 REFUSED = [
-    ("SELECT row(email, phone)::text FROM customers", "exec"),
+    ("SELECT \"row\"(email, phone)::text FROM customers", "exec"),  # quoted: a function call, unknown
     ("SELECT query_to_xml('select email from customers', true, true, '')", "exec"),
     ("SELECT * FROM customers TABLESAMPLE BERNOULLI (50)", "write"),  # the guard does not know it: held
 ]
