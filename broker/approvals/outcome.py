@@ -110,6 +110,12 @@ def failure_of(r: ApprovalRequest) -> dict[str, Any]:
         error["detail"] = ("The dry run prepared for the approvers failed" +
                            (f" with {cause}: {entry.meaning} {entry.action}" if entry else "") +
                            " Nobody was asked; nothing ran.")
+    policy = r.preview.get("policy") or {}
+    if error.get("code") == "policy_denied" and "detail" not in error and policy.get("effect") == "deny":
+        changed = (r.preview.get("impact") or {}).get("changed")
+        error["detail"] = (f"Measured in a rolled-back trial, the change touches {changed} row(s); policy rule "
+                           f"{policy.get('rule')} denies that: {policy.get('reason')}. "
+                           f"{policy.get('remedy') or ''} Nobody was asked; nothing ran.").replace("  ", " ")
     return error
 
 

@@ -35,6 +35,12 @@ OPERATOR_ROLE = "Broker.Operator"
 log = logging.getLogger(__name__)
 
 
+def _measured_policy(request: ApprovalRequest) -> dict[str, Any]:
+    """For the journal: the policy's second answer, on the measured rows, when it changed anything."""
+    policy = request.preview.get("policy")
+    return {"policy": policy} if policy else {}
+
+
 def principal_from_record(data: dict[str, Any]) -> Principal:
     """The requester as journaled at request time (roles and groups as they were then)."""
     return Principal(tenant_id=data["tenant_id"], object_id=data["object_id"], app_id=data.get("app_id", ""),
@@ -204,7 +210,8 @@ class ApprovalService:
                 preview = {"impact": made.impact}
                 again = made.measured_decision
                 if again is not None:  # the policy, asked again with the rows measured, answers otherwise
-                    preview["policy"] = {"effect": again.effect, "rule": again.rule_id, "reason": again.reason}
+                    preview["policy"] = {"effect": again.effect, "rule": again.rule_id, "reason": again.reason,
+                                         "remedy": again.remedy or ""}
                     if again.effect == "approve" and again.approval is not None:
                         changes["requirement"] = again.approval.model_dump(mode="json")
                         preview["policy"]["quorum"] = again.approval.quorum
@@ -242,7 +249,7 @@ class ApprovalService:
         self._write(Event.APPROVAL_NOTIFIED, request, {
             "status": "sent", "channel": self._notifier.channel,
             "approvers": [{"name": a.approver.name, "id": a.approver.key} for a in asks], "quorum": requirement.quorum,
-            **({"policy": request.preview["policy"]} if request.preview.get("policy") else {})})
+            **_measured_policy(request)})
         return {"sent": len(asks), "status": "pending", "approvers": [a.approver.key for a in asks],
                 "quorum": requirement.quorum}
 
@@ -267,7 +274,8 @@ class ApprovalService:
                  "expired": Event.APPROVAL_EXPIRED, "cancelled": Event.APPROVAL_CANCELLED}.get(status,
                                                                                       Event.APPROVAL_FAILED)
         self._write(event, request, {"status": status, "approvals": approvals,
-                                     "denied_by": outcome.get("denied_by"), "code": outcome.get("error")})
+                                     "denied_by": outcome.get("denied_by"), "code": outcome.get("error"),
+                                     **_measured_policy(request)})
         return {"status": status}
 
     def run(self, request_id: str, execute: ExecuteService) -> dict[str, Any]:

@@ -34,6 +34,18 @@ def test_nobody_to_approve_is_refused_up_front_and_journaled(parts):
     assert caught.value.code == "no_approvers"
 
 
+def test_notify_fails_when_the_requirement_outgrew_the_approvers(parts):
+    """The requirement can change after the request was opened (the policy, asked again on the
+    measured rows, wants a larger quorum): notify then asks nobody and says why, instead of mailing
+    two people for a quorum of three that could only expire."""
+    request = held_request(parts)
+    raised = {**request.requirement, "quorum": 3}  # only Ada and Bo are dba-approvers
+    parts.store.transition(request.request_id, {"pending"}, "pending", requirement=raised)
+    notified = parts.service.notify(request.request_id)
+    assert notified == {"sent": 0, "status": "failed", "error": "no_approvers", "approvers": []}
+    assert "approval.notified" not in [event for event, _, _ in parts.events(request.request_id)]
+
+
 def test_held_request_is_pending_and_journaled(parts):
     request = held_request(parts)
     stored = parts.store.get(request.request_id)

@@ -351,5 +351,9 @@ def test_the_policy_decides_again_on_the_measured_rows(flow):
     flow.idle()
     ended = flow.status(rid, token=token)
     assert ended["status"] == "failed" and ended["error"]["code"] == "policy_denied", ended
+    assert "sized-writes-over-3-denied" in ended["error"]["detail"] and "4 row(s)" in ended["error"]["detail"]
+    assert "Change at most three rows per request." in ended["error"]["detail"]
     assert "approval.notified" not in flow.events(rid)
+    failed = [s.record for s in flow.reader.by_request(rid) if s.record.event == "approval.failed"]
+    assert failed[0].outcome["policy"]["rule"] == "sized-writes-over-3-denied", failed[0].outcome
     assert flow.rows("SELECT count(*) FROM customers WHERE notes = 's4'") == [(0,)]
