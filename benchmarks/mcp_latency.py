@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -28,14 +27,11 @@ from mcp.client.streamable_http import streamable_http_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from approval_latency import percentiles
+
 from devhost.stack import DevStack, Ports
 
 SQL = "SELECT id, email FROM customers WHERE id < 4 ORDER BY id"
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(samples, n=20, method="inclusive") if len(samples) > 1 else samples * 19
-    return {"p50": statistics.median(samples), "p95": q[18], "max": max(samples)}
 
 
 async def measure(stack: DevStack, runs: int) -> dict[str, dict[str, float]]:
