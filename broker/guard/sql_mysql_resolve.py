@@ -16,8 +16,6 @@ on SELECT. View definitions are cached per target for ``ttl`` seconds.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,6 +23,7 @@ import sqlglot
 from sqlglot import exp
 
 from broker.guard import Risk
+from broker.guard._target_cache import TargetCache
 from broker.guard.sql_rules import SqlFinding
 
 Query = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
@@ -55,9 +54,7 @@ class ViewResolver:
     """Per-target cache of view definitions, and the findings a statement's views add."""
 
     def __init__(self, *, ttl: float = 60.0) -> None:
-        self._ttl = ttl
-        self._views: dict[str, tuple[float, dict[Name, str | None]]] = {}
-        self._lock = threading.Lock()
+        self._views: TargetCache[dict[Name, str | None]] = TargetCache(ttl)
 
     def findings(self, target: str, sql: str, default_schema: str, query: Query) -> list[SqlFinding]:
         """The reasons the views a statement names make it more than a read (empty: it stays one)."""
@@ -94,18 +91,10 @@ class ViewResolver:
         return out
 
     def _definitions(self, target: str, query: Query) -> dict[Name, str | None]:
-        now = time.monotonic()
-        cached = self._views.get(target)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
-        views: dict[Name, str | None] = {
+        return self._views.get(target, lambda: {
             (str(schema).lower(), str(name).lower()): (str(definition) if definition else None)
-            for schema, name, definition in query(_VIEWS_SQL, ())}
-        with self._lock:
-            self._views[target] = (now, views)
-        return views
+            for schema, name, definition in query(_VIEWS_SQL, ())})
 
     def forget(self, target: str) -> None:
         """Drop a target's cached definitions (e.g. after an approved DDL change)."""
-        with self._lock:
-            self._views.pop(target, None)
+        self._views.forget(target)

@@ -23,8 +23,6 @@ engine, which may have changed a definition).
 
 from __future__ import annotations
 
-import threading
-import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ import sqlglot
 from sqlglot.errors import SqlglotError
 
 from broker.guard import Risk
+from broker.guard._target_cache import TargetCache
 from broker.guard.sql_rules import SqlFinding
 from broker.guard.sql_tsql_modules import Analysis, Reference, analyse_expression, analyse_module, references
 
@@ -167,9 +166,7 @@ class ModuleResolver:
     """Per-target cache of the catalog, and the findings a statement's objects add."""
 
     def __init__(self, *, ttl: float = 60.0) -> None:
-        self._ttl = ttl
-        self._catalogs: dict[str, tuple[float, Catalog]] = {}
-        self._lock = threading.Lock()
+        self._catalogs: TargetCache[Catalog] = TargetCache(ttl)
 
     def findings(self, target: str, sql: str, query: Query) -> list[SqlFinding]:
         """The reasons what a read names makes it more than a read (empty: it stays one)."""
@@ -177,23 +174,17 @@ class ModuleResolver:
             tree = sqlglot.parse_one(sql, dialect="tsql")
         except (SqlglotError, RecursionError):  # the classifier parsed it; a parse that disagrees: not a read
             return [SqlFinding(Risk.UNKNOWN, "the statement's objects could not be resolved")]
-        return _Walk(self._catalog(target, query)).run(references(tree))
+        named = references(tree)
+        if not named:  # nothing to look up (``SELECT 1``): no catalog, no connection
+            return []
+        return _Walk(self._catalog(target, query)).run(named)
 
     def _catalog(self, target: str, query: Query) -> Catalog:
-        now = time.monotonic()
-        with self._lock:
-            cached = self._catalogs.get(target)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
-        catalog = read_catalog(query)
-        with self._lock:
-            self._catalogs[target] = (now, catalog)
-        return catalog
+        return self._catalogs.get(target, lambda: read_catalog(query))
 
     def forget(self, target: str) -> None:
         """Drop a target's cached catalog (e.g. after an approved DDL change)."""
-        with self._lock:
-            self._catalogs.pop(target, None)
+        self._catalogs.forget(target)
 
 
 class _Walk:

@@ -23,7 +23,6 @@ from broker.problems import Unavailable
 from broker.targets.postgres_connection import PostgresConnection
 
 log = logging.getLogger(__name__)
-DEFAULT_PORT = 5432
 
 
 class Reach:
@@ -55,12 +54,14 @@ class Reach:
             return
         conn = target.settings(PostgresConnection)
         host = conn.host
-        if not host or host.startswith("/") or "," in host:
-            return  # a socket path or several hosts: libpq's own choice, the pool's wait decides
+        if not host or host.startswith("/") or "," in host or not conn.port:
+            # a socket path, several hosts, or a port libpq takes from its environment or a service
+            # file: libpq's own choice, the pool's wait decides
+            return
         try:
-            with socket.create_connection((host, conn.port or DEFAULT_PORT), timeout=timeout):
+            with socket.create_connection((host, conn.port), timeout=timeout):
                 return
         except OSError as exc:  # refused, unresolvable, unreachable, or no answer within the timeout
-            log.warning("target %s: %s:%s is unreachable: %s", target.name, host, conn.port or DEFAULT_PORT,
+            log.warning("target %s: %s:%s is unreachable: %s", target.name, host, conn.port,
                         exc or type(exc).__name__)
             raise Unavailable(f"Target {target.name} is unreachable.", code="target_unavailable") from exc

@@ -308,7 +308,6 @@ class MySQLEngine:
         finally:
             if conn is not None:
                 close_quietly(conn)
-            self._views.forget(target.name)  # a write may have replaced a view
 
     def measure_impact(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
                        *, sample_rows: int) -> Impact:
@@ -327,17 +326,21 @@ class MySQLEngine:
     def execute_bounded(self, target: Target, command: Command, secret: SecretValue, limits: ExecutionLimits,
                         bound: ImpactBound) -> ResultSet:
         """The approved write in one transaction: commit within ``bound``, else roll back and refuse."""
-        with self._write_session(target, secret, limits) as conn:
-            result, affected = _run_write(conn, command.sql, limits)
-            excess = _impact_mysql.excess(command.sql, target.settings(MySQLConnection).database or "", affected, bound)
-            if excess is not None:
-                conn.rollback()
-                raise Conflict(f"Rolled back, nothing changed: {excess}.", code="impact_exceeded",
-                               remedy="Look at what changed since the approval; send the command again for a "
-                                      "new approval (or narrow it).",
-                               extra={"previewed_rows": bound.rows, "max_rows_changed": bound.max_rows_changed})
-            conn.commit()
-            return result
+        try:
+            with self._write_session(target, secret, limits) as conn:
+                result, affected = _run_write(conn, command.sql, limits)
+                excess = _impact_mysql.excess(command.sql, target.settings(MySQLConnection).database or "",
+                                              affected, bound)
+                if excess is not None:
+                    conn.rollback()
+                    raise Conflict(f"Rolled back, nothing changed: {excess}.", code="impact_exceeded",
+                                   remedy="Look at what changed since the approval; send the command again for a "
+                                          "new approval (or narrow it).",
+                                   extra={"previewed_rows": bound.rows, "max_rows_changed": bound.max_rows_changed})
+                conn.commit()
+                return result
+        finally:  # after the commit: it may have replaced a view (a trial never commits, so keeps the cache)
+            self._views.forget(target.name)
 
     def close(self) -> None:
         self._pool.close()

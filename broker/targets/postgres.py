@@ -44,8 +44,8 @@ class PostgresEngine:
     dialect = "postgres"
 
     def __init__(self, *, pool_max_size: int = 4, connect_timeout: float = 3.0, catalog_ttl: float = 60.0) -> None:
-        self._pools: dict[tuple[str, str], ConnectionPool] = {}
-        self._reach: dict[tuple[str, str], Reach] = {}  # per pool: refuse a refused target at once
+        # per (target, credential version): the pool and what its connection attempts showed (_pg_reach)
+        self._pools: dict[tuple[str, str], tuple[ConnectionPool, Reach]] = {}
         self._lock = threading.Lock()
         self._pool_max = pool_max_size
         self._connect_timeout = connect_timeout
@@ -137,26 +137,24 @@ class PostgresEngine:
 
     def _pool(self, target: Target, secret: SecretValue) -> ConnectionPool:
         key = (target.name, secret.version or str(hash(secret.value)))
-        pool = self._pools.get(key)
-        if pool is None:
+        entry = self._pools.get(key)
+        if entry is None:
             with self._lock:
-                pool = self._pools.get(key)
-                if pool is None:
+                entry = self._pools.get(key)
+                if entry is None:
                     for old_key in [k for k in self._pools if k[0] == target.name]:
-                        self._pools.pop(old_key).close(timeout=0)  # credential rotated
-                        self._reach.pop(old_key, None)
+                        self._pools.pop(old_key)[0].close(timeout=0)  # credential rotated
                     # autocommit: the engine writes its own BEGIN/COMMIT so that opening a transaction
                     # with its limits, and closing it with the session reset, are one round trip each.
                     # prepare_threshold=None: agents' statements are one-offs.
                     kwargs = {**self._conninfo(target, secret), "autocommit": True, "prepare_threshold": None}
-                    reach = self._reach[key] = Reach()
+                    reach = Reach()
                     pool = ConnectionPool(kwargs=kwargs, min_size=0, max_size=self._pool_max, open=True,
                                           connection_class=reach.connection_class(),
                                           timeout=self._connect_timeout, max_idle=300, name=f"broker-{target.name}")
-                    self._pools[key] = pool
-        reach = self._reach.get(key)
-        if reach is not None:
-            reach.refuse_if_unreachable(target, pool, self._connect_timeout)
+                    entry = self._pools[key] = (pool, reach)
+        pool, reach = entry
+        reach.refuse_if_unreachable(target, pool, self._connect_timeout)
         return pool
 
     def unavailable_reason(self) -> str | None:
@@ -349,7 +347,7 @@ class PostgresEngine:
         self._finisher.shutdown(wait=True)  # every handed-over read is reset and back in its pool
         self._finisher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="broker-pg-finish")
         with self._lock:
-            for pool in self._pools.values():
+            for pool, _ in self._pools.values():
                 pool.close(timeout=1)
             self._pools.clear()
 

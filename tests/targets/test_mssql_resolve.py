@@ -262,8 +262,8 @@ def test_the_catalog_is_cached_per_target_for_the_ttl() -> None:
     assert resolver.findings("a", "SELECT * FROM Paid", catalog.query)
     assert catalog.queries.count(OBJECTS_SQL) == 3
     expired = ModuleResolver(ttl=0)
-    expired.findings("a", "SELECT 1", catalog.query)
-    expired.findings("a", "SELECT 1", catalog.query)
+    expired.findings("a", "SELECT * FROM Paid", catalog.query)  # ("SELECT 1" names nothing: no catalog)
+    expired.findings("a", "SELECT * FROM Paid", catalog.query)
     assert catalog.queries.count(OBJECTS_SQL) == 5
 
 

@@ -48,14 +48,14 @@ def test_a_refused_or_unresolvable_target_is_unavailable_without_waiting_for_the
     logged = [r.getMessage() for r in caplog.records]
     assert len(logged) == 3 and all(f"target gone-pg: {host}:" in m and "unreachable" in m for m in logged)
     assert all(cause in m.lower() for m in logged)
-    stats = engine._pools[next(iter(engine._pools))].get_stats()
+    stats = engine._pools[next(iter(engine._pools))][0].get_stats()
     assert stats.get("requests_num", 0) == 0  # nobody queued at the pool for a connection that cannot come
 
 
 def test_a_busy_pool_still_makes_its_callers_wait_their_turn(engine, pg):
     run = Command("sql", sql="SELECT 41 + 1")
     assert engine.execute(pg.target, run, pg.writer, LIMITS, read_only=True).rows == [[42]]
-    pool = engine._pools[next(iter(engine._pools))]
+    pool = engine._pools[next(iter(engine._pools))][0]
     deadline = time.monotonic() + 10
     while pool.get_stats()["pool_available"] == 0:  # the read's connection goes back behind its answer
         assert time.monotonic() < deadline
@@ -73,3 +73,18 @@ def test_a_busy_pool_still_makes_its_callers_wait_their_turn(engine, pg):
         pool.putconn(held)
     waiting.join(10)
     assert answers == [[[42]]]
+
+
+def test_without_a_port_libpq_chooses_it_and_the_pool_decides(pg, caplog):
+    """No port in the catalogue: libpq may take it from PGPORT or a service file, which the probe
+    cannot know; it does not guess 5432 (a false "unreachable"), the pool's own wait decides."""
+    engine = PostgresEngine(pool_max_size=1, connect_timeout=1.0)
+    target = Target(name="portless-pg", engine="postgres", credential={"source": "key-vault", "secret": "x"},
+                    connection={"host": "no-such-host.invalid", "database": "demo"})
+    try:
+        with caplog.at_level(logging.WARNING, logger="broker.targets._pg_reach"), pytest.raises(Unavailable) as err:
+            engine.execute(target, Command("sql", sql="SELECT 1"), pg.writer, LIMITS, read_only=True)
+        assert err.value.code == "target_unavailable"
+        assert not [r for r in caplog.records if r.name == "broker.targets._pg_reach"]
+    finally:
+        engine.close()
