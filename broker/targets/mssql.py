@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import logging
 import math
 import re
 import struct
@@ -28,6 +29,7 @@ from broker.catalog import ManagedIdentityCredential, Target
 from broker.guard import Classification, Risk
 from broker.guard.languages import SQL
 from broker.guard.sql import classify_sql, escalate
+from broker.guard.sql_rules import SqlFinding
 from broker.guard.sql_tsql_resolve import ModuleResolver
 from broker.lineage.schema import Schema, read_mssql
 from broker.problems import BrokerError, CommandFailed, TimedOut, Unavailable
@@ -36,6 +38,8 @@ from broker.targets._pool import IdlePool, close_quietly, fetch_batches
 from broker.targets._rows import collect_rows, parse_credential
 from broker.targets.base import Column, Command, ExecutionLimits, ResultSet
 from broker.targets.mssql_connection import AzureSqlConnection
+
+log = logging.getLogger(__name__)
 
 SQL_COPT_SS_ACCESS_TOKEN = 1256  # msodbcsql.h: an Entra access token instead of UID/PWD
 SQL_SS_TIMESTAMPOFFSET = -155  # datetimeoffset, which pyodbc cannot convert by itself
@@ -183,24 +187,35 @@ class AzureSqlEngine:
         opened: list[tuple[SecretValue, Any]] = []  # the connection, taken only when the catalog is not cached
 
         def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-            if not opened:
-                credential = secret()
-                conn = self._acquire(target, credential, True, limits)
-                conn.timeout = query_timeout_seconds(limits)
-                opened.append((credential, conn))
-            return [tuple(row) for row in opened[0][1].cursor().execute(sql, *params).fetchall()]
+            try:
+                if not opened:
+                    credential = secret()
+                    conn = self._acquire(target, credential, True, limits)
+                    conn.timeout = query_timeout_seconds(limits)
+                    opened.append((credential, conn))
+                return [tuple(row) for row in opened[0][1].cursor().execute(sql, *params).fetchall()]
+            except BrokerError:
+                raise
+            except Exception as exc:  # pyodbc.Error: the catalog is unreadable, so nothing is known
+                raise Unavailable(f"The catalog of {target.name} could not be read to classify the command.",
+                                  code="target_unavailable") from exc
 
+        released = False
         try:
-            findings = self._modules.findings(target.name, command.sql, query)
-        except BrokerError:
-            raise
-        except Exception as exc:  # pyodbc.Error: the catalog is unreadable, so nothing is known
+            try:
+                findings = self._modules.findings(target.name, command.sql, query)
+            except BrokerError:
+                raise
+            except Exception:  # the analysis itself failed (not the target): fail closed, not "unreachable"
+                log.exception("resolving a read on %s failed", target.name)
+                findings = [SqlFinding(Risk.UNKNOWN, "the broker could not analyse what the statement reaches "
+                                                     "on the target, so it is not known to be a read")]
             if opened:
+                self._release(target, opened[0][0], True, opened[0][1])
+                released = True
+        finally:
+            if opened and not released:
                 close_quietly(opened[0][1])
-            raise Unavailable(f"The catalog of {target.name} could not be read to classify the command.",
-                              code="target_unavailable") from exc
-        if opened:
-            self._release(target, opened[0][0], True, opened[0][1])
         return escalate(classification, findings, "catalog")
 
     # --- connections ---

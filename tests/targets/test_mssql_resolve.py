@@ -361,6 +361,26 @@ def test_an_unreadable_catalog_is_unavailable_and_its_connection_discarded() -> 
     assert caught.value.code == "target_unavailable" and conn.closed
 
 
+def test_a_failure_of_the_analysis_is_not_a_read_and_not_blamed_on_the_target(monkeypatch) -> None:
+    """A bug (or an input the analysis does not know) while judging what a read reaches: the read is
+    `unknown`, never 503 "the catalog could not be read"; the connection still goes back to the pool."""
+    from broker.guard import sql_tsql_resolve
+
+    record: list[str] = []
+    engine = _engine(_catalog(), record)
+
+    def broken(self: object, refs: object) -> object:
+        raise RuntimeError("an analysis bug")
+
+    monkeypatch.setattr(sql_tsql_resolve._Walk, "run", broken)
+    verdict = _classify(engine, "SELECT * FROM Paid")
+    assert verdict.risk is Risk.UNKNOWN and "could not analyse" in verdict.reason
+    monkeypatch.undo()
+    engine._modules.forget(TARGET.name)  # so the next read needs a connection again
+    assert _classify(engine, "SELECT * FROM Paid").risk is Risk.READ
+    assert len(record) == 1  # the first read's connection was released to the pool and taken again
+
+
 @pytest.mark.parametrize("sql", ["SELECT * FROM generate_series(1, 3)", "SELECT value FROM STRING_SPLIT('a,b', ',')",
                                  "SELECT * FROM dbo.Orders CROSS APPLY string_split(N'a', N',') AS s"])
 def test_a_user_function_that_shadows_a_built_in_tvf_is_resolved(sql: str) -> None:
