@@ -78,17 +78,6 @@ def is_hidden(ch: str) -> bool:
     return category in _FLAGGED_CATEGORIES or (category == "Zs" and ch != " ") or ch in _BLANK or category == "Me"
 
 
-def _loose_mark(text: str, i: int) -> bool:
-    """A combining mark that does not simply accent a letter: on a non-letter (``=`` + U+0338 reads
-    ``≠``), at the start, or the third and later mark on one letter (stacks paint over other lines)."""
-    if unicodedata.category(text[i]) not in ("Mn", "Mc"):
-        return False
-    base = i
-    while base > 0 and unicodedata.category(text[base - 1]) in ("Mn", "Mc", "Me"):
-        base -= 1
-    return base == 0 or not text[base - 1].isalpha() or i - base >= _MARKS_ON_A_LETTER
-
-
 def char_name(ch: str) -> str:
     return unicodedata.name(ch, "") or {"\x00": "NULL"}.get(ch, "UNNAMED CHARACTER")
 
@@ -116,10 +105,20 @@ def findings(text: str) -> list[HiddenText]:
     if text.isascii():  # the usual command: only control characters can hide in it
         return [HiddenText("invisible", m.start(), m.end(), m.group(), f"U+{ord(m.group()):04X}",
                            char_name(m.group())) for m in _ASCII_HIDDEN.finditer(text)]
+    # A combining mark that does not simply accent a letter is loose: on a non-letter (``=`` + U+0338
+    # reads ``≠``), at the start, or the third and later mark on one letter (stacks paint over other
+    # lines). The run of marks is counted as the text goes, so a long run costs no more than its length.
+    marks, on_letter = 0, False  # marks since the last other character; whether that one is a letter
     for i, ch in enumerate(text):
+        category = unicodedata.category(ch)
+        loose = category in ("Mn", "Mc") and (not on_letter or marks >= _MARKS_ON_A_LETTER)
+        if category in ("Mn", "Mc", "Me"):
+            marks += 1
+        else:
+            marks, on_letter = 0, ch.isalpha()
         if ch in _EMOJI_STYLE and i and unicodedata.category(text[i - 1]) == "So":
             continue  # ❤️: U+FE0F asks for the emoji form of the symbol before it
-        if is_hidden(ch) or _loose_mark(text, i):
+        if is_hidden(ch) or loose:
             found.append(HiddenText("invisible", i, i + 1, ch, f"U+{ord(ch):04X}", char_name(ch)))
     for match in _WORD.finditer(text):
         word = match.group()

@@ -67,6 +67,16 @@ def test_marks_stacked_on_a_letter_past_two_are_found():
     assert [f.codepoint for f in findings("\u0301SELECT 1")] == ["U+0301"]
 
 
+@pytest.mark.parametrize(("base", "accents"), [("a", 2), ("=", 0), ("", 0), ("é", 2)])
+def test_a_long_run_of_marks_is_judged_mark_by_mark(base, accents):
+    """The command limit's worth of marks (100,000) on one character: every mark past what accents a
+    letter is found, in one pass (counting back over the run for each mark took minutes per call)."""
+    text = "SELECT 1 -- " + base + "\u0301" * 100_000
+    found = [f for f in findings(text) if f.text == "\u0301"]
+    assert len(found) == 100_000 - accents
+    assert found[0].start == len("SELECT 1 -- ") + len(base) + accents
+
+
 @pytest.mark.parametrize("text", [
     "SELECT name FROM customers WHERE id = 3", "SELECT 'café', 'naïve' FROM t", "SELECT * FROM таблица",
     "SELECT '日本語' AS x", "SELECT '🙂'", "SELECT 1\n\tFROM t\r\n", "SELECT 'Straße'",
