@@ -8,7 +8,8 @@ whitespace removed, the text and each line reversed, a hex/od/xxd dump read back
 ASCII column joined), base64 and hex runs decoded, two levels deep. If any view holds a value, the
 caller withholds the whole text (fail closed) rather than guess which part carried it.
 
-Views are bounded (``MAX_VIEW_CHARS`` of input each, ``DEPTH`` decoding levels); they never log.
+Views are bounded (``MAX_VIEW_CHARS`` of input each, windows over longer texts, ``DEPTH`` decoding
+levels); they never log. Best effort: ``od -t o1``, ``tr`` substitutions or ``gzip | base64`` still pass.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 
 DEPTH = 2
 MAX_VIEW_CHARS = 4 * 1024 * 1024
+OVERLAP_CHARS = 256 * 1024  # longer than any dump of one value: a value cut by a window is whole in the next
 _B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")
 _HEX_RUN = re.compile(r"(?:[0-9a-fA-F]{2}){6,}")
 _OFFSET = re.compile(r"^\s*[0-9a-fA-F]{4,}:?(?:\s+|$)")
@@ -28,8 +30,15 @@ _OCTAL_WORD = re.compile(r"^[0-7]{6}$")
 
 
 def views(text: str) -> Iterator[str]:
-    """Every view of ``text`` worth searching (the text itself is not among them)."""
-    text = text[:MAX_VIEW_CHARS]
+    """Every view of ``text`` worth searching (the text itself is not among them). A text longer
+    than ``MAX_VIEW_CHARS`` is viewed in windows of that size that overlap by ``OVERLAP_CHARS``, so
+    no part of it goes unchecked (a dump placed after 4 MB of filler is read back too)."""
+    step = MAX_VIEW_CHARS - OVERLAP_CHARS
+    for start in range(0, max(len(text) - OVERLAP_CHARS, 1), step):
+        yield from _window(text[start:start + MAX_VIEW_CHARS])
+
+
+def _window(text: str) -> Iterator[str]:
     lines = text.splitlines()
     squeezed = "".join(text.split())
     flat = [squeezed, squeezed[::-1], "".join(line[::-1] for line in lines), text[::-1]]

@@ -58,3 +58,31 @@ def test_transformed_values_withhold_the_whole_output(text: str) -> None:
 def test_ordinary_output_is_left_alone(text: str) -> None:
     assert KnownPlaintext([VALUE]).mask_text(text, _Placeholders(), Counter(), lines=True) == text
 
+
+
+def test_a_dump_after_more_text_than_one_view_holds_is_still_found() -> None:
+    """Past the first view's 4 MB the text is read in overlapping windows: a dump placed after the
+    filler, or across a window's edge, is withheld like one at the start."""
+    from broker.masking import residue
+
+    filler = "GET /health 200 12ms\n" * (residue.MAX_VIEW_CHARS // 21 + 1)
+    edge = filler.rindex("\n", 0, residue.MAX_VIEW_CHARS - 40) + 1  # the dump starts 40 characters before the edge
+    for text in (filler + _xxd(VALUE), filler[:edge] + _xxd(VALUE) + filler):
+        got = KnownPlaintext([VALUE]).mask_text(text, _Placeholders(), Counter(), lines=True)
+        assert got == "[secret:000000]"
+
+
+@pytest.mark.parametrize("argv", [["xxd"], ["xxd", "-c", "4"], ["xxd", "-p"], ["od", "-t", "o2"],
+                                  ["od", "-A", "x", "-t", "x1"], ["od", "-t", "x1z"], ["od", "-c"],
+                                  ["hexdump", "-C"], ["base64"]])
+def test_the_real_tools_output_is_withheld(argv: list[str]) -> None:
+    """The same check against what the real programs print (not only our imitations of them)."""
+    import shutil
+    import subprocess
+
+    if shutil.which(argv[0]) is None:
+        pytest.skip(f"{argv[0]} is not installed here")
+    out = subprocess.run(argv, input=VALUE + b"\n", capture_output=True, check=True).stdout.decode()
+    got = KnownPlaintext([VALUE]).mask_text(out, _Placeholders(), Counter(), lines=True)
+    # withheld whole, or (hex and base64 of the exact value) masked where it stands: no spelling left
+    assert got.startswith("[secret:000000]") and len(got) <= len("[secret:000000]") + 8, (out, got)
