@@ -116,6 +116,9 @@ def failure_of(r: ApprovalRequest) -> dict[str, Any]:
         error["detail"] = (f"Measured in a rolled-back trial, the change touches {changed} row(s); policy rule "
                            f"{policy.get('rule')} denies that: {policy.get('reason')}. "
                            f"{policy.get('remedy') or ''} Nobody was asked; nothing ran.").replace("  ", " ")
+    entry = CODES.get(str(error.get("code", "")))
+    if "detail" not in error and entry is not None:  # e.g. impact_exceeded, no_approvers: the catalogue's words
+        error["detail"] = f"{entry.meaning} {entry.action}"
     return error
 
 

@@ -278,6 +278,7 @@ def test_a_change_measured_past_max_rows_changed_fails_before_anyone_is_asked(fl
     flow.idle()
     ended = flow.status(rid)
     assert ended["status"] == "failed" and ended["error"]["code"] == "impact_exceeded", ended
+    assert "max_rows_changed" in ended["error"]["detail"], ended  # why, in words, not only the code
     assert "approval.notified" not in flow.events(rid) and "execute.preview" in flow.events(rid)
     previews = [s.record for s in flow.reader.by_request(rid) if s.record.event == "execute.preview"]
     measured = [p.outcome["impact"] for p in previews if p.outcome.get("status") == "ok"]
