@@ -47,6 +47,9 @@ WITH RECURSIVE named AS (
     UNION SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = rel.oid) AS x
 )
 SELECT r.oid::regclass::text, c.relkind,
+  -- a child its foreign key sets to DEFAULT when the parent row changes: its defaults run
+  EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = r.oid AND k.contype = 'f'
+          AND 'd' IN (k.confdeltype, k.confupdtype) AND k.confrelid IN (SELECT oid FROM rel)),
   EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = r.oid AND NOT t.tgisinternal),
   EXISTS (SELECT 1 FROM pg_rewrite w WHERE w.ev_class = r.oid AND w.rulename <> '_RETURN'),
   EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -111,7 +114,7 @@ def refusal(conn: psycopg.Connection, sql: str, stmt: exp.Expression) -> str:
         oid = conn.execute("SELECT to_regclass(%s)::text", (_name(table),)).fetchone()[0]
         if oid is not None:
             written[oid] = written.get(oid, False) or inserts or defaults
-    for name, relkind, triggers, rules, sequence, hooks in conn.execute(_EFFECTS, (names,)).fetchall():
+    for name, relkind, set_default, triggers, rules, sequence, hooks in conn.execute(_EFFECTS, (names,)).fetchall():
         if triggers:
             return f"a trigger on {name} runs code the broker cannot inspect (it could reach outside the transaction)"
         if rules:
@@ -120,7 +123,7 @@ def refusal(conn: psycopg.Connection, sql: str, stmt: exp.Expression) -> str:
             return f"{name} is a foreign table: the change would reach another server"
         if name in written and relkind not in ("r", "p"):
             return f"{name} is not a table (a write through a view or other relation is not measured)"
-        if sequence and written.get(name):
+        if sequence and (written.get(name) or set_default):
             return (f"{name} draws values from a sequence or runs a function in a column default, and a rollback "
                     "does not undo either")
         if hooks:  # on any relation it reaches: a cascade updates the child, a policy runs on reads too

@@ -48,6 +48,12 @@ def tables(pg):
             "CREATE POLICY imp_policed_side ON imp_policed USING (imp_side(v))",
             "CREATE TABLE imp_defaulted (id int, v int DEFAULT imp_side_default())",
             "CREATE TABLE imp_stamped (id int, at timestamptz DEFAULT now(), u uuid DEFAULT gen_random_uuid())",
+            # a child that its foreign key sets to DEFAULT (a sequence draw) when the parent row goes
+            "DROP TABLE IF EXISTS imp_parent, imp_child CASCADE",
+            "CREATE TABLE imp_parent (id int PRIMARY KEY)", "INSERT INTO imp_parent VALUES (1), (2)",
+            "CREATE TABLE imp_child (id int, parent int DEFAULT nextval('imp_side_seq') "
+            "REFERENCES imp_parent ON DELETE SET DEFAULT ON UPDATE SET DEFAULT)",
+            "INSERT INTO imp_child VALUES (1, 1)",
             "INSERT INTO imp_checked VALUES (1, 1)", "INSERT INTO imp_indexed VALUES (1, 1)",
             "INSERT INTO imp_policed VALUES (1, 1)", "INSERT INTO imp_defaulted VALUES (1, 1)",
             "GRANT USAGE ON SEQUENCE imp_side_seq TO writer",
@@ -215,3 +221,14 @@ def test_user_code_a_write_runs_without_a_trigger_refuses_the_trial(tables, engi
 def test_built_in_defaults_and_a_write_that_does_not_use_them_are_measured(tables, engine):
     assert measure(engine, tables, "INSERT INTO imp_stamped (id) VALUES (1)").measured
     assert measure(engine, tables, "UPDATE imp_defaulted SET v = 5 WHERE id = 1").measured
+
+
+
+@pytest.mark.parametrize("sql", ["DELETE FROM imp_parent WHERE id = 1", "UPDATE imp_parent SET id = 3 WHERE id = 1",
+                                 'DELETE FROM "imp_parent" WHERE id = 1', "DELETE FROM public.imp_parent WHERE id < 2"])
+def test_a_cascade_that_sets_a_child_to_its_sequence_default_is_not_tried(tables, engine, sql):
+    """ON DELETE/UPDATE SET DEFAULT runs the child's default: a sequence draw no rollback undoes."""
+    before = count(engine, tables, "SELECT last_value FROM imp_side_seq")
+    impact = measure(engine, tables, sql)
+    assert not impact.measured and "imp_child" in impact.reason and "sequence" in impact.reason, impact
+    assert count(engine, tables, "SELECT last_value FROM imp_side_seq") == before
