@@ -86,16 +86,20 @@ def response_of(result: ResultSet) -> dict[str, Any]:
     return response
 
 
-_MISSING_NAME = {"sqlstate": ("42P01", "42703", "42883", "42704", "3F000"), "errno": (1146, 1054, 1049, 1305),
-                 "native_error": (208, 207, 2812)}
-"""A table, column, function, type or schema the statement names does not exist: PostgreSQL SQLSTATEs,
-MySQL/MariaDB error numbers, SQL Server native errors."""
+_MISSING_RELATION = {"sqlstate": ("42P01", "42703", "42S02", "42S22"), "errno": (1146, 1054),
+                     "native_error": (208, 207)}
+"""A table or column the statement names does not exist (then a cached schema is stale): PostgreSQL
+SQLSTATEs, ODBC's for SQL Server, MySQL/MariaDB error numbers, SQL Server native errors."""
+_MISSING_OTHER = {"sqlstate": ("42883", "42704", "3F000"), "errno": (1049, 1305), "native_error": (2812,)}
+"""A function, type, schema or database it names does not exist."""
 _NO_PRIVILEGE = {"sqlstate": ("42501",), "errno": (1142, 1143, 1227), "native_error": (229, 230, 262, 297)}
 
 
-def names_missing(problem: dict[str, Any]) -> bool:
-    """Whether a ``query_failed`` says the statement names something the target does not have."""
-    return any(problem.get(key) in values for key, values in _MISSING_NAME.items())
+def names_missing(problem: dict[str, Any], *, relations_only: bool = False) -> bool:
+    """Whether a ``query_failed`` (its problem or its extras) says the statement names something the
+    target does not have; ``relations_only``: a table or column."""
+    tables = (_MISSING_RELATION,) if relations_only else (_MISSING_RELATION, _MISSING_OTHER)
+    return any(problem.get(key) in values for table in tables for key, values in table.items())
 
 
 def query_failed_remedy(problem: dict[str, Any]) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from broker.admission import Admission
 from broker.catalog import Catalog, Target
-from broker.execute.masking import MaskerSource, api_calls, mask_result, masked_failure, response_of
+from broker.execute.masking import MaskerSource, api_calls, mask_result, masked_failure, names_missing, response_of
 from broker.execute.outcome import ApprovalNeeded, CommandPreview, Done, ExecuteResult, Pending
 from broker.execute.ports import APPROVAL_ORCHESTRATOR, ApprovalDesk, GrantLookup, WorkflowStarter, start_or_abandon
 from broker.execute.request import CallContext, ExecuteBody
@@ -389,13 +389,9 @@ def _journaled_refusal(command: Command, refusal: BrokerError) -> dict[str, Any]
     return canonical
 
 
-_UNDEFINED = {"42703", "42P01", "42S22", "42S02", "1054", "1146", "207", "208"}
-
-
 def _undefined_name(failure: BrokerError) -> bool:
     """The target named an undefined column or table: the cached schema is stale."""
-    extra = failure.extra or {}
-    return str(extra.get("sqlstate") or extra.get("errno") or "") in _UNDEFINED
+    return names_missing(failure.extra or {}, relations_only=True)
 
 
 def _invalid_command(invalid: dict[str, Any]) -> BadRequest:
