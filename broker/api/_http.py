@@ -35,14 +35,16 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
                              mimetype=JSON, headers={**_SECURITY_HEADERS, **(headers or {})})
 
 
-def problem_response(error: BrokerError, instance: str | None = None) -> func.HttpResponse:
-    headers = dict(_SECURITY_HEADERS)
+def problem_response(error: BrokerError, instance: str | None = None,
+                     headers: dict[str, str] | None = None) -> func.HttpResponse:
+    """problem+json for ``error``; ``headers`` are added last (an ``Allow``, a route's own challenge)."""
+    sent = dict(_SECURITY_HEADERS)
     if error.status == 401:
-        headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{error.code}"'
+        sent["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{error.code}"'
     if error.retry_after is not None:
-        headers["Retry-After"] = str(error.retry_after)
+        sent["Retry-After"] = str(error.retry_after)
     return func.HttpResponse(json.dumps(error.to_problem(instance), ensure_ascii=False), status_code=error.status,
-                             mimetype=PROBLEM, headers=headers)
+                             mimetype=PROBLEM, headers={**sent, **(headers or {})})
 
 
 def route_request_id(req: func.HttpRequest, what: str = "request") -> str:

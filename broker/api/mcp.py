@@ -19,7 +19,6 @@ approvals and timers would otherwise pay too).
 from __future__ import annotations
 
 import importlib
-import json
 from dataclasses import replace
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -29,7 +28,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from broker.api._durable import blocking
-from broker.api._http import PROBLEM, call_context, json_response, problem_response, refusal_response
+from broker.api._http import call_context, json_response, problem_response, refusal_response
 from broker.api.methods import MethodNotAllowed
 from broker.problems import BrokerError, PayloadTooLarge, Unauthenticated
 from broker.runtime import get_broker
@@ -47,12 +46,10 @@ def _base_url(broker: Broker, req: func.HttpRequest) -> str:
 
 
 def _unauthenticated(error: BrokerError, req: func.HttpRequest, base: str) -> func.HttpResponse:
-    response = problem_response(error, instance=req.url.split("?")[0])
     challenge = f'Bearer resource_metadata="{base}/api/{METADATA_ROUTE}"'
     if error.code != "missing_token":  # RFC 6750 §3.1: no error code when no credentials were sent
         challenge += f', error="invalid_token", error_description="{error.code}"'
-    headers = {**dict(response.headers), "WWW-Authenticate": challenge}
-    return func.HttpResponse(response.get_body(), status_code=401, mimetype=PROBLEM, headers=headers)
+    return problem_response(error, instance=req.url.split("?")[0], headers={"WWW-Authenticate": challenge})
 
 
 @bp.route(route=METADATA_ROUTE, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -106,8 +103,7 @@ async def mcp_endpoint(req: func.HttpRequest, client: str) -> func.HttpResponse:
 def _method_not_allowed(req: func.HttpRequest) -> func.HttpResponse:
     error = MethodNotAllowed(f"{req.method} is not served: this MCP endpoint is stateless (no stream, no "
                              "session).", remedy="Send each JSON-RPC message with POST.")
-    return func.HttpResponse(json.dumps(error.to_problem(req.url.split("?")[0])), status_code=405, mimetype=PROBLEM,
-                             headers={"Allow": "POST", "Cache-Control": "no-store"})
+    return problem_response(error, instance=req.url.split("?")[0], headers={"Allow": "POST"})
 
 
 def _server() -> ModuleType:

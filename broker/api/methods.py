@@ -53,9 +53,7 @@ def _refusal(allow: str) -> Callable[[func.HttpRequest], func.HttpResponse]:
     def method_not_allowed(req: func.HttpRequest) -> func.HttpResponse:
         error = MethodNotAllowed(f"{req.method} is not served here; this path takes {allow}.",
                                  remedy=f"Send {allow} (see the OpenAPI document, GET /api/openapi.yaml).")
-        response = problem_response(error, instance=req.url.split("?")[0])
-        headers = {**dict(response.headers), "Allow": allow}
-        return func.HttpResponse(response.get_body(), status_code=405, mimetype=response.mimetype, headers=headers)
+        return problem_response(error, instance=req.url.split("?")[0], headers={"Allow": allow})
 
     return method_not_allowed
 
